@@ -1,0 +1,138 @@
+import NIOCore
+import Synchronization
+
+/// A peer this peer knows of, as discovery last heard it.
+public struct KnownPeer: Sendable, Equatable {
+    /// Its id.
+    public var id: PeerID
+    /// Where it serves transfers: its address and transfer port.
+    public var transferAddress: SocketAddress
+    /// Where its discovery datagrams come from; unicast announcements go there.
+    public var discoveryAddress: SocketAddress
+    /// When it was last heard from.
+    public var lastSeen: NIODeadline
+    /// When it is dropped unless heard from again: three of its announce intervals on.
+    public var expires: NIODeadline
+    /// Whether it only observes (`p2p peers`, `p2p ls`) and serves nothing.
+    public var isObserver: Bool
+
+    /// The address as `a.b.c.d:port`, for tables and logs.
+    public var transferAddressDescription: String {
+        "\(self.transferAddress.ipAddress ?? "?"):\(self.transferAddress.port ?? 0)"
+    }
+}
+
+/// What changed in the table.
+public enum PeerEvent: Sendable, Equatable {
+    /// A peer was heard from for the first time.
+    case joined(KnownPeer)
+    /// A peer said `stop`.
+    case left(KnownPeer)
+    /// A peer was silent for three of its intervals.
+    case expired(KnownPeer)
+}
+
+/// The peers discovery knows of, safe to read from any task.
+public final class PeerTable: Sendable {
+    /// How many announce intervals of silence drop a peer.
+    public static let silentIntervalsBeforeExpiry: Int64 = 3
+
+    private struct State {
+        var peers: [PeerID: KnownPeer] = [:]
+        var observers: [UInt64: AsyncStream<PeerEvent>.Continuation] = [:]
+        var nextObserver: UInt64 = 0
+    }
+
+    private let state = Mutex(State())
+
+    /// An empty table.
+    public init() {}
+
+    /// The peers known now, observers included, ordered by id.
+    public func all() -> [KnownPeer] {
+        self.state.withLock { Array($0.peers.values) }.sorted { $0.id < $1.id }
+    }
+
+    /// The peers that serve transfers, ordered by id.
+    public func servingPeers() -> [KnownPeer] {
+        self.all().filter { !$0.isObserver }
+    }
+
+    /// The peer with this id, if known.
+    public func peer(_ id: PeerID) -> KnownPeer? {
+        self.state.withLock { $0.peers[id] }
+    }
+
+    /// A stream of changes from now on. It ends when the caller stops iterating.
+    public func events() -> AsyncStream<PeerEvent> {
+        let (stream, continuation) = AsyncStream.makeStream(of: PeerEvent.self, bufferingPolicy: .bufferingNewest(1024))
+        let key = self.state.withLock { state in
+            let key = state.nextObserver
+            state.nextObserver += 1
+            state.observers[key] = continuation
+            return key
+        }
+        continuation.onTermination = { [weak self] _ in
+            self?.state.withLock { _ = $0.observers.removeValue(forKey: key) }
+        }
+        return stream
+    }
+
+    /// Records an announcement heard from a peer.
+    /// - Parameters:
+    ///   - announcement: what it said.
+    ///   - source: where the datagram came from.
+    ///   - now: the time it arrived.
+    /// - Returns: the event it caused, if the peer is new or left.
+    @discardableResult
+    public func record(_ announcement: Announcement, from source: SocketAddress, now: NIODeadline = .now()) -> PeerEvent? {
+        let interval = TimeAmount.milliseconds(Int64(announcement.announceIntervalMilliseconds))
+        let event: PeerEvent? = self.state.withLock { state in
+            switch announcement.kind {
+            case .stop:
+                guard let gone = state.peers.removeValue(forKey: announcement.peerID) else { return nil }
+                return .left(gone)
+            case .start, .alive:
+                var transferAddress = source
+                transferAddress.port = Int(announcement.transferPort)
+                let peer = KnownPeer(
+                    id: announcement.peerID,
+                    transferAddress: transferAddress,
+                    discoveryAddress: source,
+                    lastSeen: now,
+                    expires: now + interval * Self.silentIntervalsBeforeExpiry,
+                    isObserver: announcement.transferPort == 0
+                )
+                let isNew = state.peers.updateValue(peer, forKey: peer.id) == nil
+                return isNew ? .joined(peer) : nil
+            }
+        }
+        if let event { self.publish(event) }
+        return event
+    }
+
+    /// Drops every peer whose expiry time has passed.
+    /// - Parameter now: the time now.
+    /// - Returns: the peers dropped.
+    @discardableResult
+    public func expire(now: NIODeadline = .now()) -> [KnownPeer] {
+        let expired: [KnownPeer] = self.state.withLock { state in
+            let gone = state.peers.values.filter { $0.expires <= now }
+            for peer in gone { state.peers.removeValue(forKey: peer.id) }
+            return gone
+        }
+        for peer in expired { self.publish(.expired(peer)) }
+        return expired
+    }
+
+    /// Forgets a peer, for instance one that served corrupt data too often.
+    /// - Parameter id: the peer.
+    public func remove(_ id: PeerID) {
+        self.state.withLock { _ = $0.peers.removeValue(forKey: id) }
+    }
+
+    private func publish(_ event: PeerEvent) {
+        let observers = self.state.withLock { Array($0.observers.values) }
+        for observer in observers { observer.yield(event) }
+    }
+}

@@ -1,0 +1,163 @@
+import NIOCore
+
+/// One message on a transfer connection: the seed's packet (checksum, chunk number, data)
+/// with an explicit length, a version and a type, so that a bad frame is rejected rather
+/// than guessed at.
+///
+/// ```
+///  0                   1                   2                   3
+///  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+/// +---------------------------------------------------------------+
+/// |                  payload length (big-endian)                  |
+/// +---------------+---------------+-------------------------------+
+/// |    version    |     type      |      checksum (RFC 1071)      |
+/// +---------------+---------------+-------------------------------+
+/// |                 chunk number (big-endian)                     |
+/// +---------------------------------------------------------------+
+/// |                 payload (payload length bytes) ...            |
+/// +---------------------------------------------------------------+
+/// ```
+///
+/// The checksum covers the 12 header bytes, with the checksum field taken as zero, and the
+/// payload. The length comes first so that a stream reader knows, from the first four
+/// bytes, whether to wait for more or to refuse an oversized frame at once.
+public struct Frame: Sendable, Equatable {
+    /// Bytes in the fixed header.
+    public static let headerLength = 12
+    /// The protocol version this build speaks.
+    public static let protocolVersion: UInt8 = 1
+    /// The largest payload accepted unless a caller chooses otherwise: a 16 MiB chunk plus
+    /// room for its file id.
+    public static let defaultMaximumPayloadLength = 16 * 1024 * 1024 + 1024
+
+    /// What the frame carries.
+    public var type: FrameType
+    /// The chunk the frame concerns; zero where the type has no chunk.
+    public var chunkNumber: UInt32
+    /// The type-specific body.
+    public var payload: ByteBuffer
+
+    /// Creates a frame.
+    /// - Parameters:
+    ///   - type: what the frame carries.
+    ///   - chunkNumber: the chunk it concerns, zero if none.
+    ///   - payload: the body.
+    public init(type: FrameType, chunkNumber: UInt32 = 0, payload: ByteBuffer = ByteBuffer()) {
+        self.type = type
+        self.chunkNumber = chunkNumber
+        self.payload = payload
+    }
+}
+
+extension Frame {
+    /// The checksum of a frame with this type, chunk number and payload.
+    static func checksum(version: UInt8, type: UInt8, chunkNumber: UInt32, payload: ByteBuffer) -> UInt16 {
+        var header: (UInt32, UInt8, UInt8, UInt16, UInt32) = (
+            UInt32(payload.readableBytes).bigEndian, version, type, 0, chunkNumber.bigEndian
+        )
+        var checksum = InternetChecksum()
+        withUnsafeBytes(of: &header) { raw in
+            // The tuple has no padding (4 + 1 + 1 + 2 + 4 bytes, naturally aligned).
+            checksum.update(UnsafeRawBufferPointer(rebasing: raw[0..<Frame.headerLength]))
+        }
+        payload.withUnsafeReadableBytes { checksum.update($0) }
+        return checksum.value
+    }
+
+    /// The number of bytes `write(to:)` appends.
+    public var encodedLength: Int { Self.headerLength + self.payload.readableBytes }
+
+    /// Appends the frame, header and payload, to `buffer`.
+    /// - Parameter buffer: where the bytes go.
+    public func write(to buffer: inout ByteBuffer) {
+        self.writeHeader(to: &buffer)
+        buffer.writeImmutableBuffer(self.payload)
+    }
+
+    /// Appends only the header; the payload is to follow. Lets a sender pass a large
+    /// payload on as its own buffer instead of copying it behind the header.
+    /// - Parameter buffer: where the bytes go.
+    public func writeHeader(to buffer: inout ByteBuffer) {
+        let checksum = Self.checksum(
+            version: Self.protocolVersion,
+            type: self.type.rawValue,
+            chunkNumber: self.chunkNumber,
+            payload: self.payload
+        )
+        buffer.writeInteger(UInt32(self.payload.readableBytes))
+        buffer.writeInteger(Self.protocolVersion)
+        buffer.writeInteger(self.type.rawValue)
+        buffer.writeInteger(checksum)
+        buffer.writeInteger(self.chunkNumber)
+    }
+
+    /// Encodes the frame into a new buffer (the seed's `create_packet`).
+    /// - Parameter allocator: where to get the buffer.
+    /// - Returns: header and payload.
+    public func encoded(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var buffer = allocator.buffer(capacity: self.encodedLength)
+        self.write(to: &buffer)
+        return buffer
+    }
+
+    /// Reads one frame from the front of `buffer` (the seed's `parse_packet`).
+    ///
+    /// On success the frame's bytes are consumed. When the buffer holds only part of a
+    /// frame, `nil` is returned and nothing is consumed, so a stream reader can wait for
+    /// more. Everything else that is wrong throws, and the reader index is left where it
+    /// was.
+    /// - Parameters:
+    ///   - buffer: bytes from the wire.
+    ///   - maximumPayloadLength: the largest payload to accept.
+    /// - Returns: the frame, or `nil` if more bytes are needed.
+    /// - Throws: `PacketError` for an oversized, unknown, or corrupt frame.
+    public static func read(
+        from buffer: inout ByteBuffer,
+        maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength
+    ) throws(PacketError) -> Frame? {
+        guard buffer.readableBytes >= Self.headerLength else { return nil }
+        let start = buffer.readerIndex
+        // The header is present, so these reads cannot fail.
+        let length = Int(buffer.getInteger(at: start, as: UInt32.self)!)
+        let version = buffer.getInteger(at: start + 4, as: UInt8.self)!
+        let typeValue = buffer.getInteger(at: start + 5, as: UInt8.self)!
+        let expected = buffer.getInteger(at: start + 6, as: UInt16.self)!
+        let chunkNumber = buffer.getInteger(at: start + 8, as: UInt32.self)!
+
+        guard version == Self.protocolVersion else { throw .unsupportedVersion(version) }
+        guard let type = FrameType(rawValue: typeValue) else { throw .unknownType(typeValue) }
+        guard length <= maximumPayloadLength else {
+            throw .frameTooLarge(declared: length, maximum: maximumPayloadLength)
+        }
+        guard buffer.readableBytes - Self.headerLength >= length else { return nil }
+
+        let payload = buffer.getSlice(at: start + Self.headerLength, length: length)!
+        let actual = Self.checksum(version: version, type: typeValue, chunkNumber: chunkNumber, payload: payload)
+        guard actual == expected else { throw .badChecksum(expected: expected, actual: actual) }
+        buffer.moveReaderIndex(forwardBy: Self.headerLength + length)
+        return Frame(type: type, chunkNumber: chunkNumber, payload: payload)
+    }
+
+    /// Parses bytes that must hold exactly one whole frame.
+    /// - Parameters:
+    ///   - bytes: the frame.
+    ///   - maximumPayloadLength: the largest payload to accept.
+    /// - Returns: the frame.
+    /// - Throws: `PacketError`, including `truncatedHeader`, `truncatedPayload` and
+    ///   `trailingBytes` since no more bytes will come.
+    public static func parse(
+        _ bytes: ByteBuffer,
+        maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength
+    ) throws(PacketError) -> Frame {
+        var buffer = bytes
+        guard buffer.readableBytes >= Self.headerLength else {
+            throw .truncatedHeader(available: buffer.readableBytes)
+        }
+        guard let frame = try Self.read(from: &buffer, maximumPayloadLength: maximumPayloadLength) else {
+            let declared = Int(buffer.getInteger(at: buffer.readerIndex, as: UInt32.self)!)
+            throw .truncatedPayload(declared: declared, available: buffer.readableBytes - Self.headerLength)
+        }
+        guard buffer.readableBytes == 0 else { throw .trailingBytes(buffer.readableBytes) }
+        return frame
+    }
+}

@@ -1,0 +1,52 @@
+import NIOCore
+
+/// Splits a TCP byte stream into frames, with a hard limit on frame size.
+///
+/// An oversized length is refused as soon as the header arrives, before any payload is
+/// buffered, so a peer cannot make us allocate without bound. Any malformed frame throws,
+/// which closes that one connection.
+public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
+    public typealias InboundOut = Frame
+
+    /// The largest payload accepted.
+    public let maximumPayloadLength: Int
+
+    /// Creates a decoder.
+    /// - Parameter maximumPayloadLength: the largest payload accepted.
+    public init(maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength) {
+        self.maximumPayloadLength = maximumPayloadLength
+    }
+
+    public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
+        try Frame.read(from: &buffer, maximumPayloadLength: self.maximumPayloadLength)
+    }
+
+    public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> Frame? {
+        try self.decode(buffer: &buffer)
+    }
+}
+
+/// Writes frames to a TCP stream: the header, then the payload as its own buffer, so a
+/// large chunk is never copied behind its header.
+public final class FrameEncoder: ChannelOutboundHandler, RemovableChannelHandler {
+    public typealias OutboundIn = Frame
+    public typealias OutboundOut = ByteBuffer
+
+    /// Creates an encoder.
+    public init() {}
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        let frame = self.unwrapOutboundIn(data)
+        var header = context.channel.allocator.buffer(capacity: Frame.headerLength)
+        frame.writeHeader(to: &header)
+        if frame.payload.readableBytes == 0 {
+            context.write(self.wrapOutboundOut(header), promise: promise)
+        } else {
+            context.write(self.wrapOutboundOut(header), promise: nil)
+            context.write(self.wrapOutboundOut(frame.payload), promise: promise)
+        }
+    }
+}
+
+@available(*, unavailable)
+extension FrameEncoder: Sendable {}

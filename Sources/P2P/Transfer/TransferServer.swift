@@ -1,0 +1,131 @@
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// Answers one connection's requests. The server frames; this decides.
+public protocol TransferResponder: Sendable {
+    /// Serves one connection until the remote closes it or breaks the protocol.
+    /// - Parameters:
+    ///   - inbound: the frames received.
+    ///   - outbound: where answers go.
+    ///   - remote: who is connected, for logs.
+    /// - Throws: on a protocol violation or I/O error; the server closes the connection.
+    func serve(
+        inbound: NIOAsyncChannelInboundStream<Frame>,
+        outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        remote: SocketAddress?
+    ) async throws
+}
+
+/// The TCP listener on the transfer port: one task per connection, each framed with a
+/// hard maximum frame size. A connection that errs is closed alone and logged; everyone
+/// else is served as before.
+public final class TransferServer: Service, Sendable {
+    /// The port bound; what discovery announces.
+    public let port: Int
+
+    private let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
+    private let responder: any TransferResponder
+    private let logger: Logger
+
+    private init(
+        listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>,
+        responder: any TransferResponder,
+        logger: Logger
+    ) {
+        self.listener = listener
+        self.port = listener.channel.localAddress?.port ?? 0
+        self.responder = responder
+        self.logger = logger
+    }
+
+    /// Binds the transfer port.
+    /// - Parameters:
+    ///   - host: the local address.
+    ///   - port: the port, 0 for any free one.
+    ///   - maximumPayloadLength: the largest frame payload accepted.
+    ///   - responder: what answers requests.
+    ///   - group: the event loops.
+    ///   - logger: where to log.
+    /// - Returns: the bound server; call `run()` to accept connections.
+    /// - Throws: `P2PError` with code `portUnavailable` if the port cannot be bound.
+    public static func bind(
+        host: String,
+        port: Int,
+        maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
+        responder: any TransferResponder,
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) async throws -> TransferServer {
+        do {
+            let listener = try await ServerBootstrap(group: group)
+                .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+                .serverChannelOption(.backlog, value: 256)
+                .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .bind(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try TransferConnection.configure(channel, maximumPayloadLength: maximumPayloadLength)
+                    }
+                }
+            return TransferServer(listener: listener, responder: responder, logger: logger)
+        } catch {
+            throw P2PError(
+                code: .portUnavailable,
+                "cannot listen for transfers on TCP port \(port): \(error) (choose another with --port, or --port 0 for any)"
+            )
+        }
+    }
+
+    /// Accepts connections until graceful shutdown or cancellation.
+    public func run() async throws {
+        try await withTaskCancellationOrGracefulShutdownHandler {
+            try await self.listener.executeThenClose { inbound in
+                try await withThrowingDiscardingTaskGroup { group in
+                    for try await connection in inbound {
+                        group.addTask { await self.handle(connection) }
+                    }
+                }
+            }
+        } onCancelOrGracefulShutdown: {
+            self.listener.channel.close(promise: nil)
+        }
+    }
+
+    private func handle(_ connection: NIOAsyncChannel<Frame, Frame>) async {
+        let remote = connection.channel.remoteAddress
+        do {
+            try await connection.executeThenClose { inbound, outbound in
+                try await self.responder.serve(inbound: inbound, outbound: outbound, remote: remote)
+            }
+        } catch {
+            self.logger.info(
+                "closed a transfer connection",
+                metadata: ["peer.address": "\(remote.map { "\($0)" } ?? "?")", "error": "\(error)"]
+            )
+        }
+    }
+}
+
+/// The channel set-up both ends of a transfer connection share.
+public enum TransferConnection {
+    /// Adds the frame codec and wraps the channel for async use.
+    /// - Parameters:
+    ///   - channel: a connected TCP channel, on its event loop.
+    ///   - maximumPayloadLength: the largest frame payload accepted.
+    /// - Returns: the async channel of frames.
+    /// - Throws: if the pipeline cannot be set up.
+    public static func configure(
+        _ channel: any Channel,
+        maximumPayloadLength: Int
+    ) throws -> NIOAsyncChannel<Frame, Frame> {
+        try channel.pipeline.syncOperations.addHandler(
+            ByteToMessageHandler(FrameDecoder(maximumPayloadLength: maximumPayloadLength))
+        )
+        try channel.pipeline.syncOperations.addHandler(FrameEncoder())
+        return try NIOAsyncChannel<Frame, Frame>(
+            wrappingChannelSynchronously: channel,
+            configuration: .init(isOutboundHalfClosureEnabled: true)
+        )
+    }
+}

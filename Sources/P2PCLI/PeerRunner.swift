@@ -1,0 +1,66 @@
+import ArgumentParser
+import Logging
+import P2P
+import ServiceLifecycle
+import UnixSignals
+
+/// Starts a peer for a command and reports start-up failures as one clear line.
+enum PeerRunner {
+    /// Builds and prepares a peer: binds its ports, so a port in use fails here.
+    /// - Parameters:
+    ///   - options: the common options.
+    ///   - observer: whether the peer only observes.
+    /// - Returns: the peer and the logger.
+    /// - Throws: `ExitCode.failure` after printing the reason.
+    static func makePeer(_ options: CommonOptions, observer: Bool = false) async throws -> (Peer, Logger) {
+        Console.bootstrapLogging(level: options.logLevel)
+        let logger = Logger(label: "p2p")
+        do {
+            let peer = Peer(
+                configuration: try options.peerConfiguration(observer: observer),
+                responder: NullResponder(),
+                logger: logger
+            )
+            try await peer.prepare()
+            return (peer, logger)
+        } catch {
+            Console.error("p2p: \(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    /// Runs services until SIGINT or SIGTERM, or until one marked as finishing returns.
+    /// - Parameters:
+    ///   - services: the services, in start order.
+    ///   - finishing: services whose return ends the group gracefully.
+    ///   - logger: where ServiceLifecycle logs.
+    static func run(
+        _ services: [any Service],
+        finishing: [any Service] = [],
+        logger: Logger
+    ) async throws {
+        var serviceLogger = logger
+        serviceLogger.logLevel = min(logger.logLevel, .notice)
+        let configs =
+            services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0) }
+            + finishing.map {
+                ServiceGroupConfiguration.ServiceConfiguration(
+                    service: $0,
+                    successTerminationBehavior: .gracefullyShutdownGroup
+                )
+            }
+        let group = ServiceGroup(
+            configuration: ServiceGroupConfiguration(
+                services: configs,
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: serviceLogger
+            )
+        )
+        do {
+            try await group.run()
+        } catch {
+            Console.error("p2p: \(error)")
+            throw ExitCode.failure
+        }
+    }
+}
