@@ -1,7 +1,9 @@
 import ArgumentParser
+import Foundation
 import Logging
 import NIOCore
 import P2P
+import _NIOFileSystem
 
 /// The options every command takes (SPEC §6).
 struct CommonOptions: ParsableArguments {
@@ -38,6 +40,15 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Seconds between 'alive' announcements; silent peers drop after three.")
     var announceInterval: Double = 2
 
+    @Option(help: "Seconds between distribution rounds that push chunks to a random peer (0 = off).")
+    var distributeInterval: Double = 10
+
+    @Option(help: "Bytes per second distribution pushes at most (suffixes k, M, G: powers of 1024).")
+    var distributeRate: ByteCountArgument = ByteCountArgument(Distributor.Configuration.defaultBytesPerSecond)
+
+    @Option(help: "Most bytes of pushed chunks kept in the cache (suffixes k, M, G).")
+    var cacheLimit: ByteCountArgument = ByteCountArgument(StorageConfiguration.defaultCacheLimit)
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -50,6 +61,9 @@ struct CommonOptions: ParsableArguments {
         }
         guard self.announceInterval >= 0.05 && self.announceInterval <= 3600 else {
             throw ValidationError("--announce-interval must be between 0.05 and 3600 seconds")
+        }
+        guard self.distributeInterval >= 0 && self.distributeInterval <= 86400 else {
+            throw ValidationError("--distribute-interval must be between 0 and 86400 seconds")
         }
         for peer in self.peers {
             _ = try Self.parseHostPort(peer)
@@ -69,10 +83,22 @@ struct CommonOptions: ParsableArguments {
     /// The peer settings these options describe.
     /// - Parameter observer: whether the peer only observes the swarm.
     func peerConfiguration(observer: Bool = false) throws -> PeerConfiguration {
-        PeerConfiguration(
+        let storage = StorageConfiguration(
+            shareDirectory: FilePath(self.share),
+            downloadsDirectory: FilePath(self.downloads),
+            stateDirectory: FilePath(self.state),
+            cacheLimit: self.cacheLimit.bytes,
+            // The default folder is made on first use; a folder the user named must exist.
+            createShareDirectory: self.share == "./shared"
+        )
+        return PeerConfiguration(
             discovery: try self.discoveryConfiguration(),
-            transferPort: self.port,
-            isObserver: observer
+            storage: observer ? nil : storage,
+            distribution: Distributor.Configuration(
+                interval: .milliseconds(Int64(self.distributeInterval * 1000)),
+                bytesPerSecond: self.distributeRate.bytes
+            ),
+            transferPort: observer ? 0 : self.port
         )
     }
 
@@ -93,3 +119,26 @@ struct CommonOptions: ParsableArguments {
 }
 
 extension Logger.Level: @retroactive ExpressibleByArgument {}
+
+/// A byte count on the command line: `1048576`, `512k`, `64M`, `2G` (powers of 1024).
+struct ByteCountArgument: ExpressibleByArgument, Sendable {
+    var bytes: Int64
+
+    init(_ bytes: Int64) { self.bytes = bytes }
+
+    init?(argument: String) {
+        let text = argument.trimmingCharacters(in: .whitespaces)
+        let units: [Character: Int64] = ["k": 1 << 10, "K": 1 << 10, "m": 1 << 20, "M": 1 << 20, "g": 1 << 30, "G": 1 << 30]
+        var digits = Substring(text)
+        var multiplier: Int64 = 1
+        if let last = text.last, let unit = units[last] {
+            multiplier = unit
+            digits = text.dropLast()
+        }
+        if digits.hasSuffix("i") || digits.hasSuffix("B") { return nil }
+        guard let value = Double(digits), value >= 0, value * Double(multiplier) < 9e18 else { return nil }
+        self.bytes = Int64(value * Double(multiplier))
+    }
+
+    var defaultValueDescription: String { Format.bytes(self.bytes) }
+}

@@ -11,7 +11,7 @@ struct P2PCommand: AsyncParsableCommand {
             from every peer that holds chunks of it at once, verifying every chunk.
             """,
         version: "0.1.0",
-        subcommands: [ShellCommand.self, ServeCommand.self, PeersCommand.self],
+        subcommands: [ShellCommand.self, ServeCommand.self, GetCommand.self, LsCommand.self, PeersCommand.self],
         defaultSubcommand: ShellCommand.self
     )
 }

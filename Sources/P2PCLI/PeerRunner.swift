@@ -16,12 +16,10 @@ enum PeerRunner {
         Console.bootstrapLogging(level: options.logLevel)
         let logger = Logger(label: "p2p")
         do {
-            let peer = Peer(
+            let peer = try await Peer.start(
                 configuration: try options.peerConfiguration(observer: observer),
-                responder: NullResponder(),
                 logger: logger
             )
-            try await peer.prepare()
             return (peer, logger)
         } catch {
             Console.error("p2p: \(error)")

@@ -55,6 +55,16 @@ struct Shell: Service {
             return false
         case "help", "?":
             Console.out(Self.help)
+        case "list", "ls":
+            Console.out(await SwarmListing.gather(self.peer).table)
+        case "download", "get":
+            guard words.count >= 2 else {
+                Console.out("usage: download <file>")
+                return true
+            }
+            // The name is the rest of the line, so names with spaces work.
+            let name = String(line.drop { $0.isWhitespace }.dropFirst(command.count).drop { $0.isWhitespace })
+            await self.download(name.trimmingCharacters(in: .whitespaces))
         case "peers":
             let peers = self.peer.table.servingPeers()
             Console.out(words.contains("--json") ? Console.json(peers.map(PeerReport.init)) : PeerReport.table(peers))
@@ -62,6 +72,19 @@ struct Shell: Service {
             Console.out("unknown command '\(command)'; type 'help' for the list")
         }
         return true
+    }
+
+    private func download(_ name: String) async {
+        guard let downloader = self.peer.downloader() else { return }
+        let printer = ProgressPrinter()
+        do {
+            let result = try await downloader.download(name: name, progress: { printer.show($0) })
+            printer.finish()
+            Console.out(DownloadReport(result).summary)
+        } catch {
+            printer.finish()
+            Console.out("download failed: \(error)")
+        }
     }
 
     private func prompt() {

@@ -2,13 +2,14 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
-import Synchronization
 
-/// One peer of the swarm (the seed's `Peer`): discovery and the transfer server, started
-/// together and stopped together. The command loop lives in the CLI, not here.
+/// One peer of the swarm (the seed's `Peer`): storage, discovery, the transfer server and
+/// distribution, started together and stopped together. The command loop lives in the
+/// CLI, not here.
 ///
-/// `prepare()` binds every socket first, so that a port in use is reported as one clear
-/// error before anything runs; `run()` then serves until graceful shutdown.
+/// `Peer.start` opens the folders and binds every socket, so that a port in use or a
+/// missing folder is one clear error before anything runs; `run()` then serves until
+/// graceful shutdown.
 public final class Peer: Service, Sendable {
     /// This peer's id for this run.
     public let id: PeerID
@@ -16,96 +17,161 @@ public final class Peer: Service, Sendable {
     public let table: PeerTable
     /// The configuration.
     public let configuration: PeerConfiguration
+    /// The chunks held here; `nil` for an observer.
+    public let store: ChunkStore?
+    /// What was served and pushed.
+    public let statistics: TransferStatistics
 
+    private let server: TransferServer?
+    private let discovery: PeerDiscovery
+    private let discoverySocket: DatagramSocket
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let responder: any TransferResponder
-    private let prepared = Mutex<Prepared?>(nil)
 
-    private struct Prepared: Sendable {
-        var server: TransferServer?
-        var discovery: PeerDiscovery
-        var discoverySocket: DatagramSocket
-    }
-
-    /// Creates a peer; nothing is bound until `prepare()` or `run()`.
-    /// - Parameters:
-    ///   - configuration: what to run.
-    ///   - responder: what answers transfer requests.
-    ///   - id: the peer id, random by default.
-    ///   - group: the event loops.
-    ///   - logger: where to log.
-    public init(
+    private init(
+        id: PeerID,
+        table: PeerTable,
         configuration: PeerConfiguration,
-        responder: any TransferResponder,
-        id: PeerID = .random(),
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        store: ChunkStore?,
+        statistics: TransferStatistics,
+        server: TransferServer?,
+        discovery: PeerDiscovery,
+        discoverySocket: DatagramSocket,
+        group: any EventLoopGroup,
         logger: Logger
     ) {
         self.id = id
-        self.table = PeerTable()
+        self.table = table
         self.configuration = configuration
-        self.responder = responder
+        self.store = store
+        self.statistics = statistics
+        self.server = server
+        self.discovery = discovery
+        self.discoverySocket = discoverySocket
         self.group = group
-        var logger = logger
-        logger[metadataKey: "peer.id"] = "\(id.short)"
         self.logger = logger
     }
 
-    /// The transfer port bound, once prepared; zero for an observer.
-    public var transferPort: Int {
-        self.prepared.withLock { $0?.server?.port ?? 0 }
-    }
-
-    /// Discovery's counters, once prepared.
-    public var discoveryStatistics: PeerDiscovery.Statistics? {
-        self.prepared.withLock { $0?.discovery.statistics }
-    }
-
-    /// Binds the transfer port and the discovery port.
-    /// - Throws: `P2PError` (`portUnavailable`) naming the port that could not be bound.
-    public func prepare() async throws {
-        if self.prepared.withLock({ $0 != nil }) { return }
+    /// Opens the folders, hashes what is shared, and binds the transfer and discovery
+    /// ports.
+    /// - Parameters:
+    ///   - configuration: what to run.
+    ///   - id: the peer id, random by default.
+    ///   - group: the event loops.
+    ///   - logger: where to log.
+    /// - Returns: a peer ready to `run()`.
+    /// - Throws: `P2PError`: `badFolder` naming the folder, `portUnavailable` naming the port.
+    public static func start(
+        configuration: PeerConfiguration,
+        id: PeerID = .random(),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        logger: Logger
+    ) async throws -> Peer {
+        var logger = logger
+        logger[metadataKey: "peer.id"] = "\(id.short)"
+        let statistics = TransferStatistics()
+        var store: ChunkStore? = nil
         var server: TransferServer? = nil
-        if !self.configuration.isObserver {
+        if let storage = configuration.storage {
+            let opened = try await ChunkStore.open(configuration: storage, logger: logger)
+            store = opened
             server = try await TransferServer.bind(
-                host: self.configuration.bindHost,
-                port: self.configuration.transferPort,
-                maximumPayloadLength: self.configuration.maximumFramePayload,
-                responder: self.responder,
-                group: self.group,
-                logger: self.logger
+                host: configuration.bindHost,
+                port: configuration.transferPort,
+                maximumPayloadLength: configuration.maximumFramePayload,
+                responder: SwarmResponder(store: opened, statistics: statistics, logger: logger),
+                group: group,
+                logger: logger
             )
         }
+        let table = PeerTable()
         let discovery = PeerDiscovery(
-            peerID: self.id,
+            peerID: id,
             transferPort: server?.port ?? 0,
-            configuration: self.configuration.discovery,
-            table: self.table,
-            group: self.group,
-            logger: self.logger
+            configuration: configuration.discovery,
+            table: table,
+            group: group,
+            logger: logger
         )
         let socket = try await discovery.bindSharedSocket()
-        self.prepared.withLock { $0 = Prepared(server: server, discovery: discovery, discoverySocket: socket) }
-        self.logger.info(
+        logger.info(
             "peer ready",
             metadata: [
                 "transfer.port": "\(server?.port ?? 0)",
-                "discovery.port": "\(self.configuration.discovery.port)",
+                "discovery.port": "\(configuration.discovery.port)",
             ]
+        )
+        return Peer(
+            id: id,
+            table: table,
+            configuration: configuration,
+            store: store,
+            statistics: statistics,
+            server: server,
+            discovery: discovery,
+            discoverySocket: socket,
+            group: group,
+            logger: logger
         )
     }
 
-    /// Runs discovery and the transfer server until graceful shutdown or cancellation.
-    /// - Throws: `P2PError` if a port cannot be bound.
+    /// The transfer port bound; zero for an observer.
+    public var transferPort: Int { self.server?.port ?? 0 }
+
+    /// Discovery's counters.
+    public var discoveryStatistics: PeerDiscovery.Statistics { self.discovery.statistics }
+
+    /// A downloader over this peer's store and peer table.
+    /// - Returns: the downloader, or `nil` for an observer.
+    public func downloader() -> Downloader? {
+        guard let store = self.store else { return nil }
+        return Downloader(
+            store: store,
+            table: self.table,
+            configuration: self.configuration.download,
+            maximumPayloadLength: self.configuration.maximumFramePayload,
+            group: self.group,
+            logger: self.logger
+        )
+    }
+
+    /// The inventories of every serving peer, asked at once.
+    public func swarmInventories() async -> [(KnownPeer, [InventoryEntry])] {
+        await Downloader.inventories(
+            of: self.table.servingPeers(),
+            maximumPayloadLength: self.configuration.maximumFramePayload,
+            group: self.group,
+            logger: self.logger
+        )
+    }
+
+    /// Runs discovery, the transfer server, distribution and the folder rescans until
+    /// graceful shutdown or cancellation.
     public func run() async throws {
-        try await self.prepare()
-        guard let prepared = self.prepared.withLock({ $0 }) else { return }
         try await withThrowingDiscardingTaskGroup { group in
-            group.addTask { try await prepared.discovery.run(sharedSocket: prepared.discoverySocket) }
-            if let server = prepared.server {
+            group.addTask { try await self.discovery.run(sharedSocket: self.discoverySocket) }
+            if let server = self.server {
                 group.addTask { try await server.run() }
             }
+            if let store = self.store {
+                group.addTask {
+                    try await Distributor(
+                        store: store,
+                        table: self.table,
+                        configuration: self.configuration.distribution,
+                        statistics: self.statistics,
+                        maximumPayloadLength: self.configuration.maximumFramePayload,
+                        group: self.group,
+                        logger: self.logger
+                    ).run()
+                }
+                group.addTask {
+                    while await sleepUnlessShuttingDown(self.configuration.rescanInterval) {
+                        await store.rescan()
+                    }
+                }
+            }
         }
+        await self.store?.close()
     }
 }

@@ -4,37 +4,55 @@ import NIOCore
 public struct PeerConfiguration: Sendable {
     /// Discovery: ports, interval, interfaces, static peers.
     public var discovery: DiscoveryConfiguration
+    /// Folders and the cache limit; `nil` for an observer, which stores nothing.
+    public var storage: StorageConfiguration?
+    /// Distribution: interval and rate.
+    public var distribution: Distributor.Configuration
+    /// Download tuning.
+    public var download: Downloader.Configuration
     /// The TCP transfer port; 0 for any free one.
     public var transferPort: Int
     /// The local address the transfer listener binds to.
     public var bindHost: String
-    /// Whether this peer only observes the swarm (`p2p peers`, `p2p ls`): it serves no
-    /// transfers and announces port zero, so others do not list it or ask it for data.
-    public var isObserver: Bool
     /// The largest frame payload accepted on a transfer connection.
     public var maximumFramePayload: Int
+    /// How often the share and downloads folders are looked at again for changes.
+    public var rescanInterval: Duration
 
     /// The default transfer port.
     public static let defaultTransferPort = 47475
 
+    /// Whether this peer only observes the swarm (`p2p peers`, `p2p ls`): it serves no
+    /// transfers and announces port zero, so others do not list it or ask it for data.
+    public var isObserver: Bool { self.storage == nil }
+
     /// Creates a configuration.
     /// - Parameters:
     ///   - discovery: discovery settings.
+    ///   - storage: folders, or `nil` for an observer.
+    ///   - distribution: distribution settings.
+    ///   - download: download tuning.
     ///   - transferPort: the TCP transfer port, 0 for any.
     ///   - bindHost: the local address for the listener.
-    ///   - isObserver: whether the peer only observes.
     ///   - maximumFramePayload: the largest frame payload accepted.
+    ///   - rescanInterval: how often to look at the folders again.
     public init(
         discovery: DiscoveryConfiguration = DiscoveryConfiguration(),
+        storage: StorageConfiguration?,
+        distribution: Distributor.Configuration = Distributor.Configuration(),
+        download: Downloader.Configuration = Downloader.Configuration(),
         transferPort: Int = PeerConfiguration.defaultTransferPort,
         bindHost: String = "0.0.0.0",
-        isObserver: Bool = false,
-        maximumFramePayload: Int = Frame.defaultMaximumPayloadLength
+        maximumFramePayload: Int = Frame.defaultMaximumPayloadLength,
+        rescanInterval: Duration = .seconds(2)
     ) {
         self.discovery = discovery
+        self.storage = storage
+        self.distribution = distribution
+        self.download = download
         self.transferPort = transferPort
         self.bindHost = bindHost
-        self.isObserver = isObserver
         self.maximumFramePayload = maximumFramePayload
+        self.rescanInterval = rescanInterval
     }
 }

@@ -1,0 +1,63 @@
+/// Which chunks of a file a peer holds: one bit per chunk, chunk 0 in the high bit of
+/// byte 0 (the BitTorrent order, so a dump reads left to right).
+public struct ChunkBitmap: Sendable, Equatable {
+    /// The number of chunks the bitmap covers.
+    public let count: Int
+    /// The bits, `(count + 7) / 8` bytes; spare bits at the end are zero.
+    public private(set) var bytes: [UInt8]
+    /// How many bits are set.
+    public private(set) var setCount: Int
+
+    /// An empty bitmap.
+    /// - Parameter count: the number of chunks.
+    public init(count: Int) {
+        self.count = count
+        self.bytes = [UInt8](repeating: 0, count: (count + 7) / 8)
+        self.setCount = 0
+    }
+
+    /// A full bitmap.
+    /// - Parameter count: the number of chunks.
+    public static func full(count: Int) -> ChunkBitmap {
+        var bitmap = ChunkBitmap(count: count)
+        for index in 0..<count { bitmap.insert(index) }
+        return bitmap
+    }
+
+    /// A bitmap received from the network.
+    /// - Parameters:
+    ///   - bytes: exactly `(count + 7) / 8` bytes, spare bits zero.
+    ///   - count: the number of chunks.
+    public init?(bytes: [UInt8], count: Int) {
+        guard count >= 0, bytes.count == (count + 7) / 8 else { return nil }
+        if count % 8 != 0, let last = bytes.last, last & (0xFF >> UInt8(count % 8)) != 0 { return nil }
+        self.count = count
+        self.bytes = bytes
+        self.setCount = bytes.reduce(0) { $0 + $1.nonzeroBitCount }
+    }
+
+    /// Whether every chunk is held.
+    public var isComplete: Bool { self.setCount == self.count }
+
+    /// Whether chunk `index` is held.
+    public func contains(_ index: Int) -> Bool {
+        guard index >= 0 && index < self.count else { return false }
+        return self.bytes[index >> 3] & (0x80 >> UInt8(index & 7)) != 0
+    }
+
+    /// Marks chunk `index` held.
+    /// - Returns: true if it was not held before.
+    @discardableResult
+    public mutating func insert(_ index: Int) -> Bool {
+        guard index >= 0 && index < self.count, !self.contains(index) else { return false }
+        self.bytes[index >> 3] |= 0x80 >> UInt8(index & 7)
+        self.setCount += 1
+        return true
+    }
+
+    /// The chunks held, in order.
+    public var indices: [Int] { (0..<self.count).filter(self.contains) }
+
+    /// The chunks not held, in order.
+    public var missing: [Int] { (0..<self.count).filter { !self.contains($0) } }
+}

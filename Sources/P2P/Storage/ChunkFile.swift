@@ -1,0 +1,222 @@
+import NIOCore
+import _NIOFileSystem
+
+/// A file being assembled chunk by chunk: a download in progress, or the chunks of a file
+/// that distribution pushed here.
+///
+/// The data lives in a sparse file at chunk offsets; a record beside it lists the
+/// verified chunks. The record is append-only (the manifest, then one 4-byte index per
+/// chunk, written after the chunk's data), so a peer killed at any moment leaves a record
+/// that names only chunks whose data was written; on reopening, every recorded chunk is
+/// hashed again anyway, and one that does not verify is fetched again.
+public actor ChunkFile {
+    /// What the file is.
+    public let manifest: Manifest
+    /// Where the data is.
+    public let dataPath: FilePath
+    /// Where the record is.
+    public let recordPath: FilePath
+    /// The chunks held and verified.
+    public private(set) var bitmap: ChunkBitmap
+
+    private var data: ReadWriteFileHandle?
+    private var record: WriteFileHandle?
+    private var recordLength: Int64
+
+    private init(manifest: Manifest, dataPath: FilePath, recordPath: FilePath, data: ReadWriteFileHandle, record: WriteFileHandle, recordLength: Int64, bitmap: ChunkBitmap) {
+        self.manifest = manifest
+        self.dataPath = dataPath
+        self.recordPath = recordPath
+        self.data = data
+        self.record = record
+        self.recordLength = recordLength
+        self.bitmap = bitmap
+    }
+
+    /// Opens the file, resuming from its record if there is one.
+    /// - Parameters:
+    ///   - manifest: what the file is.
+    ///   - dataPath: where the data goes.
+    ///   - recordPath: where the record goes.
+    /// - Returns: the file, with every recorded chunk that still verifies marked held.
+    /// - Throws: `P2PError` (`storage`) if the files cannot be opened.
+    public static func open(manifest: Manifest, dataPath: FilePath, recordPath: FilePath) async throws -> ChunkFile {
+        let fileSystem = FileSystem.shared
+        do {
+            let data = try await fileSystem.openFile(
+                forReadingAndWritingAt: dataPath,
+                options: .modifyFile(createIfNecessary: true)
+            )
+            do {
+                return try await Self.open(manifest: manifest, dataPath: dataPath, recordPath: recordPath, data: data)
+            } catch {
+                // A handle must be closed before it is dropped.
+                try? await data.close()
+                throw error
+            }
+        } catch let error as P2PError {
+            throw error
+        } catch {
+            throw P2PError(code: .storage, "cannot open \(dataPath): \(error)")
+        }
+    }
+
+    private static func open(
+        manifest: Manifest,
+        dataPath: FilePath,
+        recordPath: FilePath,
+        data: ReadWriteFileHandle
+    ) async throws -> ChunkFile {
+        let fileSystem = FileSystem.shared
+        let recorded = await Self.readRecord(at: recordPath, manifest: manifest)
+        var bitmap = ChunkBitmap(count: manifest.chunkCount)
+        for index in recorded where !bitmap.contains(index) {
+            let length = manifest.length(ofChunk: index)
+            let bytes = try await data.readChunk(
+                fromAbsoluteOffset: manifest.range(ofChunk: index).lowerBound,
+                length: .bytes(Int64(length))
+            )
+            if manifest.verify(bytes, chunk: index) { bitmap.insert(index) }
+        }
+        // The record is written anew: the manifest, then the chunks that verified.
+        let record = try await fileSystem.openFile(forWritingAt: recordPath, options: .newFile(replaceExisting: true))
+        var header = ByteBuffer()
+        header.writeInteger(UInt32(manifest.encoded.count))
+        header.writeBytes(manifest.encoded)
+        for index in bitmap.indices { header.writeInteger(UInt32(index)) }
+        do {
+            try await record.write(contentsOf: header.readableBytesView, toAbsoluteOffset: 0)
+        } catch {
+            try? await record.close()
+            throw error
+        }
+        return ChunkFile(
+            manifest: manifest,
+            dataPath: dataPath,
+            recordPath: recordPath,
+            data: data,
+            record: record,
+            recordLength: Int64(header.readableBytes),
+            bitmap: bitmap
+        )
+    }
+
+    /// The manifest stored in a record, if the record is readable and names one.
+    /// - Parameter recordPath: the record.
+    /// - Returns: the manifest, or `nil`.
+    public static func manifest(inRecordAt recordPath: FilePath) async -> Manifest? {
+        guard let handle = try? await FileSystem.shared.openFile(forReadingAt: recordPath, options: .init()) else {
+            return nil
+        }
+        var manifest: Manifest? = nil
+        if var head = try? await handle.readChunk(fromAbsoluteOffset: 0, length: .bytes(4)),
+            let length = head.readInteger(as: UInt32.self), length <= UInt32(Frame.defaultMaximumPayloadLength),
+            let body = try? await handle.readChunk(fromAbsoluteOffset: 4, length: .bytes(Int64(length))),
+            body.readableBytes == Int(length)
+        {
+            manifest = try? Manifest.decode(Array(body.readableBytesView))
+        }
+        try? await handle.close()
+        return manifest
+    }
+
+    /// The chunk indices a record lists, if it is for this manifest.
+    private static func readRecord(at path: FilePath, manifest: Manifest) async -> [Int] {
+        guard let handle = try? await FileSystem.shared.openFile(forReadingAt: path, options: .init()) else {
+            return []
+        }
+        var indices: [Int] = []
+        do {
+            let size = try await handle.info().size
+            let expectedHead = 4 + Int64(manifest.encoded.count)
+            if size >= expectedHead {
+                let head = try await handle.readChunk(fromAbsoluteOffset: 0, length: .bytes(expectedHead))
+                var check = head
+                if check.readInteger(as: UInt32.self) == UInt32(manifest.encoded.count),
+                    check.readBytes(length: manifest.encoded.count) == manifest.encoded
+                {
+                    // A torn last entry (fewer than 4 bytes) is ignored.
+                    let entries = (size - expectedHead) / 4
+                    let maximum = min(entries, Int64(manifest.chunkCount))
+                    if maximum > 0 {
+                        var body = try await handle.readChunk(
+                            fromAbsoluteOffset: expectedHead,
+                            length: .bytes(maximum * 4)
+                        )
+                        while let index = body.readInteger(as: UInt32.self) {
+                            if Int(index) < manifest.chunkCount { indices.append(Int(index)) }
+                        }
+                    }
+                }
+            }
+        } catch {
+            indices = []
+        }
+        try? await handle.close()
+        return indices
+    }
+
+    /// Writes a chunk that the caller has verified, then records it.
+    /// - Parameters:
+    ///   - bytes: the chunk's bytes.
+    ///   - index: the chunk.
+    /// - Returns: true if the chunk is new here.
+    /// - Throws: `P2PError` (`storage`) if the disk write fails; the record then does not
+    ///   name the chunk, so nothing inconsistent is left.
+    @discardableResult
+    public func write(_ bytes: ByteBuffer, chunk index: Int) async throws -> Bool {
+        guard !self.bitmap.contains(index) else { return false }
+        guard let data = self.data, let record = self.record else {
+            throw P2PError(code: .storage, "\(self.dataPath) is closed")
+        }
+        do {
+            try await data.write(
+                contentsOf: bytes.readableBytesView,
+                toAbsoluteOffset: self.manifest.range(ofChunk: index).lowerBound
+            )
+            // Another writer may have recorded it while this one waited for the disk.
+            guard !self.bitmap.contains(index) else { return false }
+            var entry = ByteBuffer()
+            entry.writeInteger(UInt32(index))
+            let offset = self.recordLength
+            self.recordLength += 4
+            self.bitmap.insert(index)
+            try await record.write(contentsOf: entry.readableBytesView, toAbsoluteOffset: offset)
+            return true
+        } catch {
+            throw P2PError(code: .storage, "cannot write chunk \(index) to \(self.dataPath): \(error)")
+        }
+    }
+
+    /// Reads a held chunk.
+    /// - Parameter index: the chunk.
+    /// - Returns: its bytes, or `nil` if it is not held.
+    public func read(chunk index: Int) async throws -> ByteBuffer? {
+        guard self.bitmap.contains(index), let data = self.data else { return nil }
+        let range = self.manifest.range(ofChunk: index)
+        return try await data.readChunk(
+            fromAbsoluteOffset: range.lowerBound,
+            length: .bytes(range.upperBound - range.lowerBound)
+        )
+    }
+
+    /// Closes both files, optionally removing the record (when the download is complete).
+    /// - Parameter removingRecord: whether to delete the record.
+    public func close(removingRecord: Bool = false) async {
+        if let data = self.data {
+            // Make the size exact: a file whose last chunk arrived first is already right,
+            // but one that ends in a short chunk written early is not longer than needed.
+            try? await data.resize(to: .bytes(Int64(self.manifest.size)))
+            try? await data.close(makeChangesVisible: true)
+        }
+        try? await self.record?.close(makeChangesVisible: true)
+        self.data = nil
+        self.record = nil
+        if removingRecord { _ = try? await FileSystem.shared.removeItem(at: self.recordPath) }
+    }
+
+    /// Bytes of data held.
+    public var heldBytes: Int64 {
+        self.bitmap.indices.reduce(0) { $0 + Int64(self.manifest.length(ofChunk: $1)) }
+    }
+}

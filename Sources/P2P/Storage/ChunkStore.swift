@@ -1,0 +1,400 @@
+import Logging
+import NIOCore
+import _NIOFileSystem
+
+/// One file a peer offers, and which of its chunks it holds.
+public struct InventoryEntry: Sendable, Equatable {
+    /// The file's manifest summary and id.
+    public var id: FileID
+    /// The file's name.
+    public var name: FileName
+    /// Its size in bytes.
+    public var size: UInt64
+    /// Its chunk size.
+    public var chunkSize: Int
+    /// The chunks held.
+    public var bitmap: ChunkBitmap
+
+    /// Creates an entry.
+    public init(id: FileID, name: FileName, size: UInt64, chunkSize: Int, bitmap: ChunkBitmap) {
+        self.id = id
+        self.name = name
+        self.size = size
+        self.chunkSize = chunkSize
+        self.bitmap = bitmap
+    }
+}
+
+/// What happened to a pushed chunk.
+public enum PushOutcome: Sendable, Equatable {
+    /// Verified and kept.
+    case stored
+    /// Already held here.
+    case duplicate
+    /// Did not match the manifest: length or SHA-256.
+    case corrupt
+    /// The cache is full.
+    case cacheFull
+}
+
+/// Every chunk a peer holds, on disk: the files it shares, the downloads in progress, and
+/// the chunks distribution pushed to it. Reads come from whichever holds the chunk.
+public actor ChunkStore {
+    /// Where things are kept.
+    public let configuration: StorageConfiguration
+
+    private struct CompleteFile {
+        var manifest: Manifest
+        var path: FilePath
+    }
+
+    private let logger: Logger
+    private let manifestCache: ManifestCache
+    private var complete: [FileID: CompleteFile] = [:]
+    private var readHandles: [FileID: ReadFileHandle] = [:]
+    private var downloads: [FileID: ChunkFile] = [:]
+    private var cached: [FileID: ChunkFile] = [:]
+    private var cachedBytes: Int64 = 0
+    private var knownManifests: [FileID: Manifest] = [:]
+
+    private var partialsDirectory: FilePath { self.configuration.stateDirectory.appending("partials") }
+    private var cacheDirectory: FilePath { self.configuration.stateDirectory.appending("cache") }
+
+    private init(configuration: StorageConfiguration, logger: Logger) {
+        self.configuration = configuration
+        self.logger = logger
+        self.manifestCache = ManifestCache(directory: configuration.stateDirectory.appending("manifests"))
+    }
+
+    /// Opens the store: checks the folders, reopens the chunk cache and scans the shared
+    /// files.
+    /// - Parameters:
+    ///   - configuration: the folders and limits.
+    ///   - logger: where to log.
+    /// - Returns: the store.
+    /// - Throws: `P2PError` (`badFolder`) naming a folder that is missing or unusable.
+    public static func open(configuration: StorageConfiguration, logger: Logger) async throws -> ChunkStore {
+        let fileSystem = FileSystem.shared
+        try await Self.requireDirectory(
+            configuration.shareDirectory,
+            role: "share",
+            create: configuration.createShareDirectory
+        )
+        try await Self.requireDirectory(configuration.downloadsDirectory, role: "downloads", create: true)
+        try await Self.requireDirectory(configuration.stateDirectory, role: "state", create: true)
+        for sub in ["partials", "cache", "manifests"] {
+            try? await fileSystem.createDirectory(
+                at: configuration.stateDirectory.appending(sub),
+                withIntermediateDirectories: true,
+                permissions: nil
+            )
+        }
+        let store = ChunkStore(configuration: configuration, logger: logger)
+        await store.reopenCache()
+        await store.rescan()
+        return store
+    }
+
+    private static func requireDirectory(_ path: FilePath, role: String, create: Bool) async throws {
+        let fileSystem = FileSystem.shared
+        let info = try? await fileSystem.info(forFileAt: path, infoAboutSymbolicLink: false)
+        if let info {
+            guard info.type == .directory else {
+                throw P2PError(code: .badFolder, "\(role) folder \(path) is not a folder")
+            }
+            return
+        }
+        guard create else {
+            throw P2PError(code: .badFolder, "\(role) folder \(path) does not exist")
+        }
+        do {
+            try await fileSystem.createDirectory(at: path, withIntermediateDirectories: true, permissions: nil)
+        } catch {
+            throw P2PError(code: .badFolder, "cannot create \(role) folder \(path): \(error)")
+        }
+    }
+
+    // MARK: Scanning
+
+    /// Looks at the share and downloads folders again: new files are hashed (or their
+    /// manifest taken from the cache) and offered, removed ones are no longer offered.
+    public func rescan() async {
+        var found: [FileID: CompleteFile] = [:]
+        for directory in [self.configuration.shareDirectory, self.configuration.downloadsDirectory] {
+            for (path, name, info) in await Self.regularFiles(in: directory) {
+                if directory == self.configuration.downloadsDirectory && name.value.hasSuffix(".partial") { continue }
+                do {
+                    let manifest = try await self.manifestCache.manifest(
+                        of: path,
+                        name: name,
+                        size: info.size,
+                        modified: Int64(info.lastDataModificationTime.seconds) * 1_000_000_000
+                            + Int64(info.lastDataModificationTime.nanoseconds)
+                    )
+                    if found[manifest.id] == nil { found[manifest.id] = CompleteFile(manifest: manifest, path: path) }
+                } catch {
+                    self.logger.warning("cannot share file", metadata: ["file.path": "\(path)", "error": "\(error)"])
+                }
+            }
+        }
+        for (id, _) in self.complete where found[id] == nil || found[id]?.path != self.complete[id]?.path {
+            if let handle = self.readHandles.removeValue(forKey: id) { try? await handle.close() }
+        }
+        let added = found.keys.filter { self.complete[$0] == nil }
+        self.complete = found
+        for id in added {
+            self.logger.debug("sharing file", metadata: ["file.id": "\(id.short)", "file.name": "\(found[id]!.manifest.name)"])
+        }
+    }
+
+    private static func regularFiles(in directory: FilePath) async -> [(FilePath, FileName, FileInfo)] {
+        var files: [(FilePath, FileName, FileInfo)] = []
+        do {
+            try await FileSystem.shared.withDirectoryHandle(atPath: directory) { handle in
+                for try await entry in handle.listContents() {
+                    let name = entry.name.string
+                    // Hidden files are not shared; names unsafe elsewhere are not offered.
+                    guard !name.hasPrefix("."), let fileName = try? FileName(name) else { continue }
+                    guard let info = try? await FileSystem.shared.info(forFileAt: entry.path, infoAboutSymbolicLink: false),
+                        info.type == .regular
+                    else { continue }
+                    files.append((entry.path, fileName, info))
+                }
+            }
+        } catch {
+            return files
+        }
+        return files
+    }
+
+    private func reopenCache() async {
+        for (path, name, _) in await Self.regularFiles(in: self.cacheDirectory) where name.value.hasSuffix(".record") {
+            guard let manifest = await ChunkFile.manifest(inRecordAt: path) else { continue }
+            let dataPath = self.cacheDirectory.appending("\(manifest.id).data")
+            guard let file = try? await ChunkFile.open(manifest: manifest, dataPath: dataPath, recordPath: path) else {
+                continue
+            }
+            self.cached[manifest.id] = file
+            self.knownManifests[manifest.id] = manifest
+            self.cachedBytes += await file.heldBytes
+        }
+    }
+
+    // MARK: Reading
+
+    /// What this peer holds: every shared file in full, and the chunks of downloads in
+    /// progress and of the cache.
+    public func inventory() async -> [InventoryEntry] {
+        var entries: [FileID: InventoryEntry] = [:]
+        for (id, file) in self.complete {
+            entries[id] = InventoryEntry(
+                id: id,
+                name: file.manifest.name,
+                size: file.manifest.size,
+                chunkSize: file.manifest.chunkSize,
+                bitmap: .full(count: file.manifest.chunkCount)
+            )
+        }
+        for chunkFile in Array(self.downloads.values) + Array(self.cached.values) {
+            let manifest = chunkFile.manifest
+            guard entries[manifest.id] == nil else {
+                if var entry = entries[manifest.id], !entry.bitmap.isComplete {
+                    for index in await chunkFile.bitmap.indices { entry.bitmap.insert(index) }
+                    entries[manifest.id] = entry
+                }
+                continue
+            }
+            let bitmap = await chunkFile.bitmap
+            guard bitmap.setCount > 0 else { continue }
+            entries[manifest.id] = InventoryEntry(
+                id: manifest.id,
+                name: manifest.name,
+                size: manifest.size,
+                chunkSize: manifest.chunkSize,
+                bitmap: bitmap
+            )
+        }
+        return entries.values.sorted { ($0.name, $0.id) < ($1.name, $1.id) }
+    }
+
+    /// The manifest of a file this peer holds any of, or has seen.
+    public func manifest(for id: FileID) -> Manifest? {
+        self.complete[id]?.manifest ?? self.downloads[id]?.manifest ?? self.cached[id]?.manifest
+            ?? self.knownManifests[id]
+    }
+
+    /// Remembers a verified manifest, so that pushed chunks of it can be checked.
+    public func remember(_ manifest: Manifest) {
+        if self.knownManifests.count > 4096 { self.knownManifests.removeAll() }
+        self.knownManifests[manifest.id] = manifest
+    }
+
+    /// Reads one chunk from wherever it is held.
+    /// - Parameters:
+    ///   - id: the file.
+    ///   - index: the chunk.
+    /// - Returns: the chunk's bytes, or `nil` if it is not held here.
+    /// - Throws: `P2PError` (`storage`) if the disk read fails.
+    public func readChunk(_ id: FileID, index: Int) async throws -> ByteBuffer? {
+        if let file = self.complete[id] {
+            guard index >= 0 && index < file.manifest.chunkCount else { return nil }
+            do {
+                let handle: ReadFileHandle
+                if let open = self.readHandles[id] {
+                    handle = open
+                } else {
+                    handle = try await FileSystem.shared.openFile(forReadingAt: file.path, options: .init())
+                    self.readHandles[id] = handle
+                }
+                let range = file.manifest.range(ofChunk: index)
+                let bytes = try await handle.readChunk(
+                    fromAbsoluteOffset: range.lowerBound,
+                    length: .bytes(range.upperBound - range.lowerBound)
+                )
+                guard bytes.readableBytes == range.count else {
+                    throw P2PError(code: .storage, "\(file.path) is shorter than when it was hashed")
+                }
+                return bytes
+            } catch let error as P2PError {
+                throw error
+            } catch {
+                throw P2PError(code: .storage, "cannot read \(file.path): \(error)")
+            }
+        }
+        if let file = self.downloads[id], let bytes = try await file.read(chunk: index) { return bytes }
+        if let file = self.cached[id], let bytes = try await file.read(chunk: index) { return bytes }
+        return nil
+    }
+
+    /// Whether the file is held in full.
+    public func hasComplete(_ id: FileID) -> Bool { self.complete[id] != nil }
+
+    /// The path of a complete file.
+    public func path(of id: FileID) -> FilePath? { self.complete[id]?.path }
+
+    // MARK: Distribution
+
+    /// Verifies a pushed chunk against its manifest and keeps it in the cache.
+    /// - Parameters:
+    ///   - bytes: the chunk.
+    ///   - index: which chunk it claims to be.
+    ///   - manifest: the file's verified manifest.
+    /// - Returns: what happened to it.
+    public func storePushed(_ bytes: ByteBuffer, chunk index: Int, of manifest: Manifest) async -> PushOutcome {
+        guard manifest.verify(bytes, chunk: index) else { return .corrupt }
+        if self.complete[manifest.id] != nil { return .duplicate }
+        if let download = self.downloads[manifest.id] {
+            if await download.bitmap.contains(index) { return .duplicate }
+            return ((try? await download.write(bytes, chunk: index)) ?? false) ? .stored : .duplicate
+        }
+        guard self.cachedBytes + Int64(bytes.readableBytes) <= self.configuration.cacheLimit else { return .cacheFull }
+        let file: ChunkFile
+        if let open = self.cached[manifest.id] {
+            file = open
+        } else {
+            do {
+                file = try await ChunkFile.open(
+                    manifest: manifest,
+                    dataPath: self.cacheDirectory.appending("\(manifest.id).data"),
+                    recordPath: self.cacheDirectory.appending("\(manifest.id).record")
+                )
+            } catch {
+                self.logger.warning("cannot open the chunk cache", metadata: ["error": "\(error)"])
+                return .cacheFull
+            }
+            self.cached[manifest.id] = file
+        }
+        do {
+            guard try await file.write(bytes, chunk: index) else { return .duplicate }
+            self.cachedBytes += Int64(bytes.readableBytes)
+            return .stored
+        } catch {
+            self.logger.warning("cannot write to the chunk cache", metadata: ["error": "\(error)"])
+            return .cacheFull
+        }
+    }
+
+    // MARK: Downloads
+
+    /// Opens (or resumes) the download of a file as `NAME.partial` in the downloads
+    /// folder. Chunks the cache already holds are copied in.
+    /// - Parameter manifest: the verified manifest.
+    /// - Returns: the file being assembled.
+    /// - Throws: `P2PError` (`storage`) if it cannot be opened.
+    public func beginDownload(_ manifest: Manifest) async throws -> ChunkFile {
+        if let open = self.downloads[manifest.id] { return open }
+        let file = try await ChunkFile.open(
+            manifest: manifest,
+            dataPath: self.configuration.downloadsDirectory.appending(manifest.name.value + ".partial"),
+            recordPath: self.partialsDirectory.appending("\(manifest.id).record")
+        )
+        if let cache = self.cached[manifest.id] {
+            for index in await cache.bitmap.indices where await !file.bitmap.contains(index) {
+                if let bytes = try? await cache.read(chunk: index), manifest.verify(bytes, chunk: index) {
+                    try await file.write(bytes, chunk: index)
+                }
+            }
+        }
+        self.downloads[manifest.id] = file
+        return file
+    }
+
+    /// Ends a download whose chunks are all verified: `NAME.partial` becomes `NAME`, and
+    /// the file is shared from then on.
+    /// - Parameter id: the file.
+    /// - Returns: the final path.
+    /// - Throws: `P2PError` if chunks are missing or the file cannot be moved into place.
+    public func finishDownload(_ id: FileID) async throws -> FilePath {
+        guard let file = self.downloads[id] else {
+            throw P2PError(code: .storage, "no download in progress for \(id.short)")
+        }
+        guard await file.bitmap.isComplete else {
+            throw P2PError(code: .storage, "download of \(file.manifest.name) is not complete")
+        }
+        await file.close(removingRecord: true)
+        self.downloads[id] = nil
+        let manifest = file.manifest
+        let target = self.configuration.downloadsDirectory.appending(manifest.name.value)
+        let fileSystem = FileSystem.shared
+        if (try? await fileSystem.info(forFileAt: target, infoAboutSymbolicLink: true)) != nil {
+            throw P2PError(
+                code: .storage,
+                "\(target) already exists with other content; the download is kept as \(file.dataPath)"
+            )
+        }
+        do {
+            try await fileSystem.moveItem(at: file.dataPath, to: target)
+        } catch {
+            throw P2PError(code: .storage, "cannot move \(file.dataPath) to \(target): \(error)")
+        }
+        self.complete[id] = CompleteFile(manifest: manifest, path: target)
+        if let cache = self.cached.removeValue(forKey: id) {
+            self.cachedBytes -= await cache.heldBytes
+            await cache.close(removingRecord: true)
+            _ = try? await fileSystem.removeItem(at: cache.dataPath)
+        }
+        return target
+    }
+
+    /// Closes a download without finishing it: the `.partial` and its record stay, and
+    /// the next download of the file resumes from them.
+    /// - Parameter id: the file.
+    public func suspendDownload(_ id: FileID) async {
+        guard let file = self.downloads.removeValue(forKey: id) else { return }
+        await file.close()
+    }
+
+    /// Closes every open file: downloads in progress keep their `.partial` and record.
+    /// Call before dropping the store.
+    public func close() async {
+        for handle in self.readHandles.values { try? await handle.close() }
+        self.readHandles.removeAll()
+        for file in self.downloads.values { await file.close() }
+        self.downloads.removeAll()
+        for file in self.cached.values { await file.close() }
+        self.cached.removeAll()
+    }
+
+    /// Bytes held in the chunk cache.
+    public var cacheUsage: Int64 { self.cachedBytes }
+}

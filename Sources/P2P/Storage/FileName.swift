@@ -1,0 +1,57 @@
+/// A file name that is safe to use as one path component.
+///
+/// Names come from the network and from other people's folders; none is ever trusted as
+/// a path. A valid name is one component: no `/` or `\`, no `..`, no NUL or other control
+/// characters, not empty, not `.`, at most 255 bytes of UTF-8 (the common file system
+/// limit). Anything else is refused, never "cleaned up", so that what is written is
+/// exactly what was asked for.
+public struct FileName: Hashable, Sendable, Comparable, CustomStringConvertible {
+    /// The validated name.
+    public let value: String
+
+    /// The longest name accepted, in UTF-8 bytes.
+    public static let maximumLength = 255
+
+    /// Validates a name.
+    /// - Parameter value: the candidate.
+    /// - Throws: `P2PError` with code `badName`, saying what is wrong.
+    public init(_ value: String) throws(P2PError) {
+        if let problem = Self.problem(with: value) {
+            throw P2PError(code: .badName, "refused file name \(Self.quoted(value)): \(problem)")
+        }
+        self.value = value
+    }
+
+    /// What is wrong with `value` as a file name, or `nil` if nothing is.
+    public static func problem(with value: String) -> String? {
+        let bytes = Array(value.utf8)
+        if bytes.isEmpty { return "empty" }
+        if bytes.count > Self.maximumLength { return "longer than \(Self.maximumLength) bytes" }
+        if value == "." { return "'.' is not a file" }
+        if value.contains("..") { return "contains '..'" }
+        for byte in bytes {
+            switch byte {
+            case UInt8(ascii: "/"), UInt8(ascii: "\\"): return "contains a path separator"
+            case 0: return "contains NUL"
+            case 0x01...0x1F, 0x7F: return "contains a control character"
+            default: continue
+            }
+        }
+        if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
+            return "contains a control character"
+        }
+        return nil
+    }
+
+    /// The name quoted for a message, with control characters escaped.
+    static func quoted(_ value: String) -> String {
+        let escaped = value.unicodeScalars.map { scalar -> String in
+            scalar.value < 0x20 || scalar.value == 0x7F ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
+        }.joined()
+        return "'\(escaped.prefix(80))'"
+    }
+
+    public var description: String { self.value }
+
+    public static func < (lhs: FileName, rhs: FileName) -> Bool { lhs.value < rhs.value }
+}

@@ -1,0 +1,150 @@
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// The client end of one transfer connection: requests out, answers in, in order.
+///
+/// Used by one task at a time; `PeerSession.connect(to:…){ session in … }` opens the
+/// connection, runs the body and closes it, whatever happens.
+public struct PeerSession: ~Copyable {
+    private var inbound: NIOAsyncChannelInboundStream<Frame>.AsyncIterator
+    private let outbound: NIOAsyncChannelOutboundWriter<Frame>
+    private let channel: any Channel
+    /// How long to wait for any one answer before giving up on the peer.
+    public let answerTimeout: Duration
+
+    /// Opens a connection, runs `body` with it, and closes it.
+    /// - Parameters:
+    ///   - address: the peer's transfer address.
+    ///   - maximumPayloadLength: the largest frame payload accepted.
+    ///   - connectTimeout: how long to try connecting.
+    ///   - answerTimeout: how long to wait for one answer.
+    ///   - group: the event loops.
+    ///   - body: what to do with the session.
+    /// - Returns: what the body returns.
+    /// - Throws: connection errors, `P2PError` for protocol violations and timeouts, and
+    ///   whatever the body throws.
+    public static func connect<Result: Sendable>(
+        to address: SocketAddress,
+        maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
+        connectTimeout: TimeAmount = .seconds(3),
+        answerTimeout: Duration = .seconds(15),
+        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        _ body: (inout PeerSession) async throws -> Result
+    ) async throws -> Result {
+        let channel = try await ClientBootstrap(group: group)
+            .connectTimeout(connectTimeout)
+            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .connect(to: address) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try TransferConnection.configure(channel, maximumPayloadLength: maximumPayloadLength)
+                }
+            }
+        return try await channel.executeThenClose { inbound, outbound in
+            var session = PeerSession(
+                inbound: inbound.makeAsyncIterator(),
+                outbound: outbound,
+                channel: channel.channel,
+                answerTimeout: answerTimeout
+            )
+            return try await body(&session)
+        }
+    }
+
+    private init(
+        inbound: NIOAsyncChannelInboundStream<Frame>.AsyncIterator,
+        outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        channel: any Channel,
+        answerTimeout: Duration
+    ) {
+        self.inbound = inbound
+        self.outbound = outbound
+        self.channel = channel
+        self.answerTimeout = answerTimeout
+    }
+
+    /// Sends one message.
+    public func send(_ message: TransferMessage) async throws {
+        try await self.outbound.write(message.frame())
+    }
+
+    /// Sends several messages in one flush.
+    public func send(_ messages: [TransferMessage]) async throws {
+        try await self.outbound.write(contentsOf: messages.map { $0.frame() })
+    }
+
+    /// Waits for the next message.
+    /// - Throws: `P2PError` if the peer closes the connection, sends something malformed,
+    ///   or says nothing for `answerTimeout`.
+    public mutating func receive() async throws -> TransferMessage {
+        // The iterator cannot leave this task, so the timeout is a watchdog on the event
+        // loop that closes the connection; the wait then ends and is reported as a timeout.
+        let timedOut = TimeoutFlag()
+        let channel = self.channel
+        let watchdog = channel.eventLoop.scheduleTask(in: .nanoseconds(Self.nanoseconds(self.answerTimeout))) {
+            timedOut.set()
+            channel.close(promise: nil)
+        }
+        defer { watchdog.cancel() }
+        let frame: Frame?
+        do {
+            frame = try await self.inbound.next()
+        } catch {
+            if timedOut.isSet { throw Self.timeoutError(self.answerTimeout) }
+            throw error
+        }
+        guard let frame else {
+            if timedOut.isSet { throw Self.timeoutError(self.answerTimeout) }
+            throw P2PError(code: .protocolViolation, "the peer closed the connection")
+        }
+        return try TransferMessage(frame: frame)
+    }
+
+    private static func timeoutError(_ timeout: Duration) -> P2PError {
+        P2PError(code: .timedOut, "the peer sent nothing for \(timeout)")
+    }
+
+    private static func nanoseconds(_ duration: Duration) -> Int64 {
+        let (seconds, attoseconds) = duration.components
+        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
+    }
+
+    /// Half-closes the connection: the peer sees the end of requests and closes its side.
+    public func finish() {
+        self.outbound.finish()
+    }
+
+    /// Asks for the peer's inventory.
+    public mutating func inventory() async throws -> [InventoryEntry] {
+        try await self.send(.inventoryRequest)
+        switch try await self.receive() {
+        case .inventory(let entries): return entries
+        case let other: throw P2PError(code: .protocolViolation, "expected an inventory, got \(other.kind)")
+        }
+    }
+
+    /// Asks for a manifest and checks that it hashes to the id.
+    /// - Parameter id: the file.
+    /// - Returns: the verified manifest, or `nil` if the peer does not have it.
+    /// - Throws: `P2PError` (`corrupt`) if the manifest does not hash to `id`.
+    public mutating func manifest(for id: FileID) async throws -> Manifest? {
+        try await self.send(.manifestRequest(id))
+        switch try await self.receive() {
+        case .manifest(let bytes): return try Manifest.decode(bytes, expectedID: id)
+        case .failure: return nil
+        case let other: throw P2PError(code: .protocolViolation, "expected a manifest, got \(other.kind)")
+        }
+    }
+}
+
+extension TransferMessage {
+    /// The message's type, for error messages.
+    public var kind: String { "\(self.frame().type)" }
+}
+
+/// Set by a watchdog on the event loop, read by the waiting task.
+private final class TimeoutFlag: Sendable {
+    private let value = Mutex(false)
+    func set() { self.value.withLock { $0 = true } }
+    var isSet: Bool { self.value.withLock { $0 } }
+}

@@ -1,0 +1,172 @@
+import NIOCore
+
+/// The messages of the transfer protocol, each carried in one `Frame`.
+///
+/// Payload layouts (integers big-endian; ids are 32 bytes; the chunk number of chunk
+/// messages is the frame header's):
+///
+/// | type | payload |
+/// |---|---|
+/// | inventory-request | empty |
+/// | inventory | count u32, then per file: id, name length u16, name, size u64, chunk size u32, chunk count u32, bitmap |
+/// | manifest-request | id |
+/// | manifest | the encoded manifest (its SHA-256 is the id) |
+/// | chunk-request | id |
+/// | chunk-data | id, chunk bytes |
+/// | pushed-chunk | id, chunk bytes |
+/// | failure | id (zeros if none), reason u8, message (UTF-8) |
+public enum TransferMessage: Sendable, Equatable {
+    /// Asks for the receiver's inventory.
+    case inventoryRequest
+    /// The sender's files and chunks.
+    case inventory([InventoryEntry])
+    /// Asks for a manifest.
+    case manifestRequest(FileID)
+    /// An encoded manifest, answering a request or preceding pushed chunks.
+    case manifest([UInt8])
+    /// Asks for a chunk.
+    case chunkRequest(FileID, chunk: Int)
+    /// A chunk's bytes.
+    case chunkData(FileID, chunk: Int, bytes: ByteBuffer)
+    /// A chunk sent unasked by distribution.
+    case pushedChunk(FileID, chunk: Int, bytes: ByteBuffer)
+    /// A request that cannot be answered.
+    case failure(FileID?, chunk: Int, reason: FailureReason, message: String)
+
+    /// Why a request failed.
+    public enum FailureReason: UInt8, Sendable, Equatable {
+        /// The file is not held here.
+        case unknownFile = 1
+        /// The chunk is not held here.
+        case chunkNotHeld = 2
+        /// Reading the disk failed.
+        case storage = 3
+        /// Too many requests at once.
+        case busy = 4
+    }
+
+    /// The all-zero id used where a failure concerns no file.
+    static let noFile = FileID(bytes: [UInt8](repeating: 0, count: 32))!
+
+    /// The message as a frame.
+    public func frame(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> Frame {
+        switch self {
+        case .inventoryRequest:
+            return Frame(type: .inventoryRequest)
+        case .inventory(let entries):
+            var payload = allocator.buffer(capacity: 4 + entries.count * 64)
+            payload.writeInteger(UInt32(entries.count))
+            for entry in entries {
+                payload.writeBytes(entry.id.bytes)
+                let name = Array(entry.name.value.utf8)
+                payload.writeInteger(UInt16(name.count))
+                payload.writeBytes(name)
+                payload.writeInteger(entry.size)
+                payload.writeInteger(UInt32(entry.chunkSize))
+                payload.writeInteger(UInt32(entry.bitmap.count))
+                payload.writeBytes(entry.bitmap.bytes)
+            }
+            return Frame(type: .inventory, payload: payload)
+        case .manifestRequest(let id):
+            return Frame(type: .manifestRequest, payload: ByteBuffer(bytes: id.bytes))
+        case .manifest(let bytes):
+            return Frame(type: .manifest, payload: ByteBuffer(bytes: bytes))
+        case .chunkRequest(let id, let chunk):
+            return Frame(type: .chunkRequest, chunkNumber: UInt32(chunk), payload: ByteBuffer(bytes: id.bytes))
+        case .chunkData(let id, let chunk, let bytes):
+            return Frame(type: .chunkData, chunkNumber: UInt32(chunk), payload: Self.prefixed(id, bytes, allocator))
+        case .pushedChunk(let id, let chunk, let bytes):
+            return Frame(type: .pushedChunk, chunkNumber: UInt32(chunk), payload: Self.prefixed(id, bytes, allocator))
+        case .failure(let id, let chunk, let reason, let message):
+            var payload = allocator.buffer(capacity: 33 + message.utf8.count)
+            payload.writeBytes((id ?? Self.noFile).bytes)
+            payload.writeInteger(reason.rawValue)
+            payload.writeString(String(message.prefix(512)))
+            return Frame(type: .failure, chunkNumber: UInt32(chunk), payload: payload)
+        }
+    }
+
+    private static func prefixed(_ id: FileID, _ bytes: ByteBuffer, _ allocator: ByteBufferAllocator) -> ByteBuffer {
+        var payload = allocator.buffer(capacity: FileID.byteCount + bytes.readableBytes)
+        payload.writeBytes(id.bytes)
+        payload.writeImmutableBuffer(bytes)
+        return payload
+    }
+
+    /// Reads a message from a frame.
+    /// - Parameter frame: a frame whose checksum has verified.
+    /// - Returns: the message.
+    /// - Throws: `P2PError` (`protocolViolation`) if the payload does not fit its type.
+    public init(frame: Frame) throws(P2PError) {
+        var payload = frame.payload
+        let chunk = Int(frame.chunkNumber)
+        func bad(_ what: String) -> P2PError {
+            P2PError(code: .protocolViolation, "malformed \(frame.type) message: \(what)")
+        }
+        func readID() throws(P2PError) -> FileID {
+            guard let bytes = payload.readBytes(length: FileID.byteCount) else { throw bad("truncated file id") }
+            return FileID(bytes: bytes)!
+        }
+        func requireEnd() throws(P2PError) {
+            guard payload.readableBytes == 0 else { throw bad("\(payload.readableBytes) trailing bytes") }
+        }
+        switch frame.type {
+        case .hello:
+            throw bad("hello is reserved for authenticated sessions")
+        case .inventoryRequest:
+            try requireEnd()
+            self = .inventoryRequest
+        case .inventory:
+            guard let count = payload.readInteger(as: UInt32.self) else { throw bad("truncated count") }
+            // Every entry takes at least 50 bytes, so a count the payload cannot hold is a lie
+            // and is refused before anything is allocated for it.
+            guard Int(count) <= payload.readableBytes / 50 else { throw bad("\(count) entries cannot fit") }
+            var entries: [InventoryEntry] = []
+            entries.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                let id = try readID()
+                guard let nameLength = payload.readInteger(as: UInt16.self),
+                    let nameBytes = payload.readBytes(length: Int(nameLength)),
+                    let size = payload.readInteger(as: UInt64.self),
+                    let chunkSize = payload.readInteger(as: UInt32.self),
+                    let chunkCount = payload.readInteger(as: UInt32.self)
+                else { throw bad("truncated entry") }
+                guard let nameText = String(validating: nameBytes, as: UTF8.self) else { throw bad("name is not UTF-8") }
+                let name: FileName
+                do { name = try FileName(nameText) } catch { throw bad(error.message) }
+                guard chunkSize > 0, Int(chunkSize) <= ChunkSizing.maximumChunkSize,
+                    Int(chunkCount) == ChunkSizing.chunkCount(fileSize: size, chunkSize: Int(chunkSize))
+                else { throw bad("chunk count \(chunkCount) does not fit size \(size)") }
+                guard let bitmapBytes = payload.readBytes(length: (Int(chunkCount) + 7) / 8),
+                    let bitmap = ChunkBitmap(bytes: bitmapBytes, count: Int(chunkCount))
+                else { throw bad("bad bitmap") }
+                entries.append(InventoryEntry(id: id, name: name, size: size, chunkSize: Int(chunkSize), bitmap: bitmap))
+            }
+            try requireEnd()
+            self = .inventory(entries)
+        case .manifestRequest:
+            let id = try readID()
+            try requireEnd()
+            self = .manifestRequest(id)
+        case .manifest:
+            self = .manifest(Array(payload.readableBytesView))
+        case .chunkRequest:
+            let id = try readID()
+            try requireEnd()
+            self = .chunkRequest(id, chunk: chunk)
+        case .chunkData:
+            let id = try readID()
+            self = .chunkData(id, chunk: chunk, bytes: payload)
+        case .pushedChunk:
+            let id = try readID()
+            self = .pushedChunk(id, chunk: chunk, bytes: payload)
+        case .failure:
+            let id = try readID()
+            guard let reasonValue = payload.readInteger(as: UInt8.self),
+                let reason = FailureReason(rawValue: reasonValue)
+            else { throw bad("unknown reason") }
+            let message = payload.readString(length: payload.readableBytes) ?? ""
+            self = .failure(id == Self.noFile ? nil : id, chunk: chunk, reason: reason, message: message)
+        }
+    }
+}

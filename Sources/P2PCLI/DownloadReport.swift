@@ -1,0 +1,32 @@
+import P2P
+import _NIOFileSystem
+
+/// What `p2p get --json` prints when a download finishes.
+struct DownloadReport: Codable {
+    var name: String
+    var id: String
+    var size: UInt64
+    var path: String
+    var seconds: Double
+    /// Peer id → bytes received from it in this run.
+    var bytesFromPeers: [String: Int64]
+    /// Chunks that were already here (resumed from a `.partial`, or cached).
+    var chunksAlreadyHeld: Int
+
+    init(_ result: DownloadResult) {
+        self.name = result.manifest.name.value
+        self.id = result.manifest.id.description
+        self.size = result.manifest.size
+        self.path = result.path.string
+        self.seconds = result.seconds
+        self.bytesFromPeers = Dictionary(uniqueKeysWithValues: result.bytesFromPeer.map { ($0.key.description, $0.value) })
+        self.chunksAlreadyHeld = result.chunksAlreadyHeld
+    }
+
+    /// One line for people.
+    var summary: String {
+        let peers = self.bytesFromPeers.count
+        return "downloaded \(self.name) (\(Format.bytes(Int64(self.size)))) in \(Format.duration(self.seconds)) "
+            + "from \(peers) peer\(peers == 1 ? "" : "s") to \(self.path)"
+    }
+}

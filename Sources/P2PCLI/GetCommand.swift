@@ -1,0 +1,79 @@
+import ArgumentParser
+import P2P
+import ServiceLifecycle
+
+/// `p2p get NAME`: join, download and verify a file, exit.
+struct GetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "get",
+        abstract: "Download a file from the swarm, verify it, and exit.",
+        discussion: """
+            On timeout the data received is kept as NAME.partial and the command exits \
+            non-zero saying which chunks are missing; the next 'get' resumes from it.
+            """
+    )
+
+    @OptionGroup var options: CommonOptions
+
+    @Argument(help: "The file's name in the swarm.")
+    var name: String
+
+    @Option(help: "Give up after this many seconds (the partial file is kept).")
+    var timeout: Double?
+
+    @Option(help: "Hex digits the file id starts with, to pick among files of the same name.")
+    var id: String?
+
+    @Flag(help: "After the download, go on serving until SIGINT or SIGTERM.")
+    var seed = false
+
+    @Flag(help: "Print a JSON summary: name, id, size, path, seconds, bytes from each peer.")
+    var json = false
+
+    func validate() throws {
+        if let problem = FileName.problem(with: self.name) {
+            throw ValidationError("refused file name '\(self.name)': \(problem)")
+        }
+        if let timeout = self.timeout, !(timeout > 0) {
+            throw ValidationError("--timeout must be a positive number of seconds")
+        }
+        if let id = self.id, id.isEmpty || !id.allSatisfy(\.isHexDigit) || id.count > 64 {
+            throw ValidationError("--id takes hex digits of the file id")
+        }
+    }
+
+    func run() async throws {
+        let (peer, logger) = try await PeerRunner.makePeer(self.options)
+        let task = GetTask(command: self, peer: peer)
+        try await PeerRunner.run([peer], finishing: [task], logger: logger)
+    }
+
+    private struct GetTask: Service {
+        let command: GetCommand
+        let peer: Peer
+
+        func run() async throws {
+            guard let downloader = self.peer.downloader() else { return }
+            let printer = ProgressPrinter()
+            let result: DownloadResult
+            do {
+                result = try await downloader.download(
+                    name: self.command.name,
+                    idPrefix: self.command.id,
+                    timeout: self.command.timeout.map { .milliseconds(Int64($0 * 1000)) },
+                    progress: { printer.show($0) }
+                )
+                printer.finish()
+            } catch {
+                printer.finish()
+                throw error
+            }
+            let report = DownloadReport(result)
+            Console.out(self.command.json ? Console.json(report) : report.summary)
+            if self.command.seed {
+                // Serve until SIGINT or SIGTERM.
+                while await sleepUnlessShuttingDown(.seconds(3600)) {}
+            }
+        }
+    }
+}
