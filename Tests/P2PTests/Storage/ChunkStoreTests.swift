@@ -1,0 +1,192 @@
+import Foundation
+import NIOCore
+import P2P
+import Testing
+import _NIOFileSystem
+
+@Suite("ChunkStore and ChunkFile")
+struct ChunkStoreTests {
+    @Test("shared files are hashed into manifests and served chunk by chunk", arguments: [0, 1, 262_144, 262_145])
+    func sharesFiles(size: Int) async throws {
+        let fixture = try StorageFixture()
+        defer { fixture.remove() }
+        let data = try fixture.share("file.bin", size: size)
+        let store = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
+        let inventory = await store.inventory()
+        #expect(inventory.count == 1)
+        let entry = try #require(inventory.first)
+        #expect(entry.name.value == "file.bin")
+        #expect(entry.size == UInt64(size))
+        #expect(entry.bitmap.isComplete)
+        let manifest = try #require(await store.manifest(for: entry.id))
+        var joined: [UInt8] = []
+        for index in 0..<manifest.chunkCount {
+            let chunk = try #require(try await store.readChunk(entry.id, index: index))
+            #expect(manifest.verify(chunk, chunk: index))
+            joined += Array(chunk.readableBytesView)
+        }
+        #expect(joined == data)
+        #expect(try await store.readChunk(entry.id, index: manifest.chunkCount) == nil)
+        await store.close()
+    }
+
+    @Test("unsafe, hidden and non-regular entries in the share folder are not offered")
+    func skipsUnsafe() async throws {
+        let fixture = try StorageFixture()
+        defer { fixture.remove() }
+        try fixture.share("ok.txt", size: 10)
+        try fixture.share(".hidden", size: 10)
+        try FileManager.default.createDirectory(at: fixture.share.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        let store = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
+        #expect(await store.inventory().map(\.name.value) == ["ok.txt"])
+        await store.close()
+    }
+
+    @Test("files added later are offered after a rescan; removed ones are withdrawn")
+    func rescan() async throws {
+        let fixture = try StorageFixture()
+        defer { fixture.remove() }
+        let store = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
+        #expect(await store.inventory().isEmpty)
+        try fixture.share("late.bin", size: 1000)
+        await store.rescan()
+        #expect(await store.inventory().map(\.name.value) == ["late.bin"])
+        try FileManager.default.removeItem(at: fixture.share.appendingPathComponent("late.bin"))
+        await store.rescan()
+        #expect(await store.inventory().isEmpty)
+        await store.close()
+    }
+
+    @Test("a missing share folder that was named is refused with a clear error")
+    func missingShareFolder() async throws {
+        let fixture = try StorageFixture()
+        defer { fixture.remove() }
+        try FileManager.default.removeItem(at: fixture.share)
+        do {
+            _ = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
+            Issue.record("opened a store with a missing share folder")
+        } catch let error as P2PError {
+            #expect(error.code == .badFolder)
+            #expect(error.message.contains("does not exist"))
+        }
+    }
+
+    @Test("manifests are cached on disk: a second open reads them back")
+    func manifestCache() async throws {
+        let fixture = try StorageFixture()
+        defer { fixture.remove() }
+        try fixture.share("cached.bin", size: 600_000)
+        let first = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
+        let id = try #require(await first.inventory().first?.id)
+        await first.close()
+        let cached = try FileManager.default.contentsOfDirectory(atPath: fixture.state.appendingPathComponent("manifests").path)
+        #expect(cached.count == 1)
+        let second = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
+        #expect(await second.inventory().first?.id == id)
+        await second.close()
+    }
+
+    @Test("a download is written as NAME.partial, resumes from its record, and becomes NAME when complete")
+    func downloadLifecycle() async throws {
+        let source = try StorageFixture()
+        let sink = try StorageFixture()
+        defer {
+            source.remove()
+            sink.remove()
+        }
+        let data = try source.share("movie.bin", size: 1_000_000)
+        let origin = try await ChunkStore.open(configuration: source.configuration(), logger: StorageFixture.logger)
+        let id = try #require(await origin.inventory().first?.id)
+        let manifest = try #require(await origin.manifest(for: id))
+
+        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
+        let partial = try await store.beginDownload(manifest)
+        try await partial.write(try #require(try await origin.readChunk(id, index: 1)), chunk: 1)
+        try await partial.write(try #require(try await origin.readChunk(id, index: 3)), chunk: 3)
+        #expect(FileManager.default.fileExists(atPath: sink.downloads.appendingPathComponent("movie.bin.partial").path))
+        // A downloading peer offers what it has verified.
+        #expect(await store.inventory().first?.bitmap.indices == [1, 3])
+        await store.suspendDownload(id)
+        await store.close()
+
+        // Resume in a new store, as after a restart.
+        let resumed = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
+        let again = try await resumed.beginDownload(manifest)
+        #expect(await again.bitmap.indices == [1, 3])
+        for index in [0, 2] {
+            try await again.write(try #require(try await origin.readChunk(id, index: index)), chunk: index)
+        }
+        let path = try await resumed.finishDownload(id)
+        #expect(path.string.hasSuffix("downloads/movie.bin"))
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path.string)) == Data(data))
+        #expect(!FileManager.default.fileExists(atPath: sink.downloads.appendingPathComponent("movie.bin.partial").path))
+        #expect(await resumed.hasComplete(id))
+        await resumed.close()
+        await origin.close()
+    }
+
+    @Test("a recorded chunk whose data was damaged on disk is not trusted on resume")
+    func damagedPartial() async throws {
+        let source = try StorageFixture()
+        let sink = try StorageFixture()
+        defer {
+            source.remove()
+            sink.remove()
+        }
+        try source.share("data.bin", size: 600_000)
+        let origin = try await ChunkStore.open(configuration: source.configuration(), logger: StorageFixture.logger)
+        let id = try #require(await origin.inventory().first?.id)
+        let manifest = try #require(await origin.manifest(for: id))
+        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
+        let partial = try await store.beginDownload(manifest)
+        for index in 0..<manifest.chunkCount {
+            try await partial.write(try #require(try await origin.readChunk(id, index: index)), chunk: index)
+        }
+        await store.suspendDownload(id)
+        await store.close()
+        let partialURL = sink.downloads.appendingPathComponent("data.bin.partial")
+        let handle = try FileHandle(forWritingTo: partialURL)
+        try handle.seek(toOffset: 10)
+        handle.write(Data([1, 2, 3, 4]))
+        try handle.close()
+        let reopened = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
+        let file = try await reopened.beginDownload(manifest)
+        #expect(await file.bitmap.indices == Array(1..<manifest.chunkCount))
+        await reopened.close()
+        await origin.close()
+    }
+
+    @Test("pushed chunks are verified, cached within the limit, and served")
+    func pushedChunks() async throws {
+        let source = try StorageFixture()
+        let sink = try StorageFixture()
+        defer {
+            source.remove()
+            sink.remove()
+        }
+        try source.share("spread.bin", size: 700_000)
+        let origin = try await ChunkStore.open(configuration: source.configuration(), logger: StorageFixture.logger)
+        let id = try #require(await origin.inventory().first?.id)
+        let manifest = try #require(await origin.manifest(for: id))
+        let limit = Int64(manifest.chunkSize * 2)
+        let store = try await ChunkStore.open(configuration: sink.configuration(cacheLimit: limit), logger: StorageFixture.logger)
+        let chunk0 = try #require(try await origin.readChunk(id, index: 0))
+        var bad = chunk0
+        bad.setInteger(UInt8(0x55), at: 5)
+        #expect(await store.storePushed(bad, chunk: 0, of: manifest) == .corrupt)
+        #expect(await store.storePushed(chunk0, chunk: 1, of: manifest) == .corrupt)
+        #expect(await store.storePushed(chunk0, chunk: 0, of: manifest) == .stored)
+        #expect(await store.storePushed(chunk0, chunk: 0, of: manifest) == .duplicate)
+        #expect(await store.storePushed(try #require(try await origin.readChunk(id, index: 1)), chunk: 1, of: manifest) == .stored)
+        #expect(await store.storePushed(try #require(try await origin.readChunk(id, index: 2)), chunk: 2, of: manifest) == .cacheFull)
+        #expect(await store.cacheUsage == limit)
+        #expect(await store.inventory().first?.bitmap.indices == [0, 1])
+        #expect(try await store.readChunk(id, index: 0) == chunk0)
+        await store.close()
+        // The cache survives a restart.
+        let reopened = try await ChunkStore.open(configuration: sink.configuration(cacheLimit: limit), logger: StorageFixture.logger)
+        #expect(await reopened.inventory().first?.bitmap.indices == [0, 1])
+        await reopened.close()
+        await origin.close()
+    }
+}

@@ -1,0 +1,52 @@
+import Foundation
+import Logging
+import P2P
+import _NIOFileSystem
+
+/// A temporary folder layout for a peer's storage, removed by `remove()`.
+struct StorageFixture {
+    let root: URL
+    var share: URL { self.root.appendingPathComponent("shared") }
+    var downloads: URL { self.root.appendingPathComponent("downloads") }
+    var state: URL { self.root.appendingPathComponent("state") }
+
+    init() throws {
+        self.root = FileManager.default.temporaryDirectory.appendingPathComponent("p2p-test-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: self.share, withIntermediateDirectories: true)
+    }
+
+    func configuration(cacheLimit: Int64 = StorageConfiguration.defaultCacheLimit) -> StorageConfiguration {
+        StorageConfiguration(
+            shareDirectory: FilePath(self.share.path),
+            downloadsDirectory: FilePath(self.downloads.path),
+            stateDirectory: FilePath(self.state.path),
+            cacheLimit: cacheLimit
+        )
+    }
+
+    /// Writes a shared file of deterministic pseudo-random bytes.
+    @discardableResult
+    func share(_ name: String, size: Int, seed: UInt64 = 7) throws -> [UInt8] {
+        let bytes = Self.bytes(size, seed: seed)
+        try Data(bytes).write(to: self.share.appendingPathComponent(name))
+        return bytes
+    }
+
+    static func bytes(_ size: Int, seed: UInt64) -> [UInt8] {
+        var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
+        var bytes = [UInt8](repeating: 0, count: size)
+        for index in 0..<size {
+            state ^= state << 13
+            state ^= state >> 7
+            state ^= state << 17
+            bytes[index] = UInt8(truncatingIfNeeded: state)
+        }
+        return bytes
+    }
+
+    func remove() {
+        try? FileManager.default.removeItem(at: self.root)
+    }
+
+    static let logger = Logger(label: "p2p-test")
+}

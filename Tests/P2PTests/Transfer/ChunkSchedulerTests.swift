@@ -1,0 +1,74 @@
+@testable import P2P
+import Testing
+
+@Suite("ChunkScheduler")
+struct ChunkSchedulerTests {
+    let a = PeerID(high: 0, low: 1)
+    let b = PeerID(high: 0, low: 2)
+    let c = PeerID(high: 0, low: 3)
+
+    func bitmap(_ count: Int, _ indices: [Int]) -> ChunkBitmap {
+        var bitmap = ChunkBitmap(count: count)
+        for index in indices { bitmap.insert(index) }
+        return bitmap
+    }
+
+    @Test("rarest chunks are asked for first")
+    func rarestFirst() {
+        var scheduler = ChunkScheduler(have: ChunkBitmap(count: 4))
+        scheduler.update(self.a, holding: self.bitmap(4, [0, 1, 2, 3]))
+        scheduler.update(self.b, holding: self.bitmap(4, [0, 1, 2]))
+        scheduler.update(self.c, holding: self.bitmap(4, [0, 1]))
+        // Chunk 3 is held by one peer, 2 by two, 0 and 1 by three.
+        #expect(scheduler.next(for: self.a) == 3)
+        #expect(scheduler.next(for: self.a) == 2)
+        let third = scheduler.next(for: self.a)
+        #expect(third == 0 || third == 1)
+    }
+
+    @Test("a chunk in flight is not given to a second peer until the endgame")
+    func noDuplicatesBeforeEndgame() {
+        var scheduler = ChunkScheduler(have: ChunkBitmap(count: 3))
+        scheduler.update(self.a, holding: .full(count: 3))
+        scheduler.update(self.b, holding: .full(count: 3))
+        var given = Set<Int>()
+        for _ in 0..<3 {
+            let chunk = scheduler.next(for: self.a)!
+            #expect(given.insert(chunk).inserted)
+        }
+        // Endgame: b may duplicate one of a's requests, at most one copy each.
+        let duplicate = scheduler.next(for: self.b)
+        #expect(duplicate != nil && given.contains(duplicate!))
+        let firstCopy = scheduler.completed(duplicate!, from: self.b)
+        let secondCopy = scheduler.completed(duplicate!, from: self.a)
+        #expect(firstCopy)
+        #expect(!secondCopy)
+    }
+
+    @Test("a peer that leaves frees its requests; a peer that lacks a chunk is not asked again")
+    func removeAndLack() {
+        var scheduler = ChunkScheduler(have: ChunkBitmap(count: 2))
+        scheduler.update(self.a, holding: .full(count: 2))
+        let first = scheduler.next(for: self.a)!
+        scheduler.remove(self.a)
+        scheduler.update(self.b, holding: .full(count: 2))
+        var seen = Set<Int>()
+        while let next = scheduler.next(for: self.b), seen.insert(next).inserted {}
+        #expect(seen.contains(first))
+
+        var lacking = ChunkScheduler(have: ChunkBitmap(count: 1))
+        lacking.update(self.c, holding: .full(count: 1))
+        #expect(lacking.next(for: self.c) == 0)
+        lacking.lacks(0, peer: self.c)
+        #expect(lacking.next(for: self.c) == nil)
+    }
+
+    @Test("nothing is asked for once every chunk is held")
+    func complete() {
+        var scheduler = ChunkScheduler(have: .full(count: 2))
+        scheduler.update(self.a, holding: .full(count: 2))
+        #expect(scheduler.isComplete)
+        #expect(scheduler.next(for: self.a) == nil)
+        #expect(!scheduler.isUseful(self.a))
+    }
+}

@@ -1,0 +1,80 @@
+import NIOCore
+import P2P
+import Testing
+
+@Suite("TransferMessage")
+struct TransferMessageTests {
+    static let id = FileID(bytes: (0..<32).map { UInt8($0) })!
+
+    static var samples: [TransferMessage] {
+        var bitmap = ChunkBitmap(count: 9)
+        bitmap.insert(0)
+        bitmap.insert(8)
+        let entry = InventoryEntry(id: id, name: try! FileName("a file.bin"), size: 2_000_000, chunkSize: 262_144, bitmap: ChunkBitmap(count: 8))
+        let entry2 = InventoryEntry(id: id, name: try! FileName("b"), size: 9 * 262_144, chunkSize: 262_144, bitmap: bitmap)
+        return [
+            .inventoryRequest,
+            .inventory([]),
+            .inventory([entry, entry2]),
+            .manifestRequest(id),
+            .manifest([1, 2, 3]),
+            .chunkRequest(id, chunk: 7),
+            .chunkData(id, chunk: 70_000, bytes: ByteBuffer(bytes: [9, 8, 7])),
+            .chunkData(id, chunk: 0, bytes: ByteBuffer()),
+            .pushedChunk(id, chunk: 3, bytes: ByteBuffer(bytes: [UInt8](repeating: 1, count: 1000))),
+            .failure(id, chunk: 4, reason: .chunkNotHeld, message: "chunk not held"),
+            .failure(nil, chunk: 0, reason: .unknownFile, message: ""),
+        ]
+    }
+
+    @Test("every message survives frame encoding and parsing")
+    func roundTrip() throws {
+        for message in Self.samples {
+            let bytes = message.frame().encoded()
+            let frame = try Frame.parse(bytes)
+            #expect(try TransferMessage(frame: frame) == message)
+        }
+    }
+
+    @Test("payloads that do not fit their type are refused")
+    func malformed() {
+        let cases: [Frame] = [
+            Frame(type: .inventoryRequest, payload: ByteBuffer(bytes: [0])),
+            Frame(type: .manifestRequest, payload: ByteBuffer(bytes: [1, 2, 3])),
+            Frame(type: .chunkRequest, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 33))),
+            Frame(type: .chunkData, payload: ByteBuffer(bytes: [1])),
+            Frame(type: .failure, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 32) + [99])),
+            Frame(type: .hello),
+            // An inventory claiming a billion entries in a few bytes.
+            Frame(type: .inventory, payload: ByteBuffer(bytes: [0x3B, 0x9A, 0xCA, 0x00, 1, 2, 3])),
+        ]
+        for frame in cases {
+            #expect(throws: P2PError.self) { try TransferMessage(frame: frame) }
+        }
+    }
+
+    @Test("inventory entries with unsafe names or inconsistent sizes are refused")
+    func inventoryLies() throws {
+        var valid = TransferMessage.inventory([
+            InventoryEntry(id: Self.id, name: try FileName("x"), size: 10, chunkSize: 262_144, bitmap: .full(count: 1))
+        ]).frame().payload
+        // The name byte is at offset 4 (count) + 32 (id) + 2 (length).
+        var slash = valid
+        slash.setInteger(UInt8(ascii: "/"), at: slash.readerIndex + 38)
+        #expect(throws: P2PError.self) { try TransferMessage(frame: Frame(type: .inventory, payload: slash)) }
+        // Claim 3 chunks for a 10-byte file.
+        valid.setInteger(UInt32(3), at: valid.readerIndex + 39 + 8 + 4)
+        #expect(throws: P2PError.self) { try TransferMessage(frame: Frame(type: .inventory, payload: valid)) }
+    }
+
+    @Test("random payloads never trap")
+    func randomPayloads() {
+        var generator = SystemRandomNumberGenerator()
+        for _ in 0..<5000 {
+            let type = FrameType.allCases.randomElement(using: &generator)!
+            let length = Int.random(in: 0..<120, using: &generator)
+            let payload = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            _ = try? TransferMessage(frame: Frame(type: type, chunkNumber: .random(in: 0...UInt32.max, using: &generator), payload: ByteBuffer(bytes: payload)))
+        }
+    }
+}

@@ -1,0 +1,102 @@
+import Foundation
+import NIOCore
+import NIOPosix
+@testable import P2P
+import Testing
+
+@Suite("TransferServer with SwarmResponder, over loopback")
+struct TransferServerTests {
+    /// Runs a server on 127.0.0.1 with one shared file, and `body` against it.
+    func withServer(
+        size: Int = 600_000,
+        _ body: @Sendable (SocketAddress, FileID, [UInt8]) async throws -> Void
+    ) async throws {
+        let fixture = try StorageFixture()
+        defer { fixture.remove() }
+        let data = try fixture.share("served.bin", size: size)
+        let store = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
+        let id = try #require(await store.inventory().first?.id)
+        let server = try await TransferServer.bind(
+            host: "127.0.0.1",
+            port: 0,
+            responder: SwarmResponder(store: store, statistics: TransferStatistics(), logger: StorageFixture.logger),
+            logger: StorageFixture.logger
+        )
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            defer { group.cancelAll() }
+            try await body(address, id, data)
+        }
+        await store.close()
+    }
+
+    @Test("inventory, manifest and pipelined chunk requests")
+    func servesChunks() async throws {
+        try await self.withServer { address, id, data in
+            try await PeerSession.connect(to: address) { session in
+                let inventory = try await session.inventory()
+                #expect(inventory.map(\.id) == [id])
+                let fetched = try await session.manifest(for: id)
+                let manifest = try #require(fetched)
+                try await session.send((0..<manifest.chunkCount).map { .chunkRequest(id, chunk: $0) })
+                var joined: [UInt8] = []
+                for index in 0..<manifest.chunkCount {
+                    guard case .chunkData(let got, let chunk, let bytes) = try await session.receive() else {
+                        Issue.record("expected chunk data")
+                        return
+                    }
+                    #expect(got == id && chunk == index)
+                    #expect(manifest.verify(bytes, chunk: index))
+                    joined += Array(bytes.readableBytesView)
+                }
+                #expect(joined == data)
+                // A chunk past the end, and an unknown file, are answered with failures.
+                try await session.send(.chunkRequest(id, chunk: manifest.chunkCount))
+                guard case .failure(_, _, .chunkNotHeld, _) = try await session.receive() else {
+                    Issue.record("expected a failure")
+                    return
+                }
+                let unknown = FileID(bytes: [UInt8](repeating: 7, count: 32))!
+                let missing = try await session.manifest(for: unknown)
+                #expect(missing == nil)
+            }
+        }
+    }
+
+    /// Sends raw bytes on a new connection and waits for the server to close it.
+    func serverCloses(_ bytes: [UInt8], at address: SocketAddress) async throws -> Bool {
+        let raw = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connect(to: address) { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                }
+            }
+        return try await raw.executeThenClose { inbound, outbound in
+            try await outbound.write(ByteBuffer(bytes: bytes))
+            // Bounded: the server closes at once, or the 5 s timeout fails the test.
+            try await withTimeout(.seconds(5), "the server to close") {
+                for try await _ in inbound {}
+            }
+            return true
+        }
+    }
+
+    @Test("a garbage frame closes that connection only; others are served as before")
+    func garbageClosesOneConnection() async throws {
+        try await self.withServer { address, id, _ in
+            try await PeerSession.connect(to: address) { good in
+                let before = try await good.inventory()
+                #expect(before.map(\.id) == [id])
+                // Unknown frame type 200.
+                #expect(try await self.serverCloses([0, 0, 0, 4, 1, 200, 0, 0, 0, 0, 0, 0, 1, 2, 3, 4], at: address))
+                // A length of 4 GiB is refused from the header alone, before any payload.
+                #expect(try await self.serverCloses([0xFF, 0xFF, 0xFF, 0xFF, 1, 2, 0, 0, 0, 0, 0, 0], at: address))
+                // A bad checksum.
+                #expect(try await self.serverCloses([0, 0, 0, 0, 1, 2, 0x12, 0x34, 0, 0, 0, 0], at: address))
+                let after = try await good.inventory()
+                #expect(after.map(\.id) == [id])
+            }
+        }
+    }
+}
