@@ -66,6 +66,7 @@ let package = Package(
             name: "IntegrationTests",
             dependencies: [
                 "P2PCLI",
+                "P2P",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],

@@ -13,10 +13,20 @@ enum Console {
         }
     }
 
-    /// Prints to stdout and flushes, since stdout is block-buffered when piped.
+    /// Prints a line to stdout at once.
     static func out(_ text: String) {
-        print(text)
-        fflush(nil)
+        self.write(text + "\n")
+    }
+
+    /// Writes to stdout at once, with one `write(2)` and no stdio buffer.
+    ///
+    /// Not `print` then `fflush(nil)`: glibc's `fflush(NULL)` locks every open stream,
+    /// stdin included, and the shell's reader thread holds stdin's lock while it waits in
+    /// `readLine` for the next line. The flush then waited for the user's next command, so
+    /// a script that waits for an answer before sending more hung, and the prompt never
+    /// showed on a terminal.
+    static func write(_ text: String) {
+        try? FileHandle.standardOutput.write(contentsOf: Data(text.utf8))
     }
 
     /// Prints one line to stderr.

@@ -89,8 +89,7 @@ struct Shell: Service {
 
     private func prompt() {
         guard isatty(STDIN_FILENO) == 1 else { return }
-        print("p2p> ", terminator: "")
-        fflush(nil)
+        Console.write("p2p> ")
     }
 }
 

@@ -1,0 +1,54 @@
+import Testing
+
+/// `p2p peers` (SPEC §6): an observer that lists the serving peers and exits.
+@Suite("p2p peers", .timeLimit(.minutes(1)))
+struct PeersCommandTests {
+    @Test("'p2p peers --json' prints a JSON array of the serving peers' ids, addresses and ports")
+    func peersJSONListsTheServingPeers() async throws {
+        let swarm = try TestSwarm()
+        defer { swarm.shutdown() }
+        let shells = try await swarm.launchShells(2)
+        try await Polling.waitForFullMesh(shells, timeout: .seconds(3))
+
+        let observer = try swarm.launch(["peers", "--wait", "1", "--json"], name: "observer")
+        let status = try await observer.waitForExit(timeout: .seconds(10))
+        try await observer.waitForOutputToEnd(timeout: .seconds(2))
+        #expect(status == 0, "\(observer.transcript())")
+        let stdout = observer.lines(.stdout).map(\.text)
+        try #require(stdout.count == 1, "stdout should be one JSON line: \(stdout)")
+        let listed = try ListedPeer.parseArray(stdout[0])
+
+        let expected = Set(shells.map { "\($0.shortID) 127.0.0.1 \($0.transferPort)" })
+        #expect(Set(listed.map { "\($0.shortID) \($0.address) \($0.port)" }) == expected)
+        #expect(listed.count == shells.count)
+        for peer in listed {
+            #expect(peer.id.count == 32 && peer.id.allSatisfy(\.isHexDigit), "id \(peer.id)")
+        }
+        // The full ids agree with what the peers themselves list.
+        let fromShells = Set(try await shells[0].peers().peers.map(\.id) + shells[1].peers().peers.map(\.id))
+        #expect(Set(listed.map(\.id)) == fromShells)
+        // An observer serves nothing, so the serving peers never list it.
+        for shell in shells {
+            #expect(try await shell.peers().peers.count == 1)
+        }
+    }
+
+    @Test("'p2p peers' prints a table, or says there are none")
+    func peersTable() async throws {
+        let swarm = try TestSwarm()
+        defer { swarm.shutdown() }
+        let empty = try swarm.launch(["peers", "--wait", "0.3"], name: "lonely")
+        #expect(try await empty.waitForExit(timeout: .seconds(10)) == 0)
+        try await empty.waitForOutputToEnd(timeout: .seconds(2))
+        #expect(empty.lines(.stdout).map(\.text) == ["no peers found"])
+
+        let shell = try await swarm.launchShell()
+        let observer = try swarm.launch(["peers", "--wait", "1"], name: "observer")
+        #expect(try await observer.waitForExit(timeout: .seconds(10)) == 0)
+        try await observer.waitForOutputToEnd(timeout: .seconds(2))
+        let stdout = observer.lines(.stdout).map(\.text)
+        #expect(stdout.count == 2, "\(stdout)")
+        #expect(stdout.last?.hasPrefix(shell.shortID) == true, "\(stdout)")
+        #expect(stdout.last?.hasSuffix("127.0.0.1:\(shell.transferPort)") == true, "\(stdout)")
+    }
+}
