@@ -49,6 +49,9 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Most bytes of pushed chunks kept in the cache (suffixes k, M, G).")
     var cacheLimit: ByteCountArgument = ByteCountArgument(StorageConfiguration.defaultCacheLimit)
 
+    @Option(help: "Bytes per second served to other peers at most (0 = no limit; suffixes k, M, G).")
+    var uploadRate: ByteCountArgument = ByteCountArgument(0)
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -98,7 +101,8 @@ struct CommonOptions: ParsableArguments {
                 interval: .milliseconds(Int64(self.distributeInterval * 1000)),
                 bytesPerSecond: self.distributeRate.bytes
             ),
-            transferPort: observer ? 0 : self.port
+            transferPort: observer ? 0 : self.port,
+            uploadBytesPerSecond: self.uploadRate.bytes
         )
     }
 

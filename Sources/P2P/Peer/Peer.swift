@@ -79,7 +79,12 @@ public final class Peer: Service, Sendable {
                 host: configuration.bindHost,
                 port: configuration.transferPort,
                 maximumPayloadLength: configuration.maximumFramePayload,
-                responder: SwarmResponder(store: opened, statistics: statistics, logger: logger),
+                responder: SwarmResponder(
+                    store: opened,
+                    statistics: statistics,
+                    uploadLimiter: RateLimiter(bytesPerSecond: configuration.uploadBytesPerSecond),
+                    logger: logger
+                ),
                 group: group,
                 logger: logger
             )

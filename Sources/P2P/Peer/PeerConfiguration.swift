@@ -18,6 +18,8 @@ public struct PeerConfiguration: Sendable {
     public var maximumFramePayload: Int
     /// How often the share and downloads folders are looked at again for changes.
     public var rescanInterval: Duration
+    /// Bytes per second served to others at most, over all connections; zero for no limit.
+    public var uploadBytesPerSecond: Int64
 
     /// The default transfer port.
     public static let defaultTransferPort = 47475
@@ -36,6 +38,7 @@ public struct PeerConfiguration: Sendable {
     ///   - bindHost: the local address for the listener.
     ///   - maximumFramePayload: the largest frame payload accepted.
     ///   - rescanInterval: how often to look at the folders again.
+    ///   - uploadBytesPerSecond: the most bytes per second served, zero for no limit.
     public init(
         discovery: DiscoveryConfiguration = DiscoveryConfiguration(),
         storage: StorageConfiguration?,
@@ -44,7 +47,8 @@ public struct PeerConfiguration: Sendable {
         transferPort: Int = PeerConfiguration.defaultTransferPort,
         bindHost: String = "0.0.0.0",
         maximumFramePayload: Int = Frame.defaultMaximumPayloadLength,
-        rescanInterval: Duration = .seconds(2)
+        rescanInterval: Duration = .seconds(2),
+        uploadBytesPerSecond: Int64 = 0
     ) {
         self.discovery = discovery
         self.storage = storage
@@ -54,5 +58,6 @@ public struct PeerConfiguration: Sendable {
         self.bindHost = bindHost
         self.maximumFramePayload = maximumFramePayload
         self.rescanInterval = rescanInterval
+        self.uploadBytesPerSecond = uploadBytesPerSecond
     }
 }

@@ -78,13 +78,16 @@ public actor ChunkFile {
             )
             if manifest.verify(bytes, chunk: index) { bitmap.insert(index) }
         }
-        // The record is written anew: the manifest, then the chunks that verified.
-        let record = try await fileSystem.openFile(forWritingAt: recordPath, options: .newFile(replaceExisting: true))
+        // The record is written anew: the manifest, then the chunks that verified. It is
+        // opened in place, not as a new file: NIOFileSystem makes a new file visible only
+        // when closed, and a killed peer must leave its record behind.
+        let record = try await fileSystem.openFile(forWritingAt: recordPath, options: .modifyFile(createIfNecessary: true))
         var header = ByteBuffer()
         header.writeInteger(UInt32(manifest.encoded.count))
         header.writeBytes(manifest.encoded)
         for index in bitmap.indices { header.writeInteger(UInt32(index)) }
         do {
+            try await record.resize(to: .bytes(0))
             try await record.write(contentsOf: header.readableBytesView, toAbsoluteOffset: 0)
         } catch {
             try? await record.close()

@@ -91,6 +91,7 @@ public actor ChunkStore {
         }
         let store = ChunkStore(configuration: configuration, logger: logger)
         await store.reopenCache()
+        await store.reopenPartials()
         await store.rescan()
         return store
     }
@@ -180,6 +181,22 @@ public actor ChunkStore {
         }
     }
 
+    /// Reopens downloads left unfinished by an earlier run, so that their verified chunks
+    /// are offered at once and the next download of the file resumes from them.
+    private func reopenPartials() async {
+        for (path, name, _) in await Self.regularFiles(in: self.partialsDirectory) where name.value.hasSuffix(".record") {
+            guard let manifest = await ChunkFile.manifest(inRecordAt: path), "\(manifest.id).record" == name.value else {
+                continue
+            }
+            let dataPath = self.configuration.downloadsDirectory.appending(manifest.name.value + ".partial")
+            guard (try? await FileSystem.shared.info(forFileAt: dataPath, infoAboutSymbolicLink: false)) != nil,
+                let file = try? await ChunkFile.open(manifest: manifest, dataPath: dataPath, recordPath: path)
+            else { continue }
+            self.downloads[manifest.id] = file
+            self.knownManifests[manifest.id] = manifest
+        }
+    }
+
     // MARK: Reading
 
     /// What this peer holds: every shared file in full, and the chunks of downloads in
@@ -239,12 +256,19 @@ public actor ChunkStore {
         if let file = self.complete[id] {
             guard index >= 0 && index < file.manifest.chunkCount else { return nil }
             do {
-                let handle: ReadFileHandle
+                var handle: ReadFileHandle
                 if let open = self.readHandles[id] {
                     handle = open
                 } else {
                     handle = try await FileSystem.shared.openFile(forReadingAt: file.path, options: .init())
-                    self.readHandles[id] = handle
+                    // Another read may have opened it while this one waited: keep one, and
+                    // close the other (a handle dropped open is a fatal error in NIO).
+                    if let raced = self.readHandles[id] {
+                        try? await handle.close()
+                        handle = raced
+                    } else {
+                        self.readHandles[id] = handle
+                    }
                 }
                 let range = file.manifest.range(ofChunk: index)
                 let bytes = try await handle.readChunk(
@@ -288,7 +312,7 @@ public actor ChunkStore {
             return ((try? await download.write(bytes, chunk: index)) ?? false) ? .stored : .duplicate
         }
         guard self.cachedBytes + Int64(bytes.readableBytes) <= self.configuration.cacheLimit else { return .cacheFull }
-        let file: ChunkFile
+        var file: ChunkFile
         if let open = self.cached[manifest.id] {
             file = open
         } else {
@@ -302,7 +326,13 @@ public actor ChunkStore {
                 self.logger.warning("cannot open the chunk cache", metadata: ["error": "\(error)"])
                 return .cacheFull
             }
-            self.cached[manifest.id] = file
+            // Pushes from two peers may open the same file at once: keep the first.
+            if let raced = self.cached[manifest.id] {
+                await file.close()
+                file = raced
+            } else {
+                self.cached[manifest.id] = file
+            }
         }
         do {
             guard try await file.write(bytes, chunk: index) else { return .duplicate }
@@ -328,6 +358,11 @@ public actor ChunkStore {
             dataPath: self.configuration.downloadsDirectory.appending(manifest.name.value + ".partial"),
             recordPath: self.partialsDirectory.appending("\(manifest.id).record")
         )
+        if let raced = self.downloads[manifest.id] {
+            await file.close()
+            return raced
+        }
+        self.downloads[manifest.id] = file
         if let cache = self.cached[manifest.id] {
             for index in await cache.bitmap.indices where await !file.bitmap.contains(index) {
                 if let bytes = try? await cache.read(chunk: index), manifest.verify(bytes, chunk: index) {
@@ -335,7 +370,6 @@ public actor ChunkStore {
                 }
             }
         }
-        self.downloads[manifest.id] = file
         return file
     }
 

@@ -11,15 +11,23 @@ public struct SwarmResponder: TransferResponder {
     private let store: ChunkStore
     private let logger: Logger
     private let statistics: TransferStatistics
+    private let uploadLimiter: RateLimiter
 
     /// Creates a responder.
     /// - Parameters:
     ///   - store: where chunks are.
     ///   - statistics: counters to update.
+    ///   - uploadLimiter: paces the chunks served, shared by all connections.
     ///   - logger: where to log.
-    public init(store: ChunkStore, statistics: TransferStatistics, logger: Logger) {
+    public init(
+        store: ChunkStore,
+        statistics: TransferStatistics,
+        uploadLimiter: RateLimiter = RateLimiter(bytesPerSecond: 0),
+        logger: Logger
+    ) {
         self.store = store
         self.statistics = statistics
+        self.uploadLimiter = uploadLimiter
         self.logger = logger
     }
 
@@ -71,6 +79,7 @@ public struct SwarmResponder: TransferResponder {
             guard let bytes = try await self.store.readChunk(id, index: chunk) else {
                 return .failure(id, chunk: chunk, reason: .chunkNotHeld, message: "chunk not held")
             }
+            try await self.uploadLimiter.acquire(bytes.readableBytes)
             self.statistics.recordServed(bytes: bytes.readableBytes)
             return .chunkData(id, chunk: chunk, bytes: bytes)
         } catch {

@@ -1,0 +1,96 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+@testable import P2P
+import _NIOFileSystem
+
+/// A peer in the test process that speaks the protocol and lies: it announces itself by
+/// discovery like any peer, answers inventories and manifests truthfully from its store,
+/// and corrupts every chunk it serves.
+struct LyingPeer {
+    /// How it lies.
+    enum Lie: Sendable {
+        /// Flips one byte in every chunk.
+        case corruptChunks
+    }
+
+    let id: PeerID
+    let port: Int
+
+    /// Runs the lying peer on loopback in `swarm` for the duration of `body`.
+    /// - Parameters:
+    ///   - folder: its storage, prepared with the files it claims.
+    ///   - lie: how it lies.
+    ///   - swarm: whose discovery port it announces on.
+    ///   - body: the test, while it runs.
+    static func with<Result: Sendable>(
+        storage: StorageConfiguration,
+        lie: Lie,
+        in swarm: TestSwarm,
+        _ body: @Sendable (LyingPeer) async throws -> Result
+    ) async throws -> Result {
+        let logger = TransferFixtures.logger
+        let store = try await ChunkStore.open(configuration: storage, logger: logger)
+        let server = try await TransferServer.bind(
+            host: "127.0.0.1",
+            port: 0,
+            responder: LyingResponder(store: store, lie: lie),
+            logger: logger
+        )
+        let id = PeerID.random()
+        let discovery = PeerDiscovery(
+            peerID: id,
+            transferPort: server.port,
+            configuration: DiscoveryConfiguration(
+                port: swarm.discoveryPort,
+                announceInterval: .milliseconds(Int64(swarm.announceInterval * 1000)),
+                interfaceNames: ["lo"]
+            ),
+            logger: logger
+        )
+        let result = try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            group.addTask { try await discovery.run() }
+            defer { group.cancelAll() }
+            return try await body(LyingPeer(id: id, port: server.port))
+        }
+        await store.close()
+        return result
+    }
+}
+
+/// Answers like a `SwarmResponder`, but corrupts chunks.
+private struct LyingResponder: TransferResponder {
+    let store: ChunkStore
+    let lie: LyingPeer.Lie
+
+    func serve(
+        inbound: NIOAsyncChannelInboundStream<Frame>,
+        outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        remote: SocketAddress?
+    ) async throws {
+        for try await frame in inbound {
+            switch try TransferMessage(frame: frame) {
+            case .inventoryRequest:
+                try await outbound.write(TransferMessage.inventory(await self.store.inventory()).frame())
+            case .manifestRequest(let id):
+                guard let manifest = await self.store.manifest(for: id) else { return }
+                try await outbound.write(TransferMessage.manifest(manifest.encoded).frame())
+            case .chunkRequest(let id, let chunk):
+                guard var bytes = try await self.store.readChunk(id, index: chunk) else { return }
+                switch self.lie {
+                case .corruptChunks:
+                    if bytes.readableBytes > 0 {
+                        let at = bytes.readerIndex + bytes.readableBytes / 2
+                        bytes.setInteger(bytes.getInteger(at: at, as: UInt8.self)! ^ 0x5A, at: at)
+                    }
+                }
+                // Valid frame, valid checksum: only the SHA-256 against the manifest can tell.
+                try await outbound.write(TransferMessage.chunkData(id, chunk: chunk, bytes: bytes).frame())
+            default:
+                return
+            }
+        }
+    }
+}
