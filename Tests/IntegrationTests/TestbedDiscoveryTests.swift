@@ -53,7 +53,10 @@ struct TestbedDiscoveryTests {
                 "testbed join: known to all \(joinLatency.formatted) after launch"
                     + " (\((joined - fourth.bannerTime).formatted) after its first stdout line)"
             )
-            #expect(joinLatency <= .seconds(1))
+            // From the newcomer's first line (its sockets are bound then): the start-up of a
+            // debug binary before that is not discovery, and is slow on a loaded machine.
+            #expect(joined - fourth.bannerTime <= .seconds(1))
+            #expect(joinLatency <= .seconds(3))
 
             // Host 4 stops gracefully.
             let stopTime = ContinuousClock.now

@@ -66,7 +66,7 @@ public final class Downloader: Sendable {
     /// Tuning.
     public struct Configuration: Sendable {
         /// Requests in flight per peer at first; faster peers earn more, up to `maximumWindow`.
-        public var initialWindow = 4
+        public var initialWindow = 8
         /// The most requests in flight per peer.
         public var maximumWindow = 32
         /// Bad chunks tolerated from one peer before it is dropped.
@@ -75,6 +75,8 @@ public final class Downloader: Sendable {
         public var answerTimeout: Duration = .seconds(15)
         /// How often to ask peers for their inventories again while downloading.
         public var refreshInterval: Duration = .milliseconds(500)
+        /// Chunks being verified and written at once, per peer.
+        public var writesInFlight = 4
 
         /// The defaults.
         public init() {}
@@ -307,6 +309,7 @@ public final class Downloader: Sendable {
         }
         guard run.isComplete else {
             await self.store.suspendDownload(manifest.id)
+            if let failure = run.failure { throw failure }
             throw run.incompleteError()
         }
         let path = try await self.store.finishDownload(manifest.id)
@@ -427,55 +430,52 @@ public final class Downloader: Sendable {
                 var lastRefresh = ContinuousClock.now - self.configuration.refreshInterval
                 run.markTried(peer)
                 defer { run.cancelAll(inFlight, from: id) }
-                while !run.isFinished {
-                    if inFlight.isEmpty && ContinuousClock.now - lastRefresh >= self.configuration.refreshInterval {
-                        // Between requests, so no answer is outstanding on the connection.
-                        let entries = try await session.inventory()
-                        lastRefresh = ContinuousClock.now
-                        guard let entry = entries.first(where: { $0.id == run.manifest.id }) else {
-                            run.update(id, holding: ChunkBitmap(count: run.manifest.chunkCount))
-                            return
-                        }
-                        run.update(id, holding: entry.bitmap)
-                    }
-                    var requests: [TransferMessage] = []
-                    while inFlight.count < window, let chunk = run.next(for: id) {
-                        inFlight.append(chunk)
-                        requests.append(.chunkRequest(run.manifest.id, chunk: chunk))
-                    }
-                    if !requests.isEmpty { try await session.send(requests) }
-                    guard let expected = inFlight.first else {
-                        // Nothing to ask this peer for now; it may get more later.
-                        guard !run.isFinished else { return }
-                        try await Task.sleep(for: .milliseconds(100))
-                        continue
-                    }
-                    let answer = try await session.receive()
-                    inFlight.removeFirst()
-                    switch answer {
-                    case .chunkData(let fileID, let chunk, let bytes) where fileID == run.manifest.id && chunk == expected:
-                        guard run.manifest.verify(bytes, chunk: chunk) else {
-                            run.cancel(chunk, from: id)
-                            let bad = run.recordBadChunk(from: id)
-                            self.logger.warning(
-                                "chunk failed verification",
-                                metadata: ["remote.peer.id": "\(id.short)", "chunk.index": "\(chunk)", "bad.count": "\(bad)"]
-                            )
-                            if bad >= self.configuration.maximumBadChunks {
-                                throw P2PError(code: .corrupt, "dropped after \(bad) bad chunks")
+                // Chunks are verified and written by child tasks, so that hashing and disk
+                // writes overlap with receiving the next chunks (and use the other cores).
+                try await withThrowingTaskGroup(of: Void.self) { writers in
+                    var writing = 0
+                    while !run.isFinished {
+                        if inFlight.isEmpty && ContinuousClock.now - lastRefresh >= self.configuration.refreshInterval {
+                            // Between requests, so no answer is outstanding on the connection.
+                            let entries = try await session.inventory()
+                            lastRefresh = ContinuousClock.now
+                            guard let entry = entries.first(where: { $0.id == run.manifest.id }) else {
+                                run.update(id, holding: ChunkBitmap(count: run.manifest.chunkCount))
+                                break
                             }
+                            run.update(id, holding: entry.bitmap)
+                        }
+                        var requests: [TransferMessage] = []
+                        while inFlight.count < window, let chunk = run.next(for: id) {
+                            inFlight.append(chunk)
+                            requests.append(.chunkRequest(run.manifest.id, chunk: chunk))
+                        }
+                        if !requests.isEmpty { try await session.send(requests) }
+                        guard let expected = inFlight.first else {
+                            // Nothing to ask this peer for now; it may get more later.
+                            guard !run.isFinished else { break }
+                            try await Task.sleep(for: .milliseconds(100))
                             continue
                         }
-                        if run.claimChunk(chunk, from: id) {
-                            try await run.file.write(bytes, chunk: chunk)
-                            run.completed(chunk, bytes: bytes.readableBytes, from: id)
+                        let answer = try await session.receive()
+                        inFlight.removeFirst()
+                        switch answer {
+                        case .chunkData(let fileID, let chunk, let bytes)
+                        where fileID == run.manifest.id && chunk == expected:
+                            if writing >= self.configuration.writesInFlight {
+                                try await writers.next()
+                                writing -= 1
+                            }
+                            writing += 1
+                            writers.addTask { try await self.accept(bytes, chunk: chunk, from: id, run: run) }
                             window = min(self.configuration.maximumWindow, window + 1)
+                        case .failure(_, let chunk, _, _) where chunk == expected:
+                            run.lacks(chunk, peer: id)
+                        default:
+                            throw P2PError(code: .protocolViolation, "answered chunk \(expected) with something else")
                         }
-                    case .failure(_, let chunk, _, _) where chunk == expected:
-                        run.lacks(chunk, peer: id)
-                    default:
-                        throw P2PError(code: .protocolViolation, "answered chunk \(expected) with something else")
                     }
+                    try await writers.waitForAll()
                 }
             }
         } catch {
@@ -487,6 +487,35 @@ public final class Downloader: Sendable {
             }
             run.remove(id, dropped: (error as? P2PError)?.code == .corrupt)
         }
+    }
+}
+
+extension Downloader {
+    /// Verifies a chunk against the manifest and writes it.
+    /// - Throws: `P2PError` (`corrupt`) once a peer has sent `maximumBadChunks` bad chunks,
+    ///   which drops it; a disk error ends the whole download (`run.abort`).
+    fileprivate func accept(_ bytes: ByteBuffer, chunk: Int, from id: PeerID, run: DownloadRun) async throws {
+        guard run.manifest.verify(bytes, chunk: chunk) else {
+            run.cancel(chunk, from: id)
+            let bad = run.recordBadChunk(from: id)
+            self.logger.warning(
+                "chunk failed verification",
+                metadata: ["remote.peer.id": "\(id.short)", "chunk.index": "\(chunk)", "bad.count": "\(bad)"]
+            )
+            if bad >= self.configuration.maximumBadChunks {
+                throw P2PError(code: .corrupt, "dropped after \(bad) bad chunks")
+            }
+            return
+        }
+        guard run.claimChunk(chunk, from: id) else { return }
+        do {
+            try await run.file.write(bytes, chunk: chunk)
+        } catch {
+            run.unclaim(chunk, from: id)
+            run.abort(error)
+            throw error
+        }
+        run.completed(chunk, bytes: bytes.readableBytes, from: id)
     }
 }
 
@@ -506,6 +535,8 @@ final class DownloadRun: Sendable {
         /// Chunks claimed by a worker that is writing them, so a duplicate is not written twice.
         var writing: Set<Int> = []
         var timedOut = false
+        /// An error that ends the whole download, such as a full disk.
+        var failure: (any Error)? = nil
     }
 
     private let state: Mutex<State>
@@ -518,7 +549,21 @@ final class DownloadRun: Sendable {
     }
 
     var isComplete: Bool { self.state.withLock { $0.scheduler.isComplete } }
-    var isFinished: Bool { self.state.withLock { $0.scheduler.isComplete || $0.timedOut } }
+    var isFinished: Bool {
+        self.state.withLock { $0.scheduler.isComplete || $0.timedOut || $0.failure != nil }
+    }
+    var failure: (any Error)? { self.state.withLock { $0.failure } }
+
+    func abort(_ error: any Error) {
+        self.state.withLock { if $0.failure == nil { $0.failure = error } }
+    }
+
+    func unclaim(_ chunk: Int, from peer: PeerID) {
+        self.state.withLock { state in
+            state.writing.remove(chunk)
+            state.scheduler.cancel(chunk, from: peer)
+        }
+    }
     var bytesHeld: Int64 { self.state.withLock { $0.bytesHeld } }
     var bytesFromPeer: [PeerID: Int64] { self.state.withLock { $0.bytesFromPeer } }
     var activePeers: Int { self.state.withLock { $0.workers.count } }

@@ -35,6 +35,7 @@ public struct PeerSession: ~Copyable {
         let channel = try await ClientBootstrap(group: group)
             .connectTimeout(connectTimeout)
             .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
             .connect(to: address) { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try TransferConnection.configure(channel, maximumPayloadLength: maximumPayloadLength)

@@ -63,6 +63,7 @@ public final class TransferServer: Service, Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelOption(.backlog, value: 256)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
                         try TransferConnection.configure(channel, maximumPayloadLength: maximumPayloadLength)
@@ -109,6 +110,14 @@ public final class TransferServer: Service, Sendable {
 
 /// The channel set-up both ends of a transfer connection share.
 public enum TransferConnection {
+    /// Reads of up to 1 MiB: a 256 KiB chunk frame then arrives in one or two reads
+    /// rather than many of NIO's default 64 KiB, which saves decode passes and copies.
+    public static let receiveAllocator = AdaptiveRecvByteBufferAllocator(
+        minimum: 64 * 1024,
+        initial: 256 * 1024,
+        maximum: 1024 * 1024
+    )
+
     /// Adds the frame codec and wraps the channel for async use.
     /// - Parameters:
     ///   - channel: a connected TCP channel, on its event loop.
