@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "P2P", targets: ["P2P"]),
         .executable(name: "p2p", targets: ["P2PCLI"]),
+        .executable(name: "p2p-microbench", targets: ["P2PMicroBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -45,6 +46,15 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "P2PMicroBenchmarks",
+            dependencies: [
+                "P2P",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),
