@@ -12,6 +12,7 @@ let package = Package(
     products: [
         .library(name: "P2P", targets: ["P2P"]),
         .executable(name: "p2p", targets: ["P2PCLI"]),
+        .executable(name: "p2p-microbench", targets: ["P2PMicroBenchmarks"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -46,6 +47,15 @@ let package = Package(
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "_NIOFileSystem", package: "swift-nio"),
+            ],
+            swiftSettings: strictSettings
+        ),
+        .executableTarget(
+            name: "P2PMicroBenchmarks",
+            dependencies: [
+                "P2P",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Crypto", package: "swift-crypto"),
             ],
             swiftSettings: strictSettings
         ),

@@ -27,7 +27,8 @@ public struct PeerID: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// Parses the 32 hex digits that `description` prints.
     /// - Parameter hex: the id in hex, either case.
     public init?(hex: String) {
-        guard hex.utf8.count == 32,
+        // `UInt64(_:radix:)` alone would also take a leading "+" or "-".
+        guard hex.utf8.count == 32, hex.utf8.allSatisfy(Self.isHexDigit),
             let high = UInt64(hex.prefix(16), radix: 16),
             let low = UInt64(hex.suffix(16), radix: 16)
         else { return nil }
@@ -44,6 +45,16 @@ public struct PeerID: Hashable, Sendable, Comparable, CustomStringConvertible {
 
     public static func < (lhs: PeerID, rhs: PeerID) -> Bool {
         (lhs.high, lhs.low) < (rhs.high, rhs.low)
+    }
+
+    private static func isHexDigit(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "a")...UInt8(ascii: "f"),
+            UInt8(ascii: "A")...UInt8(ascii: "F"):
+            true
+        default:
+            false
+        }
     }
 
     private static func hex(_ value: UInt64) -> String {

@@ -81,22 +81,18 @@ public struct InternetChecksum: Sendable {
     /// The folded one's-complement sum of `bytes`, in native byte order, as if the data
     /// started at an even offset.
     private static func nativeFoldedSum(_ bytes: UnsafeRawBufferPointer) -> UInt16 {
+        guard let base = bytes.baseAddress else { return 0 }
         var total: UInt64 = 0
         var offset = 0
         let count = bytes.count
         // At most 2^30 words per block: 2^30 additions of values below 2^32 cannot
         // overflow 64 bits, so the inner loop needs no carry handling and vectorizes.
-        let blockBytes = 1 << 32
+        let blockWords = 1 << 30
         while count - offset >= 4 {
-            let blockEnd = offset + min(blockBytes, (count - offset) & ~3)
-            var block: UInt64 = 0
-            var index = offset
-            while index < blockEnd {
-                block &+= UInt64(bytes.loadUnaligned(fromByteOffset: index, as: UInt32.self))
-                index += 4
-            }
+            let words = min(blockWords, (count - offset) / 4)
+            let block = Self.wordSum(base + offset, words: words)
             total = UInt64(Self.fold(total)) &+ UInt64(Self.fold(block))
-            offset = blockEnd
+            offset += words * 4
         }
         if count - offset >= 2 {
             total &+= UInt64(bytes.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
@@ -110,5 +106,24 @@ public struct InternetChecksum: Sendable {
             total &+= UInt64(word)
         }
         return Self.fold(total)
+    }
+
+    /// The plain sum of `words` native 32-bit words from `start`, which need not be aligned.
+    ///
+    /// A counted loop with no trapping arithmetic, reading two words per 64-bit load: the
+    /// compiler vectorizes it. (Stepping an index by 4 up to an end offset kept the loop
+    /// scalar because of the overflow check on the index: one word per iteration.)
+    @inline(__always)
+    private static func wordSum(_ start: UnsafeRawPointer, words: Int) -> UInt64 {
+        var sum: UInt64 = 0
+        let pairs = words / 2
+        for pair in 0..<pairs {
+            let two = start.loadUnaligned(fromByteOffset: pair &* 8, as: UInt64.self)
+            sum &+= (two & 0xFFFF_FFFF) &+ (two >> 32)
+        }
+        if words % 2 == 1 {
+            sum &+= UInt64(start.loadUnaligned(fromByteOffset: pairs &* 8, as: UInt32.self))
+        }
+        return sum
     }
 }

@@ -1,0 +1,28 @@
+import P2P
+import Testing
+
+@Suite("FrameType")
+struct FrameTypeTests {
+    @Test("the wire values stay as published")
+    func wireValues() {
+        let expected: [(FrameType, UInt8, String)] = [
+            (.hello, 1, "hello"),
+            (.inventoryRequest, 2, "inventory-request"),
+            (.inventory, 3, "inventory"),
+            (.manifestRequest, 4, "manifest-request"),
+            (.manifest, 5, "manifest"),
+            (.chunkRequest, 6, "chunk-request"),
+            (.chunkData, 7, "chunk-data"),
+            (.pushedChunk, 8, "pushed-chunk"),
+            (.failure, 9, "failure"),
+        ]
+        #expect(FrameType.allCases.count == expected.count)
+        for (type, value, name) in expected {
+            #expect(type.rawValue == value)
+            #expect(FrameType(rawValue: value) == type)
+            #expect(type.description == name)
+        }
+        #expect(FrameType(rawValue: 0) == nil)
+        #expect(FrameType(rawValue: 10) == nil)
+    }
+}
