@@ -512,7 +512,9 @@ extension Downloader {
             try await run.file.write(bytes, chunk: chunk)
         } catch {
             run.unclaim(chunk, from: id)
-            run.abort(error)
+            // A write cut short because the download ended (timeout, completion) is not a
+            // disk failure; anything else is, and ends the whole download.
+            if !Task.isCancelled { run.abort(error) }
             throw error
         }
         run.completed(chunk, bytes: bytes.readableBytes, from: id)
