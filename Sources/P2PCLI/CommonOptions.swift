@@ -111,7 +111,9 @@ struct CommonOptions: ParsableArguments {
         guard let colon = text.lastIndex(of: ":"),
             let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
         else {
-            throw ValidationError("--peer takes host:port, such as 192.168.1.20:\(DiscoveryConfiguration.defaultPort); got '\(text)'")
+            throw ValidationError(
+                "--peer takes host:port, such as 192.168.1.20:\(DiscoveryConfiguration.defaultPort); got '\(text)'"
+            )
         }
         let host = String(text[..<colon])
         do {
@@ -132,7 +134,9 @@ struct ByteCountArgument: ExpressibleByArgument, Sendable {
 
     init?(argument: String) {
         let text = argument.trimmingCharacters(in: .whitespaces)
-        let units: [Character: Int64] = ["k": 1 << 10, "K": 1 << 10, "m": 1 << 20, "M": 1 << 20, "g": 1 << 30, "G": 1 << 30]
+        let units: [Character: Int64] = [
+            "k": 1 << 10, "K": 1 << 10, "m": 1 << 20, "M": 1 << 20, "g": 1 << 30, "G": 1 << 30,
+        ]
         var digits = Substring(text)
         var multiplier: Int64 = 1
         if let last = text.last, let unit = units[last] {

@@ -19,7 +19,9 @@ struct DownloadReport: Codable {
         self.size = result.manifest.size
         self.path = result.path.string
         self.seconds = result.seconds
-        self.bytesFromPeers = Dictionary(uniqueKeysWithValues: result.bytesFromPeer.map { ($0.key.description, $0.value) })
+        self.bytesFromPeers = Dictionary(
+            uniqueKeysWithValues: result.bytesFromPeer.map { ($0.key.description, $0.value) }
+        )
         self.chunksAlreadyHeld = result.chunksAlreadyHeld
     }
 

@@ -25,7 +25,11 @@ struct LsCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (peer, logger) = try await PeerRunner.makePeer(self.options, observer: true)
-        try await PeerRunner.run([peer], finishing: [ListTask(peer: peer, wait: self.wait, json: self.json)], logger: logger)
+        try await PeerRunner.run(
+            [peer],
+            finishing: [ListTask(peer: peer, wait: self.wait, json: self.json)],
+            logger: logger
+        )
     }
 
     private struct ListTask: Service {

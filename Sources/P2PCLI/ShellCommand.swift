@@ -35,7 +35,9 @@ struct Shell: Service {
 
     func run() async throws {
         let lines = StandardInputLines.stream()
-        Console.out("p2p peer \(self.peer.id.short) on transfer port \(self.peer.transferPort); type 'help' for commands")
+        Console.out(
+            "p2p peer \(self.peer.id.short) on transfer port \(self.peer.transferPort); type 'help' for commands"
+        )
         self.prompt()
         await cancelWhenGracefulShutdownIgnoringErrors {
             for await line in lines {

@@ -74,7 +74,10 @@ struct DiscoveryTests {
         // binary before that (dynamic loading, folders) is not discovery, and on a loaded
         // CI machine it alone can take most of a second. The figures from launch are
         // recorded above, and measured without load by scripts/bench.sh.
-        #expect(fromDiscoveryStart <= .seconds(1), "the newcomer was known to all only \(fromDiscoveryStart) after its discovery started")
+        #expect(
+            fromDiscoveryStart <= .seconds(1),
+            "the newcomer was known to all only \(fromDiscoveryStart) after its discovery started"
+        )
         #expect(
             learned - started.line.time <= .seconds(1),
             "the newcomer knew the swarm only \(learned - started.line.time) after its discovery started"

@@ -41,7 +41,10 @@ struct TestbedTransferTests {
             // The killed seeder sent part of the file, the survivor the rest.
             #expect(fromEach[0] > 0 && fromEach[0] < size / 2, "\(fromEach)")
             #expect(fromEach.reduce(0, +) == size)
-            #expect(TransferFixtures.sha256(of: TransferFixtures.downloaded("image.iso", peer: "h3", in: swarm)) == TransferFixtures.sha256(data))
+            #expect(
+                TransferFixtures.sha256(of: TransferFixtures.downloaded("image.iso", peer: "h3", in: swarm))
+                    == TransferFixtures.sha256(data)
+            )
         }
     }
 }

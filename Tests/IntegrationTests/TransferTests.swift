@@ -8,7 +8,10 @@ import Testing
 struct TransferTests {
     static let chunk = 262_144
 
-    @Test("empty, 1-byte, chunk-size and chunk-size+1 files arrive byte-identical", arguments: [0, 1, chunk, chunk + 1])
+    @Test(
+        "empty, 1-byte, chunk-size and chunk-size+1 files arrive byte-identical",
+        arguments: [0, 1, chunk, chunk + 1]
+    )
     func edgeSizes(size: Int) async throws {
         let swarm = try TestSwarm()
         defer { swarm.shutdown() }
@@ -38,7 +41,10 @@ struct TransferTests {
         #expect(peers.count == 2, "bytes from \(peers)")
         #expect(peers.values.allSatisfy { $0 > 0 })
         #expect(peers.values.reduce(0, +) == size)
-        #expect(TransferFixtures.sha256(of: TransferFixtures.downloaded("two.bin", peer: "fetch", in: swarm)) == TransferFixtures.sha256(data))
+        #expect(
+            TransferFixtures.sha256(of: TransferFixtures.downloaded("two.bin", peer: "fetch", in: swarm))
+                == TransferFixtures.sha256(data)
+        )
     }
 
     @Test("a file whose chunks are spread over three peers, none with all, is rebuilt byte-identical")
@@ -49,21 +55,33 @@ struct TransferTests {
         // chunks (two as downloads in progress, one as pushed chunks in its cache), and
         // never runs.
         let data = try TransferFixtures.share("spread.bin", size: 9 * Self.chunk + 1234, peer: "origin", in: swarm)
-        let origin = try await ChunkStore.open(configuration: TransferFixtures.storage(of: "origin", in: swarm), logger: TransferFixtures.logger)
+        let origin = try await ChunkStore.open(
+            configuration: TransferFixtures.storage(of: "origin", in: swarm),
+            logger: TransferFixtures.logger
+        )
         let id = try #require(await origin.inventory().first?.id)
         let manifest = try #require(await origin.manifest(for: id))
         #expect(manifest.chunkCount == 10)
         for (number, name) in ["a", "b", "c"].enumerated() {
-            let store = try await ChunkStore.open(configuration: TransferFixtures.storage(of: name, in: swarm), logger: TransferFixtures.logger)
+            let store = try await ChunkStore.open(
+                configuration: TransferFixtures.storage(of: name, in: swarm),
+                logger: TransferFixtures.logger
+            )
             let mine = stride(from: number, to: manifest.chunkCount, by: 3)
             if name == "c" {
                 for index in mine {
-                    let outcome = await store.storePushed(try #require(try await origin.readChunk(id, index: index)), chunk: index, of: manifest)
+                    let outcome = await store.storePushed(
+                        try #require(try await origin.readChunk(id, index: index)),
+                        chunk: index,
+                        of: manifest
+                    )
                     #expect(outcome == .stored)
                 }
             } else {
                 let partial = try await store.beginDownload(manifest)
-                for index in mine { try await partial.write(try #require(try await origin.readChunk(id, index: index)), chunk: index) }
+                for index in mine {
+                    try await partial.write(try #require(try await origin.readChunk(id, index: index)), chunk: index)
+                }
                 await store.suspendDownload(id)
             }
             await store.close()
@@ -73,7 +91,10 @@ struct TransferTests {
         let (status, summary, process) = try await TransferFixtures.get("spread.bin", as: "fetch", in: swarm)
         #expect(status == 0, "\(process.transcript())")
         #expect(summary?.bytesFromPeers.count == 3, "bytes from \(summary?.bytesFromPeers ?? [:])")
-        #expect(TransferFixtures.sha256(of: TransferFixtures.downloaded("spread.bin", peer: "fetch", in: swarm)) == TransferFixtures.sha256(data))
+        #expect(
+            TransferFixtures.sha256(of: TransferFixtures.downloaded("spread.bin", peer: "fetch", in: swarm))
+                == TransferFixtures.sha256(data)
+        )
     }
 
     @Test("a seeder killed mid-download costs nothing: the download completes from the other")
@@ -100,7 +121,10 @@ struct TransferTests {
         let summary = try #require(get.lines(.stdout).compactMap { TransferFixtures.parse($0.text) }.first)
         #expect(summary.bytesFromPeers.count == 2, "the killed seeder had sent nothing: \(summary.bytesFromPeers)")
         #expect(summary.bytesFromPeers.values.reduce(0, +) == size)
-        #expect(TransferFixtures.sha256(of: TransferFixtures.downloaded("survive.bin", peer: "fetch", in: swarm)) == TransferFixtures.sha256(data))
+        #expect(
+            TransferFixtures.sha256(of: TransferFixtures.downloaded("survive.bin", peer: "fetch", in: swarm))
+                == TransferFixtures.sha256(data)
+        )
     }
 
     @Test("a killed download resumes from its .partial and fetches only what was missing")
@@ -115,7 +139,9 @@ struct TransferTests {
         // Wait until the record names at least four chunks, then kill the downloader.
         let progressed = await Self.waitUntil(timeout: .seconds(30)) {
             guard let name = try? FileManager.default.contentsOfDirectory(atPath: partials.path).first,
-                let attributes = try? FileManager.default.attributesOfItem(atPath: partials.appendingPathComponent(name).path),
+                let attributes = try? FileManager.default.attributesOfItem(
+                    atPath: partials.appendingPathComponent(name).path
+                ),
                 let recordSize = attributes[.size] as? Int
             else { return false }
             // 4-byte length + manifest (48 + name + 32 per chunk) + 4 bytes per chunk.
@@ -133,7 +159,10 @@ struct TransferTests {
         #expect(resumed.chunksAlreadyHeld >= 4 && resumed.chunksAlreadyHeld < 24)
         // Only the remainder came over the network.
         #expect(resumed.bytesFromPeers.values.reduce(0, +) == size - resumed.chunksAlreadyHeld * Self.chunk)
-        #expect(TransferFixtures.sha256(of: TransferFixtures.downloaded("resume.bin", peer: "fetch", in: swarm)) == TransferFixtures.sha256(data))
+        #expect(
+            TransferFixtures.sha256(of: TransferFixtures.downloaded("resume.bin", peer: "fetch", in: swarm))
+                == TransferFixtures.sha256(data)
+        )
         #expect(!FileManager.default.fileExists(atPath: partial.path))
     }
 
@@ -143,7 +172,12 @@ struct TransferTests {
         defer { swarm.shutdown() }
         try TransferFixtures.share("slow.bin", size: 16 * Self.chunk, peer: "seed", in: swarm)
         _ = try swarm.launch(["serve", "--upload-rate", "256k"], name: "seed")
-        let (status, summary, process) = try await TransferFixtures.get("slow.bin", as: "fetch", in: swarm, extra: ["--timeout", "3"])
+        let (status, summary, process) = try await TransferFixtures.get(
+            "slow.bin",
+            as: "fetch",
+            in: swarm,
+            extra: ["--timeout", "3"]
+        )
         #expect(status != 0)
         #expect(summary == nil)
         let errors = process.lines(.stderr).map(\.text).filter { $0.hasPrefix("p2p:") }
@@ -152,8 +186,16 @@ struct TransferTests {
         #expect(message.contains("chunks missing"))
         #expect(message.contains("tried"))
         #expect(message.contains("slow.bin.partial"))
-        #expect(FileManager.default.fileExists(atPath: TransferFixtures.downloaded("slow.bin.partial", peer: "fetch", in: swarm).path))
-        #expect(!FileManager.default.fileExists(atPath: TransferFixtures.downloaded("slow.bin", peer: "fetch", in: swarm).path))
+        #expect(
+            FileManager.default.fileExists(
+                atPath: TransferFixtures.downloaded("slow.bin.partial", peer: "fetch", in: swarm).path
+            )
+        )
+        #expect(
+            !FileManager.default.fileExists(
+                atPath: TransferFixtures.downloaded("slow.bin", peer: "fetch", in: swarm).path
+            )
+        )
     }
 
     @Test("a peer serving corrupted chunks never corrupts the result")
@@ -164,12 +206,19 @@ struct TransferTests {
         let data = try TransferFixtures.share("honest.bin", size: size, peer: "seed", in: swarm)
         try TransferFixtures.share("honest.bin", size: size, peer: "liar", in: swarm)
         _ = try swarm.launch(["serve", "--upload-rate", "4M"], name: "seed")
-        try await LyingPeer.with(storage: TransferFixtures.storage(of: "liar", in: swarm), lie: .corruptChunks, in: swarm) { liar in
+        try await LyingPeer.with(
+            storage: TransferFixtures.storage(of: "liar", in: swarm),
+            lie: .corruptChunks,
+            in: swarm
+        ) { liar in
             let (status, summary, process) = try await TransferFixtures.get("honest.bin", as: "fetch", in: swarm)
             #expect(status == 0, "\(process.transcript())")
             #expect(summary?.bytesFromPeers[liar.id.description] == nil, "bytes credited to the liar")
             #expect(process.lines(.stderr).contains { $0.text.contains("chunk failed verification") })
-            #expect(TransferFixtures.sha256(of: TransferFixtures.downloaded("honest.bin", peer: "fetch", in: swarm)) == TransferFixtures.sha256(data))
+            #expect(
+                TransferFixtures.sha256(of: TransferFixtures.downloaded("honest.bin", peer: "fetch", in: swarm))
+                    == TransferFixtures.sha256(data)
+            )
         }
     }
 
@@ -178,15 +227,31 @@ struct TransferTests {
         let swarm = try TestSwarm()
         defer { swarm.shutdown() }
         try TransferFixtures.share("lie.bin", size: 4 * Self.chunk, peer: "liar", in: swarm)
-        try await LyingPeer.with(storage: TransferFixtures.storage(of: "liar", in: swarm), lie: .corruptChunks, in: swarm) { _ in
-            let (status, _, process) = try await TransferFixtures.get("lie.bin", as: "fetch", in: swarm, extra: ["--timeout", "5"])
+        try await LyingPeer.with(
+            storage: TransferFixtures.storage(of: "liar", in: swarm),
+            lie: .corruptChunks,
+            in: swarm
+        ) { _ in
+            let (status, _, process) = try await TransferFixtures.get(
+                "lie.bin",
+                as: "fetch",
+                in: swarm,
+                extra: ["--timeout", "5"]
+            )
             #expect(status != 0)
             #expect(process.lines(.stderr).contains { $0.text.hasPrefix("p2p:") && $0.text.contains("chunks missing") })
-            #expect(!FileManager.default.fileExists(atPath: TransferFixtures.downloaded("lie.bin", peer: "fetch", in: swarm).path))
+            #expect(
+                !FileManager.default.fileExists(
+                    atPath: TransferFixtures.downloaded("lie.bin", peer: "fetch", in: swarm).path
+                )
+            )
         }
     }
 
-    @Test("unsafe names are refused with one line, and nothing is written", arguments: ["../x", "/etc/passwd", "a/../../b", "bad\u{1}name", "..", "dir\\file"])
+    @Test(
+        "unsafe names are refused with one line, and nothing is written",
+        arguments: ["../x", "/etc/passwd", "a/../../b", "bad\u{1}name", "..", "dir\\file"]
+    )
     func unsafeNames(name: String) async throws {
         let swarm = try TestSwarm()
         defer { swarm.shutdown() }
@@ -225,12 +290,20 @@ struct TransferTests {
         origin.terminate()
         _ = try await origin.waitForExit(timeout: .seconds(10))
         // The download may need several rounds more to find every chunk among b and c.
-        let (status, summary, process) = try await TransferFixtures.get("spread.bin", as: "fetch", in: swarm, extra: ["--timeout", "40"])
+        let (status, summary, process) = try await TransferFixtures.get(
+            "spread.bin",
+            as: "fetch",
+            in: swarm,
+            extra: ["--timeout", "40"]
+        )
         #expect(status == 0, "\(process.transcript())")
         // Distribution may have pushed some chunks to the new peer before it asked.
         let fetched = try #require(summary)
         #expect(fetched.bytesFromPeers.values.reduce(0, +) <= size)
-        #expect(TransferFixtures.sha256(of: TransferFixtures.downloaded("spread.bin", peer: "fetch", in: swarm)) == TransferFixtures.sha256(data))
+        #expect(
+            TransferFixtures.sha256(of: TransferFixtures.downloaded("spread.bin", peer: "fetch", in: swarm))
+                == TransferFixtures.sha256(data)
+        )
     }
 
     @Test("the shell's list and download, driven through standard input")
@@ -244,19 +317,42 @@ struct TransferTests {
         #expect(try await Polling.until(timeout: .seconds(5)) { !(try await shell.peers().peers.isEmpty) })
         let before = shell.process.lineCount(.stdout)
         try shell.process.send("list")
-        let (header, index) = try await shell.process.waitForLine(in: .stdout, from: before, containing: "NAME", timeout: .seconds(10))
+        let (header, index) = try await shell.process.waitForLine(
+            in: .stdout,
+            from: before,
+            containing: "NAME",
+            timeout: .seconds(10)
+        )
         #expect(header.text.contains("SWARM"))
-        let (row, _) = try await shell.process.waitForLine(in: .stdout, from: index + 1, containing: "movie.mkv", timeout: .seconds(5))
+        let (row, _) = try await shell.process.waitForLine(
+            in: .stdout,
+            from: index + 1,
+            containing: "movie.mkv",
+            timeout: .seconds(5)
+        )
         let cells = row.text.split(separator: " ").map(String.init)
         // NAME, SIZE (two words), HERE, SWARM, PEERS, ID.
         #expect(cells.count == 7 && cells[3] == "0/4" && cells[4] == "4/4" && cells[5] == "1", "\(row.text)")
         try shell.process.send("download movie.mkv")
-        let (done, _) = try await shell.process.waitForLine(in: .stdout, from: index, containing: "downloaded movie.mkv", timeout: .seconds(30))
+        let (done, _) = try await shell.process.waitForLine(
+            in: .stdout,
+            from: index,
+            containing: "downloaded movie.mkv",
+            timeout: .seconds(30)
+        )
         #expect(done.text.contains("from 1 peer"))
-        #expect(TransferFixtures.sha256(of: TransferFixtures.downloaded("movie.mkv", peer: "user", in: swarm)) == TransferFixtures.sha256(data))
+        #expect(
+            TransferFixtures.sha256(of: TransferFixtures.downloaded("movie.mkv", peer: "user", in: swarm))
+                == TransferFixtures.sha256(data)
+        )
         let after = shell.process.lineCount(.stdout)
         try shell.process.send("list")
-        let (again, _) = try await shell.process.waitForLine(in: .stdout, from: after, containing: "movie.mkv", timeout: .seconds(10))
+        let (again, _) = try await shell.process.waitForLine(
+            in: .stdout,
+            from: after,
+            containing: "movie.mkv",
+            timeout: .seconds(10)
+        )
         let columns = again.text.split(separator: " ").map(String.init)
         #expect(columns.count >= 4 && columns[3] == "4/4" && columns[4] == "4/4", "\(again.text)")
         try shell.process.send("exit")

@@ -63,7 +63,9 @@ public struct NetworkScope: Sendable, Equatable {
                 continue
             }
             guard let broadcast = device.broadcastAddress.flatMap(Self.ipv4) else { continue }
-            networks.append(Network(interfaceName: device.name, address: address, netmask: netmask, broadcast: broadcast))
+            networks.append(
+                Network(interfaceName: device.name, address: address, netmask: netmask, broadcast: broadcast)
+            )
         }
         return NetworkScope(networks: networks)
     }

@@ -304,11 +304,19 @@ public final class PeerDiscovery: Service, Sendable {
                 // Observers (`p2p peers`, `p2p ls`) come and go often; only debug says so.
                 switch event {
                 case .joined(let peer):
-                    self.logger.log(level: peer.isObserver ? .debug : .info, "peer joined", metadata: Self.metadata(peer))
+                    self.logger.log(
+                        level: peer.isObserver ? .debug : .info,
+                        "peer joined",
+                        metadata: Self.metadata(peer)
+                    )
                 case .left(let peer):
                     self.logger.log(level: peer.isObserver ? .debug : .info, "peer left", metadata: Self.metadata(peer))
                 case .expired(let peer):
-                    self.logger.log(level: peer.isObserver ? .debug : .info, "peer expired", metadata: Self.metadata(peer))
+                    self.logger.log(
+                        level: peer.isObserver ? .debug : .info,
+                        "peer expired",
+                        metadata: Self.metadata(peer)
+                    )
                 }
             }
         }

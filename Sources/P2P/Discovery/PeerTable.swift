@@ -85,7 +85,11 @@ public final class PeerTable: Sendable {
     ///   - now: the time it arrived.
     /// - Returns: the event it caused, if the peer is new or left.
     @discardableResult
-    public func record(_ announcement: Announcement, from source: SocketAddress, now: NIODeadline = .now()) -> PeerEvent? {
+    public func record(
+        _ announcement: Announcement,
+        from source: SocketAddress,
+        now: NIODeadline = .now()
+    ) -> PeerEvent? {
         let interval = TimeAmount.milliseconds(Int64(announcement.announceIntervalMilliseconds))
         let event: PeerEvent? = self.state.withLock { state in
             switch announcement.kind {

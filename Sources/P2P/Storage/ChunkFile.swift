@@ -23,7 +23,15 @@ public actor ChunkFile {
     private var record: WriteFileHandle?
     private var recordLength: Int64
 
-    private init(manifest: Manifest, dataPath: FilePath, recordPath: FilePath, data: ReadWriteFileHandle, record: WriteFileHandle, recordLength: Int64, bitmap: ChunkBitmap) {
+    private init(
+        manifest: Manifest,
+        dataPath: FilePath,
+        recordPath: FilePath,
+        data: ReadWriteFileHandle,
+        record: WriteFileHandle,
+        recordLength: Int64,
+        bitmap: ChunkBitmap
+    ) {
         self.manifest = manifest
         self.dataPath = dataPath
         self.recordPath = recordPath
@@ -81,7 +89,10 @@ public actor ChunkFile {
         // The record is written anew: the manifest, then the chunks that verified. It is
         // opened in place, not as a new file: NIOFileSystem makes a new file visible only
         // when closed, and a killed peer must leave its record behind.
-        let record = try await fileSystem.openFile(forWritingAt: recordPath, options: .modifyFile(createIfNecessary: true))
+        let record = try await fileSystem.openFile(
+            forWritingAt: recordPath,
+            options: .modifyFile(createIfNecessary: true)
+        )
         var header = ByteBuffer()
         header.writeInteger(UInt32(manifest.encoded.count))
         header.writeBytes(manifest.encoded)

@@ -144,7 +144,10 @@ public actor ChunkStore {
         let added = found.keys.filter { self.complete[$0] == nil }
         self.complete = found
         for id in added {
-            self.logger.debug("sharing file", metadata: ["file.id": "\(id.short)", "file.name": "\(found[id]!.manifest.name)"])
+            self.logger.debug(
+                "sharing file",
+                metadata: ["file.id": "\(id.short)", "file.name": "\(found[id]!.manifest.name)"]
+            )
         }
     }
 
@@ -156,7 +159,11 @@ public actor ChunkStore {
                     let name = entry.name.string
                     // Hidden files are not shared; names unsafe elsewhere are not offered.
                     guard !name.hasPrefix("."), let fileName = try? FileName(name) else { continue }
-                    guard let info = try? await FileSystem.shared.info(forFileAt: entry.path, infoAboutSymbolicLink: false),
+                    guard
+                        let info = try? await FileSystem.shared.info(
+                            forFileAt: entry.path,
+                            infoAboutSymbolicLink: false
+                        ),
                         info.type == .regular
                     else { continue }
                     files.append((entry.path, fileName, info))
@@ -184,8 +191,10 @@ public actor ChunkStore {
     /// Reopens downloads left unfinished by an earlier run, so that their verified chunks
     /// are offered at once and the next download of the file resumes from them.
     private func reopenPartials() async {
-        for (path, name, _) in await Self.regularFiles(in: self.partialsDirectory) where name.value.hasSuffix(".record") {
-            guard let manifest = await ChunkFile.manifest(inRecordAt: path), "\(manifest.id).record" == name.value else {
+        for (path, name, _) in await Self.regularFiles(in: self.partialsDirectory) where name.value.hasSuffix(".record")
+        {
+            guard let manifest = await ChunkFile.manifest(inRecordAt: path), "\(manifest.id).record" == name.value
+            else {
                 continue
             }
             let dataPath = self.configuration.downloadsDirectory.appending(manifest.name.value + ".partial")

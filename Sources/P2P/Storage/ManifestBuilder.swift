@@ -44,8 +44,15 @@ public actor ManifestCache {
         }
         self.memory[key] = (size, modified, manifest)
         do {
-            try await FileSystem.shared.createDirectory(at: self.directory, withIntermediateDirectories: true, permissions: nil)
-            try await ByteBuffer(bytes: manifest.encoded).write(toFileAt: cacheFile, options: .newFile(replaceExisting: true))
+            try await FileSystem.shared.createDirectory(
+                at: self.directory,
+                withIntermediateDirectories: true,
+                permissions: nil
+            )
+            try await ByteBuffer(bytes: manifest.encoded).write(
+                toFileAt: cacheFile,
+                options: .newFile(replaceExisting: true)
+            )
         } catch {
             // The cache only saves time; a peer that cannot write it still works.
         }

@@ -113,7 +113,8 @@ public final class Distributor: Service, Sendable {
         candidates.shuffle()
         candidates.sort { $0.holders < $1.holders }
 
-        let intervalSeconds = Double(self.configuration.interval.components.seconds)
+        let intervalSeconds =
+            Double(self.configuration.interval.components.seconds)
             + Double(self.configuration.interval.components.attoseconds) / 1e18
         let budget = Int64(Double(self.configuration.bytesPerSecond) * intervalSeconds)
         let rate = Double(self.configuration.bytesPerSecond)

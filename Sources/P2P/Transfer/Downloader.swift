@@ -313,7 +313,8 @@ public final class Downloader: Sendable {
             throw run.incompleteError()
         }
         let path = try await self.store.finishDownload(manifest.id)
-        let seconds = Double((ContinuousClock.now - started).components.seconds)
+        let seconds =
+            Double((ContinuousClock.now - started).components.seconds)
             + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
         self.logger.info(
             "download complete",
@@ -374,7 +375,8 @@ public final class Downloader: Sendable {
                         return
                     }
                     let bytes = run.bytesHeld
-                    let elapsed = Double((now - lastTime).components.attoseconds) / 1e18
+                    let elapsed =
+                        Double((now - lastTime).components.attoseconds) / 1e18
                         + Double((now - lastTime).components.seconds)
                     if elapsed > 0 {
                         let instant = Double(bytes - lastBytes) / elapsed

@@ -83,7 +83,10 @@ public struct SwarmResponder: TransferResponder {
             self.statistics.recordServed(bytes: bytes.readableBytes)
             return .chunkData(id, chunk: chunk, bytes: bytes)
         } catch {
-            self.logger.warning("cannot read a chunk", metadata: ["file.id": "\(id.short)", "chunk.index": "\(chunk)", "error": "\(error)"])
+            self.logger.warning(
+                "cannot read a chunk",
+                metadata: ["file.id": "\(id.short)", "chunk.index": "\(chunk)", "error": "\(error)"]
+            )
             return .failure(id, chunk: chunk, reason: .storage, message: "cannot read the chunk")
         }
     }

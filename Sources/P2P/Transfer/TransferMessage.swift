@@ -131,7 +131,9 @@ public enum TransferMessage: Sendable, Equatable {
                     let chunkSize = payload.readInteger(as: UInt32.self),
                     let chunkCount = payload.readInteger(as: UInt32.self)
                 else { throw bad("truncated entry") }
-                guard let nameText = String(validating: nameBytes, as: UTF8.self) else { throw bad("name is not UTF-8") }
+                guard let nameText = String(validating: nameBytes, as: UTF8.self) else {
+                    throw bad("name is not UTF-8")
+                }
                 let name: FileName
                 do { name = try FileName(nameText) } catch { throw bad(error.message) }
                 guard chunkSize > 0, Int(chunkSize) <= ChunkSizing.maximumChunkSize,
@@ -140,7 +142,9 @@ public enum TransferMessage: Sendable, Equatable {
                 guard let bitmapBytes = payload.readBytes(length: (Int(chunkCount) + 7) / 8),
                     let bitmap = ChunkBitmap(bytes: bitmapBytes, count: Int(chunkCount))
                 else { throw bad("bad bitmap") }
-                entries.append(InventoryEntry(id: id, name: name, size: size, chunkSize: Int(chunkSize), bitmap: bitmap))
+                entries.append(
+                    InventoryEntry(id: id, name: name, size: size, chunkSize: Int(chunkSize), bitmap: bitmap)
+                )
             }
             try requireEnd()
             self = .inventory(entries)

@@ -2,8 +2,9 @@ import Foundation
 import Logging
 import NIOCore
 import NIOPosix
-@testable import P2P
 import _NIOFileSystem
+
+@testable import P2P
 
 /// A peer in the test process that speaks the protocol and lies: it announces itself by
 /// discovery like any peer, answers inventories and manifests truthfully from its store,

@@ -20,7 +20,9 @@ enum TransferFixtures {
                 state ^= state << 17
                 var word = state
                 let count = min(8, size - index)
-                withUnsafeBytes(of: &word) { raw.baseAddress!.advanced(by: index).copyMemory(from: $0.baseAddress!, byteCount: count) }
+                withUnsafeBytes(of: &word) {
+                    raw.baseAddress!.advanced(by: index).copyMemory(from: $0.baseAddress!, byteCount: count)
+                }
                 index += count
             }
         }
@@ -29,7 +31,8 @@ enum TransferFixtures {
 
     /// Writes `bytes` as `name` into a peer's share folder in the swarm.
     @discardableResult
-    static func share(_ name: String, size: Int, seed: UInt64 = 1, peer: String, in swarm: TestSwarm) throws -> [UInt8] {
+    static func share(_ name: String, size: Int, seed: UInt64 = 1, peer: String, in swarm: TestSwarm) throws -> [UInt8]
+    {
         let data = Self.bytes(size, seed: seed)
         let folder = try swarm.workingDirectory(for: peer).appendingPathComponent("shared")
         try Data(data).write(to: folder.appendingPathComponent(name))

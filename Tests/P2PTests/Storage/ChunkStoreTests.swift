@@ -36,7 +36,10 @@ struct ChunkStoreTests {
         defer { fixture.remove() }
         try fixture.share("ok.txt", size: 10)
         try fixture.share(".hidden", size: 10)
-        try FileManager.default.createDirectory(at: fixture.share.appendingPathComponent("sub"), withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(
+            at: fixture.share.appendingPathComponent("sub"),
+            withIntermediateDirectories: true
+        )
         let store = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
         #expect(await store.inventory().map(\.name.value) == ["ok.txt"])
         await store.close()
@@ -79,7 +82,9 @@ struct ChunkStoreTests {
         let first = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
         let id = try #require(await first.inventory().first?.id)
         await first.close()
-        let cached = try FileManager.default.contentsOfDirectory(atPath: fixture.state.appendingPathComponent("manifests").path)
+        let cached = try FileManager.default.contentsOfDirectory(
+            atPath: fixture.state.appendingPathComponent("manifests").path
+        )
         #expect(cached.count == 1)
         let second = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
         #expect(await second.inventory().first?.id == id)
@@ -119,7 +124,9 @@ struct ChunkStoreTests {
         let path = try await resumed.finishDownload(id)
         #expect(path.string.hasSuffix("downloads/movie.bin"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: path.string)) == Data(data))
-        #expect(!FileManager.default.fileExists(atPath: sink.downloads.appendingPathComponent("movie.bin.partial").path))
+        #expect(
+            !FileManager.default.fileExists(atPath: sink.downloads.appendingPathComponent("movie.bin.partial").path)
+        )
         #expect(await resumed.hasComplete(id))
         await resumed.close()
         await origin.close()
@@ -169,7 +176,10 @@ struct ChunkStoreTests {
         let id = try #require(await origin.inventory().first?.id)
         let manifest = try #require(await origin.manifest(for: id))
         let limit = Int64(manifest.chunkSize * 2)
-        let store = try await ChunkStore.open(configuration: sink.configuration(cacheLimit: limit), logger: StorageFixture.logger)
+        let store = try await ChunkStore.open(
+            configuration: sink.configuration(cacheLimit: limit),
+            logger: StorageFixture.logger
+        )
         let chunk0 = try #require(try await origin.readChunk(id, index: 0))
         var bad = chunk0
         bad.setInteger(UInt8(0x55), at: 5)
@@ -177,14 +187,23 @@ struct ChunkStoreTests {
         #expect(await store.storePushed(chunk0, chunk: 1, of: manifest) == .corrupt)
         #expect(await store.storePushed(chunk0, chunk: 0, of: manifest) == .stored)
         #expect(await store.storePushed(chunk0, chunk: 0, of: manifest) == .duplicate)
-        #expect(await store.storePushed(try #require(try await origin.readChunk(id, index: 1)), chunk: 1, of: manifest) == .stored)
-        #expect(await store.storePushed(try #require(try await origin.readChunk(id, index: 2)), chunk: 2, of: manifest) == .cacheFull)
+        #expect(
+            await store.storePushed(try #require(try await origin.readChunk(id, index: 1)), chunk: 1, of: manifest)
+                == .stored
+        )
+        #expect(
+            await store.storePushed(try #require(try await origin.readChunk(id, index: 2)), chunk: 2, of: manifest)
+                == .cacheFull
+        )
         #expect(await store.cacheUsage == limit)
         #expect(await store.inventory().first?.bitmap.indices == [0, 1])
         #expect(try await store.readChunk(id, index: 0) == chunk0)
         await store.close()
         // The cache survives a restart.
-        let reopened = try await ChunkStore.open(configuration: sink.configuration(cacheLimit: limit), logger: StorageFixture.logger)
+        let reopened = try await ChunkStore.open(
+            configuration: sink.configuration(cacheLimit: limit),
+            logger: StorageFixture.logger
+        )
         #expect(await reopened.inventory().first?.bitmap.indices == [0, 1])
         await reopened.close()
         await origin.close()

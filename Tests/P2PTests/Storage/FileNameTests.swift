@@ -18,7 +18,9 @@ struct FileNameTests {
 
     @Test(
         "ordinary names are accepted",
-        arguments: ["a", "big.iso", "with space.txt", "ümlaut-日本.bin", ".profile-not-dots", String(repeating: "n", count: 255)]
+        arguments: [
+            "a", "big.iso", "with space.txt", "ümlaut-日本.bin", ".profile-not-dots", String(repeating: "n", count: 255),
+        ]
     )
     func acceptsOrdinaryNames(_ name: String) throws {
         #expect(try FileName(name).value == name)

@@ -16,7 +16,10 @@ struct ManifestTests {
                 hashes += SHA256.hash(data: data[start..<min(start + chunkSize, size)])
             }
         }
-        return (try Manifest(name: FileName("file.bin"), size: UInt64(size), chunkSize: chunkSize, chunkHashes: hashes), data)
+        return (
+            try Manifest(name: FileName("file.bin"), size: UInt64(size), chunkSize: chunkSize, chunkHashes: hashes),
+            data
+        )
     }
 
     @Test("chunk size: 256 KiB up to 16 GiB, doubling so no file has more than 65,536 chunks")
@@ -85,7 +88,9 @@ struct ManifestTests {
         #expect(throws: P2PError.self) { try Manifest.decode(badMagic) }
         var generator = SystemRandomNumberGenerator()
         for _ in 0..<2000 {
-            let junk = (0..<Int.random(in: 0..<200, using: &generator)).map { _ in UInt8.random(in: 0...255, using: &generator) }
+            let junk = (0..<Int.random(in: 0..<200, using: &generator)).map { _ in
+                UInt8.random(in: 0...255, using: &generator)
+            }
             _ = try? Manifest.decode(junk)
         }
     }

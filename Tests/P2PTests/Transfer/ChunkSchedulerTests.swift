@@ -1,5 +1,6 @@
-@testable import P2P
 import Testing
+
+@testable import P2P
 
 @Suite("ChunkScheduler")
 struct ChunkSchedulerTests {

@@ -10,8 +10,20 @@ struct TransferMessageTests {
         var bitmap = ChunkBitmap(count: 9)
         bitmap.insert(0)
         bitmap.insert(8)
-        let entry = InventoryEntry(id: id, name: try! FileName("a file.bin"), size: 2_000_000, chunkSize: 262_144, bitmap: ChunkBitmap(count: 8))
-        let entry2 = InventoryEntry(id: id, name: try! FileName("b"), size: 9 * 262_144, chunkSize: 262_144, bitmap: bitmap)
+        let entry = InventoryEntry(
+            id: id,
+            name: try! FileName("a file.bin"),
+            size: 2_000_000,
+            chunkSize: 262_144,
+            bitmap: ChunkBitmap(count: 8)
+        )
+        let entry2 = InventoryEntry(
+            id: id,
+            name: try! FileName("b"),
+            size: 9 * 262_144,
+            chunkSize: 262_144,
+            bitmap: bitmap
+        )
         return [
             .inventoryRequest,
             .inventory([]),
@@ -74,7 +86,13 @@ struct TransferMessageTests {
             let type = FrameType.allCases.randomElement(using: &generator)!
             let length = Int.random(in: 0..<120, using: &generator)
             let payload = (0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) }
-            _ = try? TransferMessage(frame: Frame(type: type, chunkNumber: .random(in: 0...UInt32.max, using: &generator), payload: ByteBuffer(bytes: payload)))
+            _ = try? TransferMessage(
+                frame: Frame(
+                    type: type,
+                    chunkNumber: .random(in: 0...UInt32.max, using: &generator),
+                    payload: ByteBuffer(bytes: payload)
+                )
+            )
         }
     }
 }

@@ -1,8 +1,9 @@
 import Foundation
 import NIOCore
 import NIOPosix
-@testable import P2P
 import Testing
+
+@testable import P2P
 
 @Suite("TransferServer with SwarmResponder, over loopback")
 struct TransferServerTests {
