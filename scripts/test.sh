@@ -29,4 +29,7 @@ else
 fi
 
 swift build --build-tests
-swift test --skip-build "$@"
+# One test at a time: the integration tests assert the product's latency promises (join
+# within 1 s, stop within 0.5 s), which say nothing when a dozen other tests are hashing
+# and transferring files on the same two cores at the same moment.
+swift test --skip-build --no-parallel "$@"

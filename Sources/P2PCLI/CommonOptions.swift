@@ -52,6 +52,18 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Bytes per second served to other peers at most (0 = no limit; suffixes k, M, G).")
     var uploadRate: ByteCountArgument = ByteCountArgument(0)
 
+    @Option(
+        help: ArgumentHelp(
+            "Shared network key: only peers with the same key see and talk to each other (also: P2P_SECRET).",
+            discussion: "Visible to other users in the process list; prefer --secret-file or P2P_SECRET.",
+            valueName: "secret"
+        )
+    )
+    var secret: String?
+
+    @Option(help: ArgumentHelp("Read the shared network key from a file (first line).", valueName: "path"))
+    var secretFile: String?
+
     @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
     var logLevel: Logger.Level = .info
 
@@ -71,6 +83,10 @@ struct CommonOptions: ParsableArguments {
         for peer in self.peers {
             _ = try Self.parseHostPort(peer)
         }
+        if self.secret != nil && self.secretFile != nil {
+            throw ValidationError("give either --secret or --secret-file, not both")
+        }
+        _ = try self.networkKey()
     }
 
     /// The discovery settings these options describe.
@@ -79,8 +95,29 @@ struct CommonOptions: ParsableArguments {
             port: self.discoveryPort,
             announceInterval: .nanoseconds(Int64(self.announceInterval * 1_000_000_000)),
             interfaceNames: self.interfaces,
-            staticPeers: try self.peers.map(Self.parseHostPort)
+            staticPeers: try self.peers.map(Self.parseHostPort),
+            networkKey: try self.networkKey()
         )
+    }
+
+    /// The swarm's key from --secret, --secret-file or P2P_SECRET, in that order.
+    func networkKey() throws -> NetworkKey? {
+        var secret = self.secret
+        if let path = self.secretFile {
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
+                throw ValidationError("cannot read --secret-file \(path)")
+            }
+            secret = text.split(whereSeparator: \.isNewline).first.map(String.init) ?? ""
+        }
+        if secret == nil, let environment = ProcessInfo.processInfo.environment["P2P_SECRET"], !environment.isEmpty {
+            secret = environment
+        }
+        guard let secret else { return nil }
+        do {
+            return try NetworkKey(secret: secret)
+        } catch {
+            throw ValidationError(error.message)
+        }
     }
 
     /// The peer settings these options describe.

@@ -61,7 +61,42 @@ public struct Announcement: Sendable, Equatable {
         self.announceIntervalMilliseconds = announceIntervalMilliseconds
     }
 
-    /// Encodes the datagram.
+    /// Encodes the datagram, with an HMAC-SHA-256 tag after it when the swarm has a key.
+    /// - Parameters:
+    ///   - key: the swarm's network key, if any.
+    ///   - allocator: where to get the buffer.
+    /// - Returns: the datagram's bytes.
+    public func encoded(key: NetworkKey?, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+        var buffer = self.encoded(allocator: allocator)
+        if let key {
+            let tag = buffer.withUnsafeReadableBytes { key.tag(discovery: $0) }
+            buffer.writeBytes(tag)
+        }
+        return buffer
+    }
+
+    /// Parses a datagram of a swarm with or without a key: with one, the datagram must
+    /// carry a valid tag, and one without is refused.
+    /// - Parameters:
+    ///   - datagram: the bytes received.
+    ///   - key: the swarm's network key, if any.
+    /// - Returns: the announcement.
+    /// - Throws: `AnnouncementError`, including `badTag` for a missing or wrong tag.
+    public static func parse(_ datagram: ByteBuffer, key: NetworkKey?) throws(AnnouncementError) -> Announcement {
+        guard let key else { return try Self.parse(datagram) }
+        guard datagram.readableBytes == Self.encodedLength + NetworkKey.discoveryTagLength else {
+            throw .badTag
+        }
+        let body = datagram.getSlice(at: datagram.readerIndex, length: Self.encodedLength)!
+        let tag = datagram.getBytes(
+            at: datagram.readerIndex + Self.encodedLength,
+            length: NetworkKey.discoveryTagLength
+        )!
+        guard body.withUnsafeReadableBytes({ key.verify(tag: tag, discovery: $0) }) else { throw .badTag }
+        return try Self.parse(body)
+    }
+
+    /// Encodes the datagram without a tag.
     /// - Parameter allocator: where to get the buffer.
     /// - Returns: the datagram's bytes.
     public func encoded(allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
@@ -124,6 +159,8 @@ public enum AnnouncementError: Error, Equatable, Sendable, CustomStringConvertib
     case unknownKind(UInt8)
     /// An announce interval of zero, which would expire the peer at once.
     case zeroInterval
+    /// The swarm has a network key and the datagram's tag is missing or wrong.
+    case badTag
 
     public var description: String {
         switch self {
@@ -133,6 +170,7 @@ public enum AnnouncementError: Error, Equatable, Sendable, CustomStringConvertib
         case .badChecksum: "bad checksum"
         case .unknownKind(let kind): "unknown announcement kind \(kind)"
         case .zeroInterval: "announce interval of zero"
+        case .badTag: "missing or wrong network key tag"
         }
     }
 }

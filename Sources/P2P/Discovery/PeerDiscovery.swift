@@ -47,6 +47,8 @@ public final class PeerDiscovery: Service, Sendable {
     private let localAddresses = Mutex(Set<UInt32>())
     /// Set once `stop` is sent, so that the closing sockets are not bound again.
     private let stopping = Mutex(false)
+    /// Senders already logged for lacking the network key, so each is logged once.
+    private let refusedSenders = Mutex(Set<String>())
 
     /// Creates a discovery service; nothing happens until `run()`.
     /// - Parameters:
@@ -172,7 +174,11 @@ public final class PeerDiscovery: Service, Sendable {
     private func handle(_ envelope: AddressedEnvelope<ByteBuffer>, isShared: Bool) {
         let announcement: Announcement
         do {
-            announcement = try Announcement.parse(envelope.data)
+            announcement = try Announcement.parse(envelope.data, key: self.configuration.networkKey)
+        } catch .badTag {
+            self.statisticsBox.withLock { $0.malformed += 1 }
+            self.noteRefused(envelope.remoteAddress)
+            return
         } catch {
             self.statisticsBox.withLock { $0.malformed += 1 }
             self.logger.debug(
@@ -197,7 +203,25 @@ public final class PeerDiscovery: Service, Sendable {
         self.table.record(announcement, from: envelope.remoteAddress)
         if announcement.kind == .start {
             // A newcomer learns the swarm from these answers, well within a second.
-            self.privateSocket.withLock { $0 }?.post(self.announcement(.alive).encoded(), to: envelope.remoteAddress)
+            self.privateSocket.withLock { $0 }?.post(
+                self.announcement(.alive).encoded(key: self.configuration.networkKey),
+                to: envelope.remoteAddress
+            )
+        }
+    }
+
+    /// Logs, once per sender, a datagram refused for lacking the swarm's key.
+    private func noteRefused(_ sender: SocketAddress) {
+        let host = sender.ipAddress ?? "?"
+        let isNew = self.refusedSenders.withLock { senders in
+            guard senders.count < 256 else { return false }
+            return senders.insert(host).inserted
+        }
+        if isNew {
+            self.logger.info(
+                "ignored discovery datagrams without the network key",
+                metadata: ["peer.address": "\(host)"]
+            )
         }
     }
 
@@ -260,7 +284,7 @@ public final class PeerDiscovery: Service, Sendable {
     /// Broadcasts on every network in scope, and unicasts to static peers and to known
     /// peers that the broadcasts do not reach.
     private func sendToAll(_ kind: Announcement.Kind) async {
-        let bytes = self.announcement(kind).encoded()
+        let bytes = self.announcement(kind).encoded(key: self.configuration.networkKey)
         let scope = self.scope.withLock { $0 }
         var targets = scope.broadcastTargets(port: self.configuration.port)
         targets += self.configuration.staticPeers

@@ -79,6 +79,7 @@ public final class Peer: Service, Sendable {
                 host: configuration.bindHost,
                 port: configuration.transferPort,
                 maximumPayloadLength: configuration.maximumFramePayload,
+                networkKey: configuration.discovery.networkKey,
                 responder: SwarmResponder(
                     store: opened,
                     statistics: statistics,
@@ -135,6 +136,7 @@ public final class Peer: Service, Sendable {
             table: self.table,
             configuration: self.configuration.download,
             maximumPayloadLength: self.configuration.maximumFramePayload,
+            networkKey: self.configuration.discovery.networkKey,
             group: self.group,
             logger: self.logger
         )
@@ -145,6 +147,7 @@ public final class Peer: Service, Sendable {
         await Downloader.inventories(
             of: self.table.servingPeers(),
             maximumPayloadLength: self.configuration.maximumFramePayload,
+            networkKey: self.configuration.discovery.networkKey,
             group: self.group,
             logger: self.logger
         )
@@ -166,6 +169,7 @@ public final class Peer: Service, Sendable {
                         configuration: self.configuration.distribution,
                         statistics: self.statistics,
                         maximumPayloadLength: self.configuration.maximumFramePayload,
+                        networkKey: self.configuration.discovery.networkKey,
                         group: self.group,
                         logger: self.logger
                     ).run()

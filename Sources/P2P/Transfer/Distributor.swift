@@ -39,6 +39,7 @@ public final class Distributor: Service, Sendable {
     private let configuration: Configuration
     private let statistics: TransferStatistics
     private let maximumPayloadLength: Int
+    private let networkKey: NetworkKey?
     private let group: any EventLoopGroup
     private let logger: Logger
 
@@ -49,9 +50,11 @@ public final class Distributor: Service, Sendable {
         configuration: Configuration,
         statistics: TransferStatistics,
         maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
+        networkKey: NetworkKey? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger
     ) {
+        self.networkKey = networkKey
         self.store = store
         self.table = table
         self.configuration = configuration
@@ -95,6 +98,7 @@ public final class Distributor: Service, Sendable {
         let others = await Downloader.inventories(
             of: self.table.servingPeers(),
             maximumPayloadLength: self.maximumPayloadLength,
+            networkKey: self.networkKey,
             group: self.group,
             logger: self.logger
         )
@@ -121,6 +125,7 @@ public final class Distributor: Service, Sendable {
         return try await PeerSession.connect(
             to: peer.transferAddress,
             maximumPayloadLength: self.maximumPayloadLength,
+            networkKey: self.networkKey,
             group: self.group
         ) { session in
             var sent: Int64 = 0

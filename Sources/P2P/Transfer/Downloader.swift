@@ -86,6 +86,7 @@ public final class Downloader: Sendable {
     private let table: PeerTable
     private let configuration: Configuration
     private let maximumPayloadLength: Int
+    private let networkKey: NetworkKey?
     private let group: any EventLoopGroup
     private let logger: Logger
 
@@ -95,6 +96,7 @@ public final class Downloader: Sendable {
     ///   - table: the peers to download from.
     ///   - configuration: tuning.
     ///   - maximumPayloadLength: the largest frame payload accepted.
+    ///   - networkKey: the swarm's key, if any.
     ///   - group: the event loops.
     ///   - logger: where to log.
     public init(
@@ -102,9 +104,11 @@ public final class Downloader: Sendable {
         table: PeerTable,
         configuration: Configuration = Configuration(),
         maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
+        networkKey: NetworkKey? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger
     ) {
+        self.networkKey = networkKey
         self.store = store
         self.table = table
         self.configuration = configuration
@@ -123,6 +127,7 @@ public final class Downloader: Sendable {
             of: self.table.servingPeers(),
             timeout: timeout,
             maximumPayloadLength: self.maximumPayloadLength,
+            networkKey: self.networkKey,
             group: self.group,
             logger: self.logger
         )
@@ -140,6 +145,7 @@ public final class Downloader: Sendable {
         of peers: [KnownPeer],
         timeout: Duration = .seconds(3),
         maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
+        networkKey: NetworkKey? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger
     ) async -> [(KnownPeer, [InventoryEntry])] {
@@ -152,6 +158,7 @@ public final class Downloader: Sendable {
                                 to: peer.transferAddress,
                                 maximumPayloadLength: maximumPayloadLength,
                                 answerTimeout: timeout,
+                                networkKey: networkKey,
                                 group: group
                             ) { session in try await session.inventory() }
                         }
@@ -337,6 +344,7 @@ public final class Downloader: Sendable {
                     to: peer.transferAddress,
                     maximumPayloadLength: self.maximumPayloadLength,
                     answerTimeout: self.configuration.answerTimeout,
+                    networkKey: self.networkKey,
                     group: self.group
                 ) { session in try await session.manifest(for: file.id) }
                 if let manifest {
@@ -425,6 +433,7 @@ public final class Downloader: Sendable {
                 to: peer.transferAddress,
                 maximumPayloadLength: self.maximumPayloadLength,
                 answerTimeout: self.configuration.answerTimeout,
+                networkKey: self.networkKey,
                 group: self.group
             ) { session in
                 var inFlight: [Int] = []

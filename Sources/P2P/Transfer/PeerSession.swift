@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOPosix
 import Synchronization
@@ -19,6 +20,7 @@ public struct PeerSession: ~Copyable {
     ///   - maximumPayloadLength: the largest frame payload accepted.
     ///   - connectTimeout: how long to try connecting.
     ///   - answerTimeout: how long to wait for one answer.
+    ///   - networkKey: the swarm's key, to authenticate and encrypt the connection.
     ///   - group: the event loops.
     ///   - body: what to do with the session.
     /// - Returns: what the body returns.
@@ -29,6 +31,7 @@ public struct PeerSession: ~Copyable {
         maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
         connectTimeout: TimeAmount = .seconds(3),
         answerTimeout: Duration = .seconds(15),
+        networkKey: NetworkKey? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         _ body: (inout PeerSession) async throws -> Result
     ) async throws -> Result {
@@ -38,7 +41,11 @@ public struct PeerSession: ~Copyable {
             .channelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
             .connect(to: address) { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try TransferConnection.configure(channel, maximumPayloadLength: maximumPayloadLength)
+                    try TransferConnection.configure(
+                        channel,
+                        maximumPayloadLength: maximumPayloadLength,
+                        security: networkKey.map { .init(key: $0, isServer: false, logger: Logger(label: "p2p")) }
+                    )
                 }
             }
         return try await channel.executeThenClose { inbound, outbound in

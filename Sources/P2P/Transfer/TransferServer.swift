@@ -45,6 +45,7 @@ public final class TransferServer: Service, Sendable {
     ///   - host: the local address.
     ///   - port: the port, 0 for any free one.
     ///   - maximumPayloadLength: the largest frame payload accepted.
+    ///   - networkKey: the swarm's key: connections must authenticate with it.
     ///   - responder: what answers requests.
     ///   - group: the event loops.
     ///   - logger: where to log.
@@ -54,6 +55,7 @@ public final class TransferServer: Service, Sendable {
         host: String,
         port: Int,
         maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
+        networkKey: NetworkKey? = nil,
         responder: any TransferResponder,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger
@@ -66,7 +68,11 @@ public final class TransferServer: Service, Sendable {
                 .childChannelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try TransferConnection.configure(channel, maximumPayloadLength: maximumPayloadLength)
+                        try TransferConnection.configure(
+                            channel,
+                            maximumPayloadLength: maximumPayloadLength,
+                            security: networkKey.map { .init(key: $0, isServer: true, logger: logger) }
+                        )
                     }
                 }
             return TransferServer(listener: listener, responder: responder, logger: logger)
@@ -110,6 +116,24 @@ public final class TransferServer: Service, Sendable {
 
 /// The channel set-up both ends of a transfer connection share.
 public enum TransferConnection {
+    /// What a connection of a keyed swarm needs: the key, which end it is, where to log
+    /// refusals.
+    public struct Security: Sendable {
+        /// The swarm's key.
+        public var key: NetworkKey
+        /// Whether this end accepted the connection.
+        public var isServer: Bool
+        /// Where refused handshakes are logged.
+        public var logger: Logger
+
+        /// Creates the settings.
+        public init(key: NetworkKey, isServer: Bool, logger: Logger) {
+            self.key = key
+            self.isServer = isServer
+            self.logger = logger
+        }
+    }
+
     /// Reads of up to 1 MiB: a 256 KiB chunk frame then arrives in one or two reads
     /// rather than many of NIO's default 64 KiB, which saves decode passes and copies.
     public static let receiveAllocator = AdaptiveRecvByteBufferAllocator(
@@ -126,12 +150,22 @@ public enum TransferConnection {
     /// - Throws: if the pipeline cannot be set up.
     public static func configure(
         _ channel: any Channel,
-        maximumPayloadLength: Int
+        maximumPayloadLength: Int,
+        security: Security? = nil
     ) throws -> NIOAsyncChannel<Frame, Frame> {
         try channel.pipeline.syncOperations.addHandler(
             ByteToMessageHandler(FrameDecoder(maximumPayloadLength: maximumPayloadLength))
         )
         try channel.pipeline.syncOperations.addHandler(FrameEncoder())
+        if let security {
+            try channel.pipeline.syncOperations.addHandler(
+                SecureChannelHandler(
+                    key: security.key,
+                    role: security.isServer ? .server : .client,
+                    logger: security.logger
+                )
+            )
+        }
         return try NIOAsyncChannel<Frame, Frame>(
             wrappingChannelSynchronously: channel,
             configuration: .init(isOutboundHalfClosureEnabled: true)
