@@ -52,6 +52,15 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Bytes per second served to other peers at most (0 = no limit; suffixes k, M, G).")
     var uploadRate: ByteCountArgument = ByteCountArgument(0)
 
+    @Option(help: "Transfer connections served at once, from all peers.")
+    var maxConnections: Int = 256
+
+    @Option(help: "Transfer connections served at once from one address.")
+    var maxConnectionsPerPeer: Int = 32
+
+    @Option(help: "Seconds a transfer connection may send nothing before it is closed.")
+    var idleTimeout: Double = 60
+
     @Option(
         help: ArgumentHelp(
             "Shared network key: only peers with the same key see and talk to each other (also: P2P_SECRET).",
@@ -82,6 +91,12 @@ struct CommonOptions: ParsableArguments {
         }
         for peer in self.peers {
             _ = try Self.parseHostPort(peer)
+        }
+        guard self.maxConnections >= 1, self.maxConnectionsPerPeer >= 1 else {
+            throw ValidationError("--max-connections and --max-connections-per-peer must be at least 1")
+        }
+        guard self.idleTimeout >= 1 && self.idleTimeout <= 86400 else {
+            throw ValidationError("--idle-timeout must be between 1 and 86400 seconds")
         }
         if self.secret != nil && self.secretFile != nil {
             throw ValidationError("give either --secret or --secret-file, not both")
@@ -139,7 +154,12 @@ struct CommonOptions: ParsableArguments {
                 bytesPerSecond: self.distributeRate.bytes
             ),
             transferPort: observer ? 0 : self.port,
-            uploadBytesPerSecond: self.uploadRate.bytes
+            uploadBytesPerSecond: self.uploadRate.bytes,
+            limits: TransferServer.Limits(
+                maximumConnections: self.maxConnections,
+                maximumConnectionsPerAddress: self.maxConnectionsPerPeer,
+                idleTimeout: .milliseconds(Int64(self.idleTimeout * 1000))
+            )
         )
     }
 

@@ -80,6 +80,7 @@ public final class Peer: Service, Sendable {
                 port: configuration.transferPort,
                 maximumPayloadLength: configuration.maximumFramePayload,
                 networkKey: configuration.discovery.networkKey,
+                limits: configuration.limits,
                 responder: SwarmResponder(
                     store: opened,
                     statistics: statistics,

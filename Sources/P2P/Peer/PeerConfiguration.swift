@@ -20,6 +20,8 @@ public struct PeerConfiguration: Sendable {
     public var rescanInterval: Duration
     /// Bytes per second served to others at most, over all connections; zero for no limit.
     public var uploadBytesPerSecond: Int64
+    /// Connection limits and the idle timeout of the transfer server.
+    public var limits: TransferServer.Limits
 
     /// The default transfer port.
     public static let defaultTransferPort = 47475
@@ -39,6 +41,7 @@ public struct PeerConfiguration: Sendable {
     ///   - maximumFramePayload: the largest frame payload accepted.
     ///   - rescanInterval: how often to look at the folders again.
     ///   - uploadBytesPerSecond: the most bytes per second served, zero for no limit.
+    ///   - limits: connection limits and the idle timeout.
     public init(
         discovery: DiscoveryConfiguration = DiscoveryConfiguration(),
         storage: StorageConfiguration?,
@@ -48,7 +51,8 @@ public struct PeerConfiguration: Sendable {
         bindHost: String = "0.0.0.0",
         maximumFramePayload: Int = Frame.defaultMaximumPayloadLength,
         rescanInterval: Duration = .seconds(2),
-        uploadBytesPerSecond: Int64 = 0
+        uploadBytesPerSecond: Int64 = 0,
+        limits: TransferServer.Limits = TransferServer.Limits()
     ) {
         self.discovery = discovery
         self.storage = storage
@@ -59,5 +63,6 @@ public struct PeerConfiguration: Sendable {
         self.maximumFramePayload = maximumFramePayload
         self.rescanInterval = rescanInterval
         self.uploadBytesPerSecond = uploadBytesPerSecond
+        self.limits = limits
     }
 }

@@ -2,6 +2,7 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
+import Synchronization
 
 /// Answers one connection's requests. The server frames; this decides.
 public protocol TransferResponder: Sendable {
@@ -22,8 +23,38 @@ public protocol TransferResponder: Sendable {
 /// hard maximum frame size. A connection that errs is closed alone and logged; everyone
 /// else is served as before.
 public final class TransferServer: Service, Sendable {
+    /// Bounds on what connections may hold, so that no peer can exhaust this one.
+    public struct Limits: Sendable {
+        /// Connections open at once, from everyone.
+        public var maximumConnections: Int
+        /// Connections open at once from one address.
+        public var maximumConnectionsPerAddress: Int
+        /// A connection that sends nothing for this long is closed (a stalled frame, a
+        /// slow drip of bytes that never completes one, a forgotten socket).
+        public var idleTimeout: TimeAmount
+
+        /// Creates limits.
+        public init(
+            maximumConnections: Int = 256,
+            maximumConnectionsPerAddress: Int = 32,
+            idleTimeout: TimeAmount = .seconds(60)
+        ) {
+            self.maximumConnections = maximumConnections
+            self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
+            self.idleTimeout = idleTimeout
+        }
+    }
+
     /// The port bound; what discovery announces.
     public let port: Int
+    /// The limits in force.
+    public let limits: Limits
+    private let open = Mutex(OpenConnections())
+
+    private struct OpenConnections {
+        var total = 0
+        var byAddress: [String: Int] = [:]
+    }
 
     private let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
     private let responder: any TransferResponder
@@ -32,8 +63,10 @@ public final class TransferServer: Service, Sendable {
     private init(
         listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>,
         responder: any TransferResponder,
+        limits: Limits,
         logger: Logger
     ) {
+        self.limits = limits
         self.listener = listener
         self.port = listener.channel.localAddress?.port ?? 0
         self.responder = responder
@@ -46,6 +79,7 @@ public final class TransferServer: Service, Sendable {
     ///   - port: the port, 0 for any free one.
     ///   - maximumPayloadLength: the largest frame payload accepted.
     ///   - networkKey: the swarm's key: connections must authenticate with it.
+    ///   - limits: connections allowed and the idle timeout.
     ///   - responder: what answers requests.
     ///   - group: the event loops.
     ///   - logger: where to log.
@@ -56,6 +90,7 @@ public final class TransferServer: Service, Sendable {
         port: Int,
         maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
         networkKey: NetworkKey? = nil,
+        limits: Limits = Limits(),
         responder: any TransferResponder,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger
@@ -68,14 +103,18 @@ public final class TransferServer: Service, Sendable {
                 .childChannelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
-                        try TransferConnection.configure(
+                        try channel.pipeline.syncOperations.addHandler(
+                            IdleStateHandler(readTimeout: limits.idleTimeout)
+                        )
+                        try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
+                        return try TransferConnection.configure(
                             channel,
                             maximumPayloadLength: maximumPayloadLength,
                             security: networkKey.map { .init(key: $0, isServer: true, logger: logger) }
                         )
                     }
                 }
-            return TransferServer(listener: listener, responder: responder, logger: logger)
+            return TransferServer(listener: listener, responder: responder, limits: limits, logger: logger)
         } catch {
             throw P2PError(
                 code: .portUnavailable,
@@ -101,6 +140,27 @@ public final class TransferServer: Service, Sendable {
 
     private func handle(_ connection: NIOAsyncChannel<Frame, Frame>) async {
         let remote = connection.channel.remoteAddress
+        let address = remote?.ipAddress ?? "?"
+        let admitted = self.open.withLock { open in
+            guard open.total < self.limits.maximumConnections,
+                open.byAddress[address, default: 0] < self.limits.maximumConnectionsPerAddress
+            else { return false }
+            open.total += 1
+            open.byAddress[address, default: 0] += 1
+            return true
+        }
+        guard admitted else {
+            self.logger.info("refused a transfer connection over the limit", metadata: ["peer.address": "\(address)"])
+            try? await connection.channel.close()
+            return
+        }
+        defer {
+            self.open.withLock { open in
+                open.total -= 1
+                open.byAddress[address, default: 1] -= 1
+                if open.byAddress[address] == 0 { open.byAddress[address] = nil }
+            }
+        }
         do {
             try await connection.executeThenClose { inbound, outbound in
                 try await self.responder.serve(inbound: inbound, outbound: outbound, remote: remote)
@@ -172,3 +232,23 @@ public enum TransferConnection {
         )
     }
 }
+
+/// Closes a connection when `IdleStateHandler` says nothing was read for too long.
+final class CloseWhenIdle: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        context.fireChannelRead(data)
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            context.close(promise: nil)
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+}
+
+@available(*, unavailable)
+extension CloseWhenIdle: Sendable {}

@@ -10,6 +10,7 @@ struct TransferServerTests {
     /// Runs a server on 127.0.0.1 with one shared file, and `body` against it.
     func withServer(
         size: Int = 600_000,
+        limits: TransferServer.Limits = TransferServer.Limits(),
         _ body: @Sendable (SocketAddress, FileID, [UInt8]) async throws -> Void
     ) async throws {
         let fixture = try StorageFixture()
@@ -20,6 +21,7 @@ struct TransferServerTests {
         let server = try await TransferServer.bind(
             host: "127.0.0.1",
             port: 0,
+            limits: limits,
             responder: SwarmResponder(store: store, statistics: TransferStatistics(), logger: StorageFixture.logger),
             logger: StorageFixture.logger
         )
@@ -98,6 +100,56 @@ struct TransferServerTests {
                 let after = try await good.inventory()
                 #expect(after.map(\.id) == [id])
             }
+        }
+    }
+
+    @Test("a connection that stalls mid-frame is closed after the idle timeout")
+    func slowlorisClosed() async throws {
+        let limits = TransferServer.Limits(idleTimeout: .seconds(1))
+        try await self.withServer(limits: limits) { address, _, _ in
+            let started = ContinuousClock.now
+            // Three bytes of a header, then nothing.
+            let closed = try await self.serverCloses([0, 0, 0], at: address)
+            #expect(closed)
+            let waited = ContinuousClock.now - started
+            #expect(waited >= .milliseconds(900) && waited < .seconds(5), "closed after \(waited)")
+        }
+    }
+
+    @Test("connections over the per-address limit are refused; the others are served")
+    func connectionLimit() async throws {
+        let limits = TransferServer.Limits(maximumConnections: 100, maximumConnectionsPerAddress: 3)
+        try await self.withServer(limits: limits) { address, id, _ in
+            try await PeerSession.connect(to: address) { first in
+                try await PeerSession.connect(to: address) { second in
+                    try await PeerSession.connect(to: address) { third in
+                        for index in 0..<3 {
+                            let inventory: [InventoryEntry]
+                            switch index {
+                            case 0: inventory = try await first.inventory()
+                            case 1: inventory = try await second.inventory()
+                            default: inventory = try await third.inventory()
+                            }
+                            #expect(inventory.map(\.id) == [id])
+                        }
+                        // The fourth is closed at once, before any answer.
+                        let refused = try await self.serverCloses([], at: address)
+                        #expect(refused)
+                        let again = try await first.inventory()
+                        #expect(again.map(\.id) == [id])
+                    }
+                }
+            }
+            // Once the server has seen them close, new connections are served again.
+            var served = false
+            for _ in 0..<40 where !served {
+                served =
+                    (try? await PeerSession.connect(to: address) { session in
+                        try await session.inventory().map(\.id) == [id]
+                    }) ?? false
+                if !served { try await Task.sleep(for: .milliseconds(50)) }
+            }
+            #expect(served)
         }
     }
 }
