@@ -359,6 +359,61 @@ struct TransferTests {
         #expect(try await shell.process.waitForExit(timeout: .seconds(10)) == 0)
     }
 
+    @Test(
+        "a peer that lies about the manifest or about the chunks it holds does not stop the download",
+        arguments: [LyingPeer.Lie.wrongManifest, .claimsAllServesNone]
+    )
+    func otherLies(lie: LyingPeer.Lie) async throws {
+        let swarm = try TestSwarm()
+        defer { swarm.shutdown() }
+        let size = 12 * Self.chunk
+        let data = try TransferFixtures.share("target.bin", size: size, peer: "seed", in: swarm)
+        try TransferFixtures.share("target.bin", size: size, peer: "liar", in: swarm)
+        _ = try swarm.launch(["serve", "--upload-rate", "4M"], name: "seed")
+        try await LyingPeer.with(storage: TransferFixtures.storage(of: "liar", in: swarm), lie: lie, in: swarm) {
+            liar in
+            let (status, summary, process) = try await TransferFixtures.get("target.bin", as: "fetch", in: swarm)
+            #expect(status == 0, "\(process.transcript())")
+            // Its chunks are genuine when only its manifest lies: taking them is right, since
+            // each is checked against the manifest that does hash to the file id.
+            if lie == .claimsAllServesNone {
+                #expect(summary?.bytesFromPeers[liar.id.description] == nil)
+            }
+            #expect(summary?.bytesFromPeers.values.reduce(0, +) == size)
+            #expect(
+                TransferFixtures.sha256(of: TransferFixtures.downloaded("target.bin", peer: "fetch", in: swarm))
+                    == TransferFixtures.sha256(data)
+            )
+        }
+    }
+
+    @Test("peak memory of a 256 MiB download stays under 64 MiB")
+    func boundedMemory() async throws {
+        let swarm = try TestSwarm()
+        defer { swarm.shutdown() }
+        // Written in 1 MiB blocks so the test itself stays small.
+        let folder = try swarm.workingDirectory(for: "seed").appendingPathComponent("shared")
+        #expect(FileManager.default.createFile(atPath: folder.appendingPathComponent("large.bin").path, contents: nil))
+        let handle = try FileHandle(forWritingTo: folder.appendingPathComponent("large.bin"))
+        for block in 0..<256 {
+            try handle.write(contentsOf: TransferFixtures.bytes(1 << 20, seed: UInt64(block) + 11))
+        }
+        try handle.close()
+        let seed = try swarm.launch(["serve"], name: "seed")
+        _ = try await seed.waitForLine(in: .stderr, containing: "discovery started", timeout: .seconds(60))
+        let get = try swarm.launch(["get", "large.bin", "--json", "--seed"], name: "fetch")
+        _ = try await get.waitForLine(in: .stdout, containing: "bytesFromPeers", timeout: .seconds(120))
+        let peak = try #require(TransferFixtures.peakRSS(pid: get.pid))
+        let seederPeak = try #require(TransferFixtures.peakRSS(pid: seed.pid))
+        MeasurementLog.record(
+            "peak RSS, 256 MiB download: downloader \(peak >> 20) MiB, seeder \(seederPeak >> 20) MiB"
+        )
+        #expect(peak < 64 << 20, "downloader peak RSS \(peak >> 20) MiB")
+        #expect(seederPeak < 64 << 20, "seeder peak RSS \(seederPeak >> 20) MiB")
+        get.terminate()
+        #expect(try await get.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
     /// Polls `check` every 50 ms until it holds or `timeout` passes.
     static func waitUntil(timeout: Duration, _ check: () -> Bool) async -> Bool {
         let deadline = ContinuousClock.now + timeout

@@ -297,7 +297,7 @@ public final class Downloader: Sendable {
                 chunksAlreadyHeld: manifest.chunkCount
             )
         }
-        let manifest = try await self.fetchManifest(file)
+        let manifest = try await self.fetchManifest(file, deadline: deadline)
         let chunkFile = try await self.store.beginDownload(manifest)
         let alreadyHeld = await chunkFile.bitmap.setCount
         self.logger.info(
@@ -336,30 +336,42 @@ public final class Downloader: Sendable {
         )
     }
 
-    private func fetchManifest(_ file: SwarmFile) async throws -> Manifest {
+    /// Gets the file's manifest from a peer that holds it, checking that it hashes to the
+    /// file id. A peer whose manifest does not is not asked again; peers that appear while
+    /// this runs are asked too, for up to `manifestPatience` (or until the deadline).
+    private func fetchManifest(_ file: SwarmFile, deadline: ContinuousClock.Instant?) async throws -> Manifest {
         if let known = await self.store.manifest(for: file.id) { return known }
-        for peer in self.table.servingPeers() where file.holders[peer.id] != nil {
-            do {
-                let manifest = try await PeerSession.connect(
-                    to: peer.transferAddress,
-                    maximumPayloadLength: self.maximumPayloadLength,
-                    answerTimeout: self.configuration.answerTimeout,
-                    networkKey: self.networkKey,
-                    group: self.group
-                ) { session in try await session.manifest(for: file.id) }
-                if let manifest {
-                    await self.store.remember(manifest)
-                    return manifest
+        var asked = Set<PeerID>()
+        let giveUp = min(deadline ?? .now + Self.manifestPatience, .now + Self.manifestPatience)
+        repeat {
+            for peer in self.table.servingPeers() where !asked.contains(peer.id) {
+                asked.insert(peer.id)
+                do {
+                    let manifest = try await PeerSession.connect(
+                        to: peer.transferAddress,
+                        maximumPayloadLength: self.maximumPayloadLength,
+                        answerTimeout: self.configuration.answerTimeout,
+                        networkKey: self.networkKey,
+                        group: self.group
+                    ) { session in try await session.manifest(for: file.id) }
+                    if let manifest {
+                        await self.store.remember(manifest)
+                        return manifest
+                    }
+                } catch {
+                    self.logger.warning(
+                        "no valid manifest from peer",
+                        metadata: ["remote.peer.id": "\(peer.id.short)", "error": "\(error)"]
+                    )
                 }
-            } catch {
-                self.logger.warning(
-                    "bad manifest from peer",
-                    metadata: ["remote.peer.id": "\(peer.id.short)", "error": "\(error)"]
-                )
             }
-        }
+            try await Task.sleep(for: .milliseconds(250))
+        } while ContinuousClock.now < giveUp
         throw P2PError(code: .notFound, "no peer gave a valid manifest for \(file.name) (\(file.id.short))")
     }
+
+    /// How long to look for a peer with a valid manifest.
+    static let manifestPatience: Duration = .seconds(10)
 
     /// Runs one worker per useful peer until every chunk is held, the deadline passes,
     /// or no peer is left; new peers get a worker as they appear.

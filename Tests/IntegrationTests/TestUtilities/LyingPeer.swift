@@ -14,6 +14,10 @@ struct LyingPeer {
     enum Lie: Sendable {
         /// Flips one byte in every chunk.
         case corruptChunks
+        /// Hands out a manifest that does not hash to the file id asked for.
+        case wrongManifest
+        /// Claims every chunk in its inventory, then answers every request with "not held".
+        case claimsAllServesNone
     }
 
     let id: PeerID
@@ -77,15 +81,21 @@ private struct LyingResponder: TransferResponder {
                 try await outbound.write(TransferMessage.inventory(await self.store.inventory()).frame())
             case .manifestRequest(let id):
                 guard let manifest = await self.store.manifest(for: id) else { return }
-                try await outbound.write(TransferMessage.manifest(manifest.encoded).frame())
+                var bytes = manifest.encoded
+                if case .wrongManifest = self.lie {
+                    // Still a well-formed manifest, of another file: only the id check tells.
+                    bytes[bytes.count - 1] ^= 0xFF
+                }
+                try await outbound.write(TransferMessage.manifest(bytes).frame())
+            case .chunkRequest(let id, let chunk) where self.lie == .claimsAllServesNone:
+                try await outbound.write(
+                    TransferMessage.failure(id, chunk: chunk, reason: .chunkNotHeld, message: "gone").frame()
+                )
             case .chunkRequest(let id, let chunk):
                 guard var bytes = try await self.store.readChunk(id, index: chunk) else { return }
-                switch self.lie {
-                case .corruptChunks:
-                    if bytes.readableBytes > 0 {
-                        let at = bytes.readerIndex + bytes.readableBytes / 2
-                        bytes.setInteger(bytes.getInteger(at: at, as: UInt8.self)! ^ 0x5A, at: at)
-                    }
+                if self.lie == .corruptChunks, bytes.readableBytes > 0 {
+                    let at = bytes.readerIndex + bytes.readableBytes / 2
+                    bytes.setInteger(bytes.getInteger(at: at, as: UInt8.self)! ^ 0x5A, at: at)
                 }
                 // Valid frame, valid checksum: only the SHA-256 against the manifest can tell.
                 try await outbound.write(TransferMessage.chunkData(id, chunk: chunk, bytes: bytes).frame())
