@@ -152,4 +152,46 @@ struct TransferServerTests {
             #expect(served)
         }
     }
+
+    @Test("pushed chunks: a valid one is kept and offered; junk closes the pusher's connection and is not kept")
+    func pushedChunks() async throws {
+        let source = try StorageFixture()
+        defer { source.remove() }
+        try source.share("spread.bin", size: 600_000, seed: 99)
+        let origin = try await ChunkStore.open(configuration: source.configuration(), logger: StorageFixture.logger)
+        let otherID = try #require(await origin.inventory().first?.id)
+        let manifest = try #require(await origin.manifest(for: otherID))
+        let chunk0 = try #require(try await origin.readChunk(otherID, index: 0))
+        await origin.close()
+        try await self.withServer { address, _, _ in
+            // Junk: a chunk whose bytes do not match the manifest.
+            var junk = chunk0
+            junk.setInteger(UInt8(0xAA), at: junk.readerIndex)
+            let closed: Bool = try await PeerSession.connect(to: address, answerTimeout: .seconds(5)) { session in
+                try await session.send([.manifest(manifest.encoded), .pushedChunk(otherID, chunk: 0, bytes: junk)])
+                do {
+                    _ = try await session.receive()
+                    return false
+                } catch {
+                    return true
+                }
+            }
+            #expect(closed)
+            // A pushed chunk of a file the receiver never saw a manifest for: refused too.
+            let unknown = FileID(bytes: [UInt8](repeating: 3, count: 32))!
+            let refused: Bool = try await PeerSession.connect(to: address, answerTimeout: .seconds(5)) { session in
+                try await session.send(.pushedChunk(unknown, chunk: 0, bytes: chunk0))
+                return (try? await session.receive()) == nil
+            }
+            #expect(refused)
+            // A genuine push is kept and shows in the inventory.
+            try await PeerSession.connect(to: address) { session in
+                try await session.send([.manifest(manifest.encoded), .pushedChunk(otherID, chunk: 0, bytes: chunk0)])
+                // Answered in order, so once the inventory comes back the push was handled.
+                let inventory = try await session.inventory()
+                let entry = try #require(inventory.first { $0.id == otherID })
+                #expect(entry.bitmap.indices == [0])
+            }
+        }
+    }
 }
