@@ -562,6 +562,10 @@ final class DownloadRun: Sendable {
         var timedOut = false
         /// An error that ends the whole download, such as a full disk.
         var failure: (any Error)? = nil
+        /// When a peer whose worker ended may get a new one.
+        var retryAfter: [PeerID: ContinuousClock.Instant] = [:]
+        /// The pause before the next retry of each peer.
+        var backoff: [PeerID: Duration] = [:]
     }
 
     private let state: Mutex<State>
@@ -599,12 +603,23 @@ final class DownloadRun: Sendable {
     func claimWorker(_ peer: PeerID) -> Bool {
         self.state.withLock { state in
             guard !state.dropped.contains(peer), !state.workers.contains(peer) else { return false }
+            if let retry = state.retryAfter[peer], ContinuousClock.now < retry { return false }
             state.workers.insert(peer)
             return true
         }
     }
 
-    func releaseWorker(_ peer: PeerID) { self.state.withLock { _ = $0.workers.remove(peer) } }
+    /// A worker ended: the peer gets a new one only after a pause that doubles, from half
+    /// a second up to eight, each time its worker ends without finishing the download, so
+    /// an unreachable peer or one without the file is not asked in a tight loop.
+    func releaseWorker(_ peer: PeerID) {
+        self.state.withLock { state in
+            state.workers.remove(peer)
+            let pause = min(state.backoff[peer].map { $0 * 2 } ?? .milliseconds(500), .seconds(8))
+            state.backoff[peer] = pause
+            state.retryAfter[peer] = ContinuousClock.now + pause
+        }
+    }
 
     func markTried(_ peer: KnownPeer) {
         self.state.withLock { $0.tried[peer.id] = peer.transferAddressDescription }
