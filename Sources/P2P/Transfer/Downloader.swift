@@ -274,7 +274,7 @@ public final class Downloader: Sendable {
         var file: SwarmFile? = nil
         var lastError: (any Error)? = nil
         let local = await self.store.inventory()
-        for attempt in 0..<1_000_000 {
+        for attempt in 0..<41 {
             let files = Self.swarmFiles(await self.inventories(), local: (PeerID(high: 0, low: 0), local))
             do {
                 file = try Self.resolve(name: name, idPrefix: idPrefix, in: files)
@@ -282,9 +282,11 @@ public final class Downloader: Sendable {
             } catch let error as P2PError where error.code == .notFound {
                 lastError = error
             }
+            // A peer that just started hears the swarm's answers within milliseconds: ask
+            // again soon, then less often, for about five seconds in all.
             let now = ContinuousClock.now
-            guard attempt < 20, deadline.map({ now < $0 }) ?? true else { break }
-            try await Task.sleep(for: .milliseconds(250))
+            guard attempt < 40, deadline.map({ now < $0 }) ?? true else { break }
+            try await Task.sleep(for: .milliseconds(attempt < 20 ? 50 : 200))
         }
         guard let file else { throw lastError ?? P2PError(code: .notFound, "file not found") }
 
