@@ -129,7 +129,12 @@ public struct Announcement: Sendable, Equatable {
         let kindValue = datagram.getInteger(at: start + 5, as: UInt8.self)!
         // A correct checksum field makes the sum over the whole datagram 0xFFFF.
         let verification = datagram.withUnsafeReadableBytes { InternetChecksum.checksum($0) }
-        guard verification == 0 else { throw .badChecksum }
+        // 0xFFFF is the other zero of one's-complement arithmetic: it verifies wherever the
+        // encoder writes 0x0000, but no encoder writes it, so it is refused to keep one
+        // encoding per announcement.
+        guard verification == 0, datagram.getInteger(at: start + 6, as: UInt16.self)! != 0xFFFF else {
+            throw .badChecksum
+        }
         guard let kind = Kind(rawValue: kindValue) else { throw .unknownKind(kindValue) }
         let high = datagram.getInteger(at: start + 8, as: UInt64.self)!
         let low = datagram.getInteger(at: start + 16, as: UInt64.self)!

@@ -29,7 +29,8 @@ public struct ChunkBitmap: Sendable, Equatable {
     ///   - bytes: exactly `(count + 7) / 8` bytes, spare bits zero.
     ///   - count: the number of chunks.
     public init?(bytes: [UInt8], count: Int) {
-        guard count >= 0, bytes.count == (count + 7) / 8 else { return nil }
+        // `count / 8` rounded up, without the `count + 7` that overflows for a huge count.
+        guard count >= 0, bytes.count == count / 8 + (count % 8 == 0 ? 0 : 1) else { return nil }
         if count % 8 != 0, let last = bytes.last, last & (0xFF >> UInt8(count % 8)) != 0 { return nil }
         self.count = count
         self.bytes = bytes

@@ -31,6 +31,8 @@ public enum ChunkSizing {
     /// (zero-length) chunk and is transferred like any other.
     public static func chunkCount(fileSize: UInt64, chunkSize: Int) -> Int {
         guard fileSize > 0 else { return 1 }
-        return Int((fileSize + UInt64(chunkSize) - 1) / UInt64(chunkSize))
+        // Sizes come from the network: round up without `fileSize + chunkSize - 1`, which
+        // overflows near 2^64, and clamp a count beyond Int (a lie no caller accepts).
+        return Int(clamping: (fileSize - 1) / UInt64(chunkSize) + 1)
     }
 }

@@ -28,7 +28,9 @@ public struct FileName: Hashable, Sendable, Comparable, CustomStringConvertible 
         if bytes.isEmpty { return "empty" }
         if bytes.count > Self.maximumLength { return "longer than \(Self.maximumLength) bytes" }
         if value == "." { return "'.' is not a file" }
-        if value.contains("..") { return "contains '..'" }
+        // On the bytes: String.contains compares Characters, so ".." followed by a combining
+        // mark (one Character ".\u{345}") would slip through.
+        if zip(bytes, bytes.dropFirst()).contains(where: { $0 == 0x2E && $1 == 0x2E }) { return "contains '..'" }
         for byte in bytes {
             switch byte {
             case UInt8(ascii: "/"), UInt8(ascii: "\\"): return "contains a path separator"

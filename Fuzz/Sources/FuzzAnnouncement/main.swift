@@ -1,0 +1,106 @@
+// Fuzzes the discovery datagram parser, `Announcement.parse`.
+//
+// Input: [mode] [datagram bytes ...]
+//   mode & 3 == 1: rewrite the checksum field (of a 30-byte datagram) to the right value,
+//                  so that the fuzzer gets past the checksum
+//   mode & 3 == 2: the same, but where one's-complement arithmetic allows a second value
+//                  that also verifies (0xFFFF for 0x0000), write that one
+//
+// Invariants: a datagram that parses is exactly 30 bytes, re-encodes to the same bytes,
+// and its re-encoding parses back equal; a datagram that is refused is refused for a
+// reason that its bytes bear out.
+import FuzzSupport
+import NIOCore
+import P2P
+
+func check(_ input: [UInt8]) {
+    guard let mode = input.first else { return }
+    var datagram = Array(input.dropFirst())
+    if mode & 3 != 0, datagram.count == Announcement.encodedLength {
+        datagram[6] = 0
+        datagram[7] = 0
+        var checksum = InternetChecksum.checksum(datagram)
+        if mode & 3 == 2, checksum == 0 { checksum = 0xFFFF }
+        setBigEndian(checksum, in: &datagram, at: 6)
+    }
+    let buffer = ByteBuffer(bytes: datagram)
+    let result = Result { () throws(AnnouncementError) -> Announcement in try Announcement.parse(buffer) }
+
+    // The reader index does not matter.
+    var shifted = ByteBuffer(bytes: [0x50, 0x32] + datagram)
+    shifted.moveReaderIndex(forwardBy: 2)
+    let shiftedResult = Result { () throws(AnnouncementError) -> Announcement in try Announcement.parse(shifted) }
+    invariant(shiftedResult == result, "parse depends on the reader index")
+
+    switch result {
+    case .success(let announcement):
+        invariant(datagram.count == Announcement.encodedLength, "accepted \(datagram.count) bytes")
+        invariant(announcement.announceIntervalMilliseconds > 0, "accepted a zero interval")
+        let encoded = Array(announcement.encoded().readableBytesView)
+        invariant(encoded == datagram, "accepted datagram does not re-encode identically: \(datagram) vs \(encoded)")
+        let again = Result { () throws(AnnouncementError) -> Announcement in
+            try Announcement.parse(announcement.encoded())
+        }
+        invariant(again == .success(announcement), "re-encoded announcement does not parse back equal")
+    case .failure(.wrongLength(let length)):
+        invariant(length == datagram.count && length != Announcement.encodedLength, "bad wrongLength(\(length))")
+    case .failure(.badMagic):
+        invariant(Array(datagram.prefix(4)) != Announcement.magic, "refused a good magic")
+    case .failure(.unsupportedVersion(let version)):
+        invariant(version == datagram[4] && version != Announcement.version, "bad unsupportedVersion")
+    case .failure(.badChecksum):
+        invariant(
+            InternetChecksum.checksum(datagram) != 0 || bigEndian(datagram, at: 6, as: UInt16.self) == 0xFFFF,
+            "refused a checksum that verifies"
+        )
+    case .failure(.unknownKind(let kind)):
+        invariant(kind == datagram[5] && Announcement.Kind(rawValue: kind) == nil, "bad unknownKind")
+    case .failure(.zeroInterval):
+        invariant(bigEndian(datagram, at: 26, as: UInt32.self) == 0, "bad zeroInterval")
+    }
+}
+
+/// The seed corpus (`scripts/fuzz.sh --write-seeds`).
+func seeds() -> [(name: String, bytes: [UInt8])] {
+    do {
+        func datagram(_ kind: Announcement.Kind, port: UInt16 = 47475, interval: UInt32 = 1000) -> [UInt8] {
+            let announcement = Announcement(
+                kind: kind,
+                peerID: PeerID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210),
+                transferPort: port,
+                announceIntervalMilliseconds: interval
+            )
+            return Array(announcement.encoded().readableBytesView)
+        }
+        var seeds: [(name: String, bytes: [UInt8])] = [
+            ("start", [0] + datagram(.start)),
+            ("alive", [0] + datagram(.alive)),
+            ("stop", [0] + datagram(.stop)),
+            ("observer", [0] + datagram(.alive, port: 0, interval: 250)),
+            ("alive-fix-checksum", [1] + datagram(.alive, interval: 0xFFFF_FFFF)),
+            ("alt-zero-checksum", [2] + datagram(.start, port: 1, interval: 7)),
+            ("empty", [0]),
+            ("short", [0] + datagram(.alive).prefix(29)),
+            ("long", [0] + datagram(.alive) + [0]),
+        ]
+        var badMagic = datagram(.alive)
+        badMagic[0] = UInt8(ascii: "X")
+        seeds.append(("bad-magic", [1] + badMagic))
+        var badChecksum = datagram(.alive)
+        badChecksum[29] ^= 0x10
+        seeds.append(("bad-checksum", [0] + badChecksum))
+        var badKind = datagram(.alive)
+        badKind[5] = 9
+        seeds.append(("unknown-kind", [1] + badKind))
+        var badVersion = datagram(.alive)
+        badVersion[4] = 2
+        seeds.append(("bad-version", [1] + badVersion))
+        seeds.append(("zero-interval", [1] + datagram(.alive, interval: 1).dropLast() + [0]))
+        return seeds
+    }
+}
+
+runFuzzer(seeds: seeds) { data, size in
+    check(inputBytes(data, size))
+    return 0
+}

@@ -1,0 +1,63 @@
+// Valid values of every kind, for the seed corpora.
+import NIOCore
+import P2P
+
+/// Sample values built through the library's own encoders.
+public enum Samples {
+    /// Chunk hashes that are just distinct patterns (a manifest does not check them).
+    public static func hashes(count: Int) -> [UInt8] {
+        (0..<count * 32).map { UInt8(truncatingIfNeeded: $0 &* 7 &+ 3) }
+    }
+
+    /// A manifest for a file of `size` bytes.
+    public static func manifest(name: String, size: UInt64, chunkSize: Int = ChunkSizing.baseChunkSize) -> Manifest {
+        let count = ChunkSizing.chunkCount(fileSize: size, chunkSize: chunkSize)
+        return try! Manifest(name: try! FileName(name), size: size, chunkSize: chunkSize, chunkHashes: hashes(count: count))
+    }
+
+    /// A handful of manifests: empty file, one short chunk, several chunks, odd names.
+    public static let manifests: [Manifest] = [
+        manifest(name: "empty", size: 0),
+        manifest(name: "a.txt", size: 1),
+        manifest(name: "three-chunks.bin", size: 3 * 256 * 1024 - 5),
+        manifest(name: "small chunks", size: 1000, chunkSize: 64),
+        manifest(name: "ünïcødé 名前.dat", size: 70_000, chunkSize: 8192),
+    ]
+
+    /// One inventory entry per sample manifest, with a pattern of held chunks.
+    public static var inventoryEntries: [InventoryEntry] {
+        manifests.enumerated().map { index, manifest in
+            var bitmap = ChunkBitmap(count: manifest.chunkCount)
+            for chunk in 0..<manifest.chunkCount where (chunk + index) % 3 != 1 { bitmap.insert(chunk) }
+            return InventoryEntry(
+                id: manifest.id,
+                name: manifest.name,
+                size: manifest.size,
+                chunkSize: manifest.chunkSize,
+                bitmap: bitmap
+            )
+        }
+    }
+
+    /// Every message kind, some more than once.
+    public static var messages: [(name: String, message: TransferMessage)] {
+        let id = manifests[2].id
+        return [
+            ("inventory-request", .inventoryRequest),
+            ("inventory-empty", .inventory([])),
+            ("inventory-one", .inventory([inventoryEntries[1]])),
+            ("inventory-all", .inventory(inventoryEntries)),
+            ("manifest-request", .manifestRequest(id)),
+            ("manifest", .manifest(manifests[2].encoded)),
+            ("manifest-small", .manifest(manifests[3].encoded)),
+            ("chunk-request", .chunkRequest(id, chunk: 2)),
+            ("chunk-data", .chunkData(id, chunk: 1, bytes: ByteBuffer(bytes: Array("chunk one bytes".utf8)))),
+            ("chunk-data-empty", .chunkData(id, chunk: 0, bytes: ByteBuffer())),
+            ("pushed-chunk", .pushedChunk(id, chunk: 7, bytes: ByteBuffer(bytes: [UInt8](repeating: 0xAB, count: 100)))),
+            ("failure-unknown-file", .failure(id, chunk: 0, reason: .unknownFile, message: "no such file")),
+            ("failure-no-file", .failure(nil, chunk: 3, reason: .busy, message: "too many requests")),
+            ("failure-chunk", .failure(id, chunk: 5, reason: .chunkNotHeld, message: "")),
+            ("failure-storage", .failure(id, chunk: 1, reason: .storage, message: "disk said no: é")),
+        ]
+    }
+}
