@@ -57,8 +57,21 @@ func check(_ input: [UInt8]) {
         invariant(kind == datagram[5] && Announcement.Kind(rawValue: kind) == nil, "bad unknownKind")
     case .failure(.zeroInterval):
         invariant(bigEndian(datagram, at: 26, as: UInt32.self) == 0, "bad zeroInterval")
+    case .failure(.badTag):
+        invariant(false, "a parse without a network key asked for a tag")
+    }
+
+    // The keyed parse: a datagram it accepts carries the right tag, so it re-encodes, tag
+    // and all, to exactly the same bytes; anything else is refused without a crash.
+    let keyed = Result { () throws(AnnouncementError) -> Announcement in try Announcement.parse(buffer, key: fuzzKey) }
+    if case .success(let announcement) = keyed {
+        let encoded = Array(announcement.encoded(key: fuzzKey).readableBytesView)
+        invariant(encoded == datagram, "keyed datagram does not re-encode identically")
     }
 }
+
+/// The key of the keyed parse.
+let fuzzKey = try! NetworkKey(secret: "fuzzing network key")
 
 /// The seed corpus (`scripts/fuzz.sh --write-seeds`).
 func seeds() -> [(name: String, bytes: [UInt8])] {
