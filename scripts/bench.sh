@@ -4,7 +4,8 @@
 #
 # Usage:
 #   scripts/bench.sh [--quick] [--runs N] [--trials N] [--flash-n N]...
-#                    [--idle-wait S] [--idle-threshold CORES] [--no-build] [scenario...]
+#                    [--idle-wait S] [--idle-threshold CORES] [--no-warm] [--no-build]
+#                    [scenario...]
 #   scripts/bench/run.py --summarize bench-results/latest/results.json
 #                    (prints the table of an earlier run again)
 #
@@ -38,6 +39,12 @@
 # --idle-threshold (default 0.3) cores busy, and records that load and the
 # machine's busy cores during the run; the table shows them per scenario.
 #
+# Page cache: this VM hands memory the guest frees back to the host within
+# seconds, and the next first touch of it is slow (~2 s per GiB written cold,
+# ~0.35 s warm; the runner probes both and records them). So before every run
+# that writes to disk, the runner writes and deletes a scratch file as large as
+# what the run will write (--no-warm: don't), and both tools start alike.
+#
 # Output: bench-results/<stamp>/ (results.json, runs.tsv, summary.md, flash.png;
 # bench-results/latest points at the newest) and the Markdown table on stdout.
 # A full (non --quick) run with the flash scenario also refreshes
@@ -60,6 +67,7 @@ while (($#)); do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --quick) quick=1; pass+=("$1"); shift ;;
+        --no-warm) pass+=("$1"); shift ;;
         --no-build) build=0; shift ;;
         --runs|--trials|--flash-n|--announce-interval|--log-level|--idle-wait|--idle-threshold)
             (($# >= 2)) || { echo "$prog: $1 needs a value" >&2; exit 2; }
