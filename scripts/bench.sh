@@ -159,6 +159,6 @@ fi
 # The pidfile lists every PID the runner started; it reaps them itself, so on a
 # clean exit the list is emptied and the trap signals nothing.
 rc=0
-/usr/bin/python3 scripts/bench/run.py --pidfile "$pidfile" "${plot[@]}" "${pass[@]}" || rc=$?
+PYTHONDONTWRITEBYTECODE=1 /usr/bin/python3 scripts/bench/run.py --pidfile "$pidfile" "${plot[@]}" "${pass[@]}" || rc=$?
 : >"$pidfile"
 exit "$rc"

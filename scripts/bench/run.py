@@ -700,6 +700,50 @@ http {{
         return {"wall": c.elapsed, "ok": problem is None, "problem": problem,
                 "cpu_pct": round(100 * c.cpu_seconds / c.elapsed, 1) if c.cpu_seconds is not None else None}
 
+    def iperf_fanin_once(self, tb, senders, receiver, nbytes, rundir):
+        """iperf3 -n nbytes from each sender host to the receiver at once (one stream
+        each, released together): the transfer without any application, i.e. what TCP
+        achieves through these tbf links. Servers on the receiver, ports 15301+."""
+        rundir.mkdir(parents=True, exist_ok=True)
+        servers = []
+        try:
+            for k, _ in enumerate(senders):
+                servers.append(Proc(["iperf3", "-s", "-1", "-B", tb.addr(receiver), "-p", 15301 + k, "--forceflush"],
+                                    host=tb.host(receiver), stdout=rundir / f"s{k}.out", stderr=rundir / f"s{k}.err"))
+            for k, srv in enumerate(servers):
+                if not wait_for_text(rundir / f"s{k}.out", "Server listening", 10, srv):
+                    raise RuntimeError("iperf3 server did not start")
+            rfd, wfd = os.pipe()
+            clients = []
+            try:
+                for k, host in enumerate(senders):
+                    clients.append(Proc(["iperf3", "-c", tb.addr(receiver), "-p", 15301 + k, "-n", nbytes, "-J"],
+                                        host=tb.host(host), stdout=rundir / f"c{k}.json", stderr=rundir / f"c{k}.err",
+                                        barrier_fd=rfd))
+            finally:
+                os.close(rfd)
+            time.sleep(0.3)
+            t0 = time.monotonic()
+            os.close(wfd)
+            deadline = t0 + 300
+            while time.monotonic() < deadline and not all([c.poll() for c in clients]):
+                time.sleep(0.005)
+            for c in clients:
+                c.stop()
+            ok = all(c.status == 0 for c in clients)
+            last = max(c.t_end for c in clients if c.t_end) - t0
+            rates = []
+            for c in clients:
+                try:
+                    rates.append(json.loads(c.stdout_text())["end"]["sum_received"]["bits_per_second"])
+                except (ValueError, KeyError):
+                    ok = False
+            return {"wall": last, "ok": ok, "problem": None if ok else "iperf3 failed",
+                    "mbps_each": [round(x / 1e6, 2) for x in rates]}
+        finally:
+            for srv in servers:
+                srv.stop()
+
     def scenario_multi(self):
         size = self.size(256 * MiB, 32 * MiB)
         name = "multi.bin"
@@ -721,9 +765,15 @@ http {{
             for i in range(1, 5):
                 procs.append(self.start_nginx(tb.host(i), tb.addr(i), 18080, base / f"share{i}", base / f"nginx{i}"))
             urls = [f"http://{tb.addr(i)}:18080/{name}" for i in range(1, 5)]
-            runs = {"p2p": [], "aria2c": []}
+            runs = {"p2p": [], "aria2c": [], "iperf3": []}
             for r in range(self.runs):
                 rd = base / f"run{r}"
+                self.meter_start()
+                res = self.iperf_fanin_once(tb, [1, 2, 3, 4], 5, size // 4, rd / "iperf")
+                runs["iperf3"].append(res)
+                self.record("multi", "4x100mbit", "iperf3 4 streams", r, res["wall"], res["ok"],
+                            mbps_each=res["mbps_each"])
+                self.cleanup_dir(rd)
                 self.meter_start(warm=size)
                 res = self.p2p_get_once(tb.host(5), "eth0", 47620, name, size, source, rd / "p2p", seeders)
                 runs["p2p"].append(res)
@@ -747,6 +797,7 @@ http {{
             "p2p_wall": median_range([x["wall"] for x in ok(runs["p2p"])]),
             "p2p_seconds": median_range([x["seconds"] for x in ok(runs["p2p"])]),
             "aria2c": median_range([x["wall"] for x in ok(runs["aria2c"])]),
+            "iperf3": median_range([x["wall"] for x in ok(runs["iperf3"])]),
             "bound_payload": bits / (4 * PAYLOAD_BPS),
             "bound_nominal": bits / (4 * NOMINAL_BPS),
             "p2p_failures": len(runs["p2p"]) - len(ok(runs["p2p"])),
@@ -876,6 +927,11 @@ http {{
             nginx = self.start_nginx(tb.host(1), tb.addr(1), 18080, share, base / "nginx")
             procs.append(nginx)
             url = f"http://{tb.addr(1)}:18080/{name}"
+            # What one TCP stream achieves through the seeder's 100mbit uplink for F bytes.
+            self.meter_start()
+            cal = self.iperf_fanin_once(tb, [1], 2, size, base / "iperf-cal")
+            self.record("flash", "calibration", "iperf3 1 stream", 0, cal["wall"], cal["ok"], mbps=cal["mbps_each"])
+            out["iperf3_one_uplink"] = cal
             for n in ns:
                 bits = size * 8
                 kr = lambda u: max(bits / u, n * bits / (u + n * u))
@@ -1273,7 +1329,9 @@ def summarize(results):
         p2p = f"{fmt_mr(m['p2p_wall'])} (`seconds`: {fmt_mr(m['p2p_seconds'])}){fail_note(m['p2p_failures'], 'runs')}"
         ref = (f"bound {m['bound_payload']:.2f} s payload / {m['bound_nominal']:.2f} s nominal; aria2c 4 mirrors "
                f"{fmt_mr(m['aria2c'])} ({ratio(m['aria2c'], m['bound_payload'])} payload bound)"
-               f"{fail_note(m['aria2c_failures'], 'aria2c runs')}")
+               + (f"; iperf3, 4 hosts × F/4 at once {fmt_mr(m['iperf3'])} ({ratio(m['iperf3'], m['bound_payload'])})"
+                  if m.get("iperf3") else "")
+               + f"{fail_note(m['aria2c_failures'], 'aria2c runs')}")
         rat = (f"{ratio(m['p2p_wall'], m['bound_payload'])} payload, {ratio(m['p2p_wall'], m['bound_nominal'])} "
                f"nominal; {ratio(m['p2p_wall'], m['aria2c'])} aria2c")
         lines.append(f"| {lbl} | {p2p} | {ref} | {rat} | ≤ 1.015× payload | {load_note(results, 'multi')} |")
@@ -1288,6 +1346,10 @@ def summarize(results):
             ref = (f"Kumar–Ross bound {f['bound_payload']:.2f} s payload / {f['bound_nominal']:.2f} s nominal; "
                    f"all curl from one nginx {fmt_mr(f['curl'])} ({ratio(f['curl'], f['bound_payload'])} bound)"
                    f"{fail_note(f['curl_failures'], 'curl runs')}")
+            cal = fl.get("iperf3_one_uplink")
+            if cal and cal.get("ok"):
+                ref += (f"; iperf3, F through one uplink: {cal['wall']:.2f} s "
+                        f"({cal['mbps_each'][0] if cal['mbps_each'] else 0:.1f} Mbit/s)")
             rat = (f"{ratio(f['p2p'], f['bound_payload'])} payload, {ratio(f['p2p'], f['bound_nominal'])} nominal; "
                    f"{ratio(f['p2p'], f['curl'])} curl")
             lines.append(f"| {lbl} | {p2p} | {ref} | {rat} | ≤ 1.10× payload | {load_note(results, 'flash', f'N={key}')} |")
