@@ -12,7 +12,12 @@ public enum Samples {
     /// A manifest for a file of `size` bytes.
     public static func manifest(name: String, size: UInt64, chunkSize: Int = ChunkSizing.baseChunkSize) -> Manifest {
         let count = ChunkSizing.chunkCount(fileSize: size, chunkSize: chunkSize)
-        return try! Manifest(name: try! FileName(name), size: size, chunkSize: chunkSize, chunkHashes: hashes(count: count))
+        return try! Manifest(
+            name: try! FileName(name),
+            size: size,
+            chunkSize: chunkSize,
+            chunkHashes: hashes(count: count)
+        )
     }
 
     /// A handful of manifests: empty file, one short chunk, several chunks, odd names.
@@ -53,11 +58,22 @@ public enum Samples {
             ("chunk-request", .chunkRequest(id, chunk: 2)),
             ("chunk-data", .chunkData(id, chunk: 1, bytes: ByteBuffer(bytes: Array("chunk one bytes".utf8)))),
             ("chunk-data-empty", .chunkData(id, chunk: 0, bytes: ByteBuffer())),
-            ("pushed-chunk", .pushedChunk(id, chunk: 7, bytes: ByteBuffer(bytes: [UInt8](repeating: 0xAB, count: 100)))),
+            (
+                "pushed-chunk",
+                .pushedChunk(id, chunk: 7, bytes: ByteBuffer(bytes: [UInt8](repeating: 0xAB, count: 100)))
+            ),
             ("failure-unknown-file", .failure(id, chunk: 0, reason: .unknownFile, message: "no such file")),
             ("failure-no-file", .failure(nil, chunk: 3, reason: .busy, message: "too many requests")),
             ("failure-chunk", .failure(id, chunk: 5, reason: .chunkNotHeld, message: "")),
             ("failure-storage", .failure(id, chunk: 1, reason: .storage, message: "disk said no: é")),
+            ("failure-no-work", .failure(id, chunk: 0, reason: .noWork, message: "every chunk handed out")),
+            ("relay-request", .relayRequest(id)),
+            ("work-request-none-held", .workRequest(id, held: [])),
+            ("work-request-held", .workRequest(id, held: [0xA0])),
+            (
+                "assigned-chunk",
+                .assignedChunk(id, chunk: 4, bytes: ByteBuffer(bytes: [UInt8](repeating: 0x5A, count: 64)))
+            ),
         ]
     }
 }

@@ -2,7 +2,7 @@
 //
 // Input: [type] [chunk number, 4 bytes big-endian] [payload ...]
 //   The frame is built directly (as the stream decoder hands it over after its checksum
-//   verified), so the fuzzer spends no effort on checksums. type = byte % 9 + 1 covers
+//   verified), so the fuzzer spends no effort on checksums. type = byte % (number of types) + 1 covers
 //   every frame type.
 //
 // Invariants: a frame that reads as a message
@@ -28,14 +28,14 @@ func expectedRoundTrip(_ message: TransferMessage) -> TransferMessage {
 
 func carriesChunkNumber(_ type: FrameType) -> Bool {
     switch type {
-    case .chunkRequest, .chunkData, .pushedChunk, .failure: true
+    case .chunkRequest, .chunkData, .pushedChunk, .failure, .assignedChunk: true
     default: false
     }
 }
 
 func check(_ input: [UInt8]) {
     guard input.count >= 5 else { return }
-    let type = FrameType(rawValue: input[0] % 9 + 1)!
+    let type = FrameType(rawValue: input[0] % UInt8(FrameType.allCases.count) + 1)!
     let chunkNumber = bigEndian(input, at: 1, as: UInt32.self)
     let payload = Array(input[5...])
     let frame = Frame(type: type, chunkNumber: chunkNumber, payload: ByteBuffer(bytes: payload))

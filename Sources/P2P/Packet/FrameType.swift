@@ -18,6 +18,14 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case pushedChunk = 8
     /// The request cannot be answered (unknown file, chunk not held, ...).
     case failure = 9
+    /// Asks the receiver to forward the chunks of a file it is handed by a seeder
+    /// (`assignedChunk`) to the sender, as `pushedChunk` frames on this connection.
+    case relayRequest = 10
+    /// Asks a seeder for a chunk of its choosing that it has not yet handed anyone.
+    case workRequest = 11
+    /// A chunk handed out by a seeder, answering a work request; the receiver forwards it
+    /// to the peers that asked it to relay.
+    case assignedChunk = 12
 
     public var description: String {
         switch self {
@@ -30,6 +38,9 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .chunkData: "chunk-data"
         case .pushedChunk: "pushed-chunk"
         case .failure: "failure"
+        case .relayRequest: "relay-request"
+        case .workRequest: "work-request"
+        case .assignedChunk: "assigned-chunk"
         }
     }
 }

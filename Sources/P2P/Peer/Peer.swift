@@ -23,6 +23,8 @@ public final class Peer: Service, Sendable {
     public let statistics: TransferStatistics
 
     private let server: TransferServer?
+    /// Where chunks a seeder hands this peer are forwarded to the other downloaders.
+    private let relayHub: RelayHub
     private let discovery: PeerDiscovery
     private let discoverySocket: DatagramSocket
     private let group: any EventLoopGroup
@@ -35,6 +37,7 @@ public final class Peer: Service, Sendable {
         store: ChunkStore?,
         statistics: TransferStatistics,
         server: TransferServer?,
+        relayHub: RelayHub,
         discovery: PeerDiscovery,
         discoverySocket: DatagramSocket,
         group: any EventLoopGroup,
@@ -46,6 +49,7 @@ public final class Peer: Service, Sendable {
         self.store = store
         self.statistics = statistics
         self.server = server
+        self.relayHub = relayHub
         self.discovery = discovery
         self.discoverySocket = discoverySocket
         self.group = group
@@ -72,6 +76,7 @@ public final class Peer: Service, Sendable {
         let statistics = TransferStatistics()
         var store: ChunkStore? = nil
         var server: TransferServer? = nil
+        let relayHub = RelayHub()
         if let storage = configuration.storage {
             let opened = try await ChunkStore.open(configuration: storage, logger: logger)
             store = opened
@@ -85,6 +90,7 @@ public final class Peer: Service, Sendable {
                     store: opened,
                     statistics: statistics,
                     uploadLimiter: RateLimiter(bytesPerSecond: configuration.uploadBytesPerSecond),
+                    relayHub: relayHub,
                     logger: logger
                 ),
                 group: group,
@@ -115,6 +121,7 @@ public final class Peer: Service, Sendable {
             store: store,
             statistics: statistics,
             server: server,
+            relayHub: relayHub,
             discovery: discovery,
             discoverySocket: socket,
             group: group,
@@ -139,6 +146,7 @@ public final class Peer: Service, Sendable {
             maximumPayloadLength: self.configuration.maximumFramePayload,
             networkKey: self.configuration.discovery.networkKey,
             group: self.group,
+            relayHub: self.relayHub,
             logger: self.logger
         )
     }

@@ -56,6 +56,16 @@ public struct ChunkBitmap: Sendable, Equatable {
         return true
     }
 
+    /// Marks chunk `index` not held.
+    /// - Returns: true if it was held before.
+    @discardableResult
+    public mutating func remove(_ index: Int) -> Bool {
+        guard self.contains(index) else { return false }
+        self.bytes[index >> 3] &= ~(0x80 >> UInt8(index & 7))
+        self.setCount -= 1
+        return true
+    }
+
     /// The chunks held, in order.
     public var indices: [Int] { (0..<self.count).filter(self.contains) }
 

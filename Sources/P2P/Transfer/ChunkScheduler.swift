@@ -5,6 +5,14 @@
 /// still around. When every missing chunk is in flight (the endgame), an idle peer may ask
 /// for a chunk another peer is already sending, so that one slow peer cannot hold up the
 /// end; the first copy to arrive wins.
+///
+/// With `relaying` on, a file that exactly one peer holds whole is spread the flash-crowd
+/// way (SPEC §7): that seeder is asked for work, not for chunks (`workSource`), and the
+/// chunks other downloaders hold are mostly on their way here already, forwarded as they
+/// got them. So a chunk is asked of anyone only once it has been seen at a downloader for
+/// `relayGrace` without arriving, or, for chunks only the seeder holds, once the seeder has
+/// handed out everything and `relayGrace` has passed: what was lost on the way (a peer
+/// that left, a forward dropped) is fetched then.
 struct ChunkScheduler {
     /// The chunks held and verified.
     private(set) var have: ChunkBitmap
@@ -18,12 +26,49 @@ struct ChunkScheduler {
     private var cursor = 0
     /// The most peers asked for one chunk in the endgame.
     private let endgameCopies = 2
+    /// Whether a single seeder's chunks are expected to be relayed (see above).
+    var relaying = false
+    /// How long (seconds) a chunk seen at a downloader may take to arrive forwarded.
+    var relayGrace = 1.5
+    /// Peers holding every chunk.
+    private var completeHolders: Set<PeerID> = []
+    /// When (seconds into the download) each chunk was first seen at a peer that does not
+    /// hold the whole file; infinity if never.
+    private var firstSeen: [Double]
+    /// When the work source said it had handed out every chunk.
+    private var workExhaustedAt: Double? = nil
 
     /// A scheduler for a file of `chunkCount` chunks, of which `have` are held.
     init(have: ChunkBitmap) {
         self.have = have
         self.availability = [Int](repeating: 0, count: have.count)
+        self.firstSeen = [Double](repeating: .infinity, count: have.count)
     }
+
+    /// The seeder to ask for work instead of chunks: while relaying, the one peer that
+    /// holds the whole file, until it has no more work.
+    var workSource: PeerID? {
+        guard self.isRelayingNow, self.workExhaustedAt == nil else { return nil }
+        return self.completeHolders.first
+    }
+
+    private var isRelayingNow: Bool { self.relaying && self.completeHolders.count == 1 }
+
+    /// The work source has handed out every chunk.
+    mutating func workExhausted(now: Double) {
+        if self.workExhaustedAt == nil { self.workExhaustedAt = now }
+    }
+
+    /// Whether chunk `index` may be asked for now (always, unless relaying).
+    func mayRequest(_ index: Int, now: Double) -> Bool {
+        guard self.isRelayingNow else { return true }
+        if self.firstSeen[index] < .infinity { return now >= self.firstSeen[index] + self.relayGrace }
+        guard let exhausted = self.workExhaustedAt else { return false }
+        return now >= exhausted + self.relayGrace
+    }
+
+    /// Whether `peer` holds every chunk, as last heard.
+    func holdsAll(_ peer: PeerID) -> Bool { self.completeHolders.contains(peer) }
 
     var chunkCount: Int { self.have.count }
     var isComplete: Bool { self.have.isComplete }
@@ -36,8 +81,18 @@ struct ChunkScheduler {
     }
 
     /// Records what a peer holds now.
-    mutating func update(_ peer: PeerID, holding: ChunkBitmap) {
+    /// - Parameters:
+    ///   - peer: the peer.
+    ///   - holding: its chunks.
+    ///   - now: seconds into the download.
+    mutating func update(_ peer: PeerID, holding: ChunkBitmap, now: Double = 0) {
         guard holding.count == self.chunkCount else { return }
+        if holding.isComplete {
+            self.completeHolders.insert(peer)
+        } else {
+            self.completeHolders.remove(peer)
+            for index in holding.indices where self.firstSeen[index] == .infinity { self.firstSeen[index] = now }
+        }
         if let old = self.holdings[peer] {
             for index in old.indices { self.availability[index] -= 1 }
         }
@@ -48,6 +103,7 @@ struct ChunkScheduler {
     /// Forgets a peer: it left or was dropped. Its requests in flight are free to go to
     /// others.
     mutating func remove(_ peer: PeerID) {
+        self.completeHolders.remove(peer)
         if let old = self.holdings.removeValue(forKey: peer) {
             for index in old.indices { self.availability[index] -= 1 }
         }
@@ -58,14 +114,19 @@ struct ChunkScheduler {
 
     /// The next chunk to ask `peer` for, marked as in flight; `nil` if it has nothing
     /// useful now.
-    mutating func next(for peer: PeerID) -> Int? {
+    /// - Parameters:
+    ///   - peer: the peer to ask.
+    ///   - now: seconds into the download.
+    mutating func next(for peer: PeerID, now: Double = 0) -> Int? {
         guard let holding = self.holdings[peer], !self.isComplete else { return nil }
         let count = self.chunkCount
         var best: Int? = nil
         var bestAvailability = Int.max
         for step in 0..<count {
             let index = (self.cursor + step) % count
-            guard holding.contains(index), !self.have.contains(index), self.requested[index] == nil else { continue }
+            guard holding.contains(index), !self.have.contains(index), self.requested[index] == nil,
+                self.mayRequest(index, now: now)
+            else { continue }
             if self.availability[index] < bestAvailability {
                 best = index
                 bestAvailability = self.availability[index]

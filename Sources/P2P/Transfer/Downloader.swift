@@ -1,3 +1,4 @@
+import DequeModule
 import Logging
 import NIOCore
 import NIOPosix
@@ -65,10 +66,19 @@ public struct SwarmFile: Sendable {
 public final class Downloader: Sendable {
     /// Tuning.
     public struct Configuration: Sendable {
-        /// Requests in flight per peer at first; faster peers earn more, up to `maximumWindow`.
+        /// Requests in flight per peer until its rate is known.
         public var initialWindow = 8
         /// The most requests in flight per peer.
         public var maximumWindow = 32
+        /// How much of a peer's delivery the window covers (plus two requests): enough to
+        /// keep a link busy, not so much that a shared uplink queues seconds of answers.
+        public var windowLatency: Duration = .milliseconds(100)
+        /// Bytes waiting to be forwarded to other downloaders above which this peer asks a
+        /// seeder for no more work (SPEC §7).
+        public var forwardingBacklogLimit = 1 << 20
+        /// How long a chunk seen at another downloader may take to arrive relayed before it
+        /// is asked for (see `ChunkScheduler`).
+        public var relayGrace: Duration = .milliseconds(1500)
         /// Bad chunks tolerated from one peer before it is dropped.
         public var maximumBadChunks = 3
         /// How long to wait for any one answer.
@@ -88,6 +98,7 @@ public final class Downloader: Sendable {
     private let maximumPayloadLength: Int
     private let networkKey: NetworkKey?
     private let group: any EventLoopGroup
+    private let relayHub: RelayHub
     private let logger: Logger
 
     /// Creates a downloader.
@@ -98,6 +109,8 @@ public final class Downloader: Sendable {
     ///   - maximumPayloadLength: the largest frame payload accepted.
     ///   - networkKey: the swarm's key, if any.
     ///   - group: the event loops.
+    ///   - relayHub: where chunks handed out by a seeder are forwarded to other downloaders
+    ///     (the peer's transfer server writes them out).
     ///   - logger: where to log.
     public init(
         store: ChunkStore,
@@ -106,9 +119,11 @@ public final class Downloader: Sendable {
         maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
         networkKey: NetworkKey? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
+        relayHub: RelayHub = RelayHub(),
         logger: Logger
     ) {
         self.networkKey = networkKey
+        self.relayHub = relayHub
         self.store = store
         self.table = table
         self.configuration = configuration
@@ -309,7 +324,17 @@ public final class Downloader: Sendable {
                 "chunks.held": "\(alreadyHeld)", "chunks.total": "\(manifest.chunkCount)",
             ]
         )
-        let run = DownloadRun(manifest: manifest, file: chunkFile, have: await chunkFile.bitmap)
+        let run = DownloadRun(
+            manifest: manifest,
+            file: chunkFile,
+            have: await chunkFile.bitmap,
+            relayGrace: self.configuration.relayGrace
+        )
+        // What the swarm's inventories said, so that the first requests already know who
+        // holds what (and whether one seeder is shared by a crowd).
+        for (peer, bitmap) in file.holders where peer != PeerID(high: 0, low: 0) {
+            run.update(peer, holding: bitmap)
+        }
         do {
             try await self.fetchChunks(run, deadline: deadline, progress: progress)
         } catch {
@@ -322,9 +347,7 @@ public final class Downloader: Sendable {
             throw run.incompleteError()
         }
         let path = try await self.store.finishDownload(manifest.id)
-        let seconds =
-            Double((ContinuousClock.now - started).components.seconds)
-            + Double((ContinuousClock.now - started).components.attoseconds) / 1e18
+        let seconds = (ContinuousClock.now - started).seconds
         self.logger.info(
             "download complete",
             metadata: ["file.id": "\(manifest.id.short)", "file.path": "\(path)", "seconds": "\(seconds)"]
@@ -375,21 +398,24 @@ public final class Downloader: Sendable {
     /// How long to look for a peer with a valid manifest.
     static let manifestPatience: Duration = .seconds(10)
 
-    /// Runs one worker per useful peer until every chunk is held, the deadline passes,
-    /// or no peer is left; new peers get a worker as they appear.
+    /// Runs one worker per peer until every chunk is held, the deadline passes, or no
+    /// peer is left; new peers get a worker as they appear. Nothing here polls on a fixed
+    /// beat while work is going on: the loop wakes when a worker ends or the download
+    /// finishes, and at most every quarter second to notice new peers.
     private func fetchChunks(
         _ run: DownloadRun,
         deadline: ContinuousClock.Instant?,
         progress: @escaping @Sendable (DownloadProgress) -> Void
     ) async throws {
         guard !run.isComplete else { return }
+        let eventLoop = self.group.next()
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 // Progress and the deadline.
                 var lastBytes = run.bytesHeld
                 var lastTime = ContinuousClock.now
                 var rate = 0.0
-                while !run.isComplete && !Task.isCancelled {
+                while !run.isFinished && !Task.isCancelled {
                     try? await Task.sleep(for: .milliseconds(200))
                     let now = ContinuousClock.now
                     if let deadline, now >= deadline {
@@ -397,9 +423,7 @@ public final class Downloader: Sendable {
                         return
                     }
                     let bytes = run.bytesHeld
-                    let elapsed =
-                        Double((now - lastTime).components.attoseconds) / 1e18
-                        + Double((now - lastTime).components.seconds)
+                    let elapsed = (now - lastTime).seconds
                     if elapsed > 0 {
                         let instant = Double(bytes - lastBytes) / elapsed
                         rate = rate == 0 ? instant : 0.7 * rate + 0.3 * instant
@@ -417,31 +441,39 @@ public final class Downloader: Sendable {
                     )
                 }
             }
-            // Starts a worker for every peer without one, until done.
-            var idleRounds = 0
+            // Starts a worker for every peer without one, until done. Without a deadline,
+            // a download with no peer at all for a minute gives up.
+            var lastWorker = ContinuousClock.now
             while !run.isFinished {
-                var started = 0
                 for peer in self.table.servingPeers() where run.claimWorker(peer.id) {
-                    started += 1
                     group.addTask {
                         await self.work(with: peer, on: run)
                         run.releaseWorker(peer.id)
                     }
                 }
-                // Nobody is working and nobody new came: wait, bounded by the deadline or,
-                // without one, by giving up after about a minute of no peer at all.
-                idleRounds = run.workerCount == 0 && started == 0 ? idleRounds + 1 : 0
-                if idleRounds > (deadline == nil ? 240 : Int.max) { run.timeOut() }
-                try? await Task.sleep(for: .milliseconds(250))
+                if run.workerCount > 0 { lastWorker = .now }
+                if deadline == nil && ContinuousClock.now - lastWorker > Self.noPeerPatience { run.timeOut() }
+                await run.mainWakeup.wait(atMost: .milliseconds(250), on: eventLoop)
             }
             group.cancelAll()
         }
     }
 
-    /// One peer's worker: asks for its inventory, then keeps a window of chunk requests
-    /// in flight, verifying and writing every chunk that comes back.
+    /// How long a download without a deadline waits with no peer at all.
+    static let noPeerPatience: Duration = .seconds(60)
+
+    /// One peer's worker: on one connection, asks the peer to relay the file's chunks it
+    /// is handed, keeps its inventory fresh, and keeps a window of requests in flight (for
+    /// work, if it is the seeder a crowd shares; for chunks, otherwise), while a receiver
+    /// verifies and writes whatever comes back, answers and relayed chunks alike.
     private func work(with peer: KnownPeer, on run: DownloadRun) async {
         let id = peer.id
+        let link = PeerLink()
+        run.register(link.wakeup)
+        defer {
+            run.unregister(link.wakeup)
+            run.cancelAll(link.chunksInFlight, from: id)
+        }
         do {
             try await PeerSession.connect(
                 to: peer.transferAddress,
@@ -450,76 +482,164 @@ public final class Downloader: Sendable {
                 networkKey: self.networkKey,
                 group: self.group
             ) { session in
-                var inFlight: [Int] = []
-                var window = self.configuration.initialWindow
-                var lastRefresh = ContinuousClock.now - self.configuration.refreshInterval
                 run.markTried(peer)
-                defer { run.cancelAll(inFlight, from: id) }
-                // Chunks are verified and written by child tasks, so that hashing and disk
-                // writes overlap with receiving the next chunks (and use the other cores).
-                try await withThrowingTaskGroup(of: Void.self) { writers in
-                    var writing = 0
-                    while !run.isFinished {
-                        if inFlight.isEmpty && ContinuousClock.now - lastRefresh >= self.configuration.refreshInterval {
-                            // Between requests, so no answer is outstanding on the connection.
-                            let entries = try await session.inventory()
-                            lastRefresh = ContinuousClock.now
-                            guard let entry = entries.first(where: { $0.id == run.manifest.id }) else {
-                                run.update(id, holding: ChunkBitmap(count: run.manifest.chunkCount))
-                                break
-                            }
-                            run.update(id, holding: entry.bitmap)
-                        }
-                        var requests: [TransferMessage] = []
-                        while inFlight.count < window, let chunk = run.next(for: id) {
-                            inFlight.append(chunk)
-                            requests.append(.chunkRequest(run.manifest.id, chunk: chunk))
-                        }
-                        if !requests.isEmpty { try await session.send(requests) }
-                        guard let expected = inFlight.first else {
-                            // Nothing to ask this peer for now; it may get more later.
-                            guard !run.isFinished else { break }
-                            try await Task.sleep(for: .milliseconds(100))
-                            continue
-                        }
-                        let answer = try await session.receive()
-                        inFlight.removeFirst()
-                        switch answer {
-                        case .chunkData(let fileID, let chunk, let bytes)
-                        where fileID == run.manifest.id && chunk == expected:
-                            if writing >= self.configuration.writesInFlight {
-                                try await writers.next()
-                                writing -= 1
-                            }
-                            writing += 1
-                            writers.addTask { try await self.accept(bytes, chunk: chunk, from: id, run: run) }
-                            window = min(self.configuration.maximumWindow, window + 1)
-                        case .failure(_, let chunk, _, _) where chunk == expected:
-                            run.lacks(chunk, peer: id)
-                        default:
-                            throw P2PError(code: .protocolViolation, "answered chunk \(expected) with something else")
-                        }
-                    }
-                    try await writers.waitForAll()
+                let sender = session.sender
+                // A stalled answer closes the connection; the receiver's wait then fails.
+                let timeout = self.configuration.answerTimeout
+                let watchdog = sender.eventLoop.scheduleRepeatedTask(initialDelay: .seconds(1), delay: .seconds(1)) {
+                    _ in
+                    if link.isStalled(after: timeout) { sender.close() }
+                }
+                defer { watchdog.cancel() }
+                link.expect(.inventory)
+                try await sender.send([.relayRequest(run.manifest.id), .inventoryRequest])
+                try await withThrowingTaskGroup(of: Void.self) { tasks in
+                    tasks.addTask { try await self.sendRequests(to: id, link: link, sender: sender, run: run) }
+                    try await self.receive(from: id, session: &session, link: link, run: run)
+                    tasks.cancelAll()
                 }
             }
         } catch {
-            if !run.isFinished {
+            if !run.isFinished && !Task.isCancelled {
                 self.logger.info(
                     "stopped downloading from peer",
-                    metadata: ["remote.peer.id": "\(id.short)", "error": "\(error)"]
+                    metadata: [
+                        "remote.peer.id": "\(id.short)",
+                        "error": "\(link.timedOut ? "no answer for \(self.configuration.answerTimeout)" : "\(error)")",
+                    ]
                 )
             }
             run.remove(id, dropped: (error as? P2PError)?.code == .corrupt)
         }
     }
+
+    /// The sending half of a worker: requests as the window, the forwarding backlog and
+    /// the scheduler allow; then it sleeps until an answer, a change in the download or
+    /// the backlog falling wakes it.
+    private func sendRequests(to id: PeerID, link: PeerLink, sender: PeerSession.Sender, run: DownloadRun) async throws
+    {
+        let file = run.manifest.id
+        let chunkSize = run.manifest.chunkSize
+        var lastRefresh = ContinuousClock.now
+        var sentHeld = false
+        while !run.isFinished && !Task.isCancelled {
+            var requests: [TransferMessage] = []
+            let now = ContinuousClock.now
+            // The peer's holdings change while it downloads too; a seeder's do not.
+            if !run.holdsAll(id) && now - lastRefresh >= self.configuration.refreshInterval
+                && !link.isExpecting(.inventory)
+            {
+                link.expect(.inventory)
+                requests.append(.inventoryRequest)
+                lastRefresh = now
+            }
+            if run.isWorkSource(id) {
+                // Ask for work while this peer keeps up forwarding what it was handed.
+                let relaying = self.relayHub.subscriberCount(of: file) > 0
+                let window = link.window(
+                    chunkSize: chunkSize,
+                    initial: relaying ? 2 : self.configuration.initialWindow,
+                    configuration: self.configuration
+                )
+                while link.requestsInFlight < window {
+                    if relaying
+                        && self.relayHub.signalWhenBacklog(
+                            of: file,
+                            isBelow: self.configuration.forwardingBacklogLimit,
+                            link.wakeup
+                        )
+                    {
+                        break
+                    }
+                    link.expect(.work)
+                    requests.append(.workRequest(file, held: sentHeld ? [] : run.heldBitmapBytes))
+                    sentHeld = true
+                }
+            } else {
+                let window = link.window(
+                    chunkSize: chunkSize,
+                    initial: self.configuration.initialWindow,
+                    configuration: self.configuration
+                )
+                while link.requestsInFlight < window, let chunk = run.next(for: id) {
+                    link.expect(.chunk(chunk))
+                    requests.append(.chunkRequest(file, chunk: chunk))
+                }
+            }
+            if !requests.isEmpty { try await sender.send(requests) }
+            await link.wakeup.wait(atMost: .milliseconds(250), on: sender.eventLoop)
+        }
+    }
+
+    /// The receiving half of a worker: matches answers to requests in order, takes relayed
+    /// chunks whenever they come, and verifies and writes chunks in child tasks so that
+    /// hashing and disk writes overlap with receiving (and use the other cores).
+    private func receive(
+        from id: PeerID,
+        session: inout PeerSession,
+        link: PeerLink,
+        run: DownloadRun
+    ) async throws {
+        let file = run.manifest.id
+        try await withThrowingTaskGroup(of: Void.self) { writers in
+            var writing = 0
+            func write(_ bytes: ByteBuffer, chunk: Int, forward: Bool) async throws {
+                if writing >= self.configuration.writesInFlight {
+                    try await writers.next()
+                    writing -= 1
+                }
+                writing += 1
+                writers.addTask { try await self.accept(bytes, chunk: chunk, from: id, run: run, forward: forward) }
+            }
+            while !run.isFinished {
+                let message = try await session.receiveWithoutTimeout()
+                link.madeProgress()
+                switch message {
+                case .pushedChunk(let fileID, let chunk, let bytes) where fileID == file:
+                    try await write(bytes, chunk: chunk, forward: false)
+                case .chunkData(let fileID, let chunk, let bytes) where fileID == file:
+                    try link.answered(.chunk(chunk), bytes: bytes.readableBytes)
+                    try await write(bytes, chunk: chunk, forward: false)
+                case .assignedChunk(let fileID, let chunk, let bytes) where fileID == file:
+                    try link.answered(.work, bytes: bytes.readableBytes)
+                    try await write(bytes, chunk: chunk, forward: true)
+                case .inventory(let entries):
+                    try link.answered(.inventory, bytes: 0)
+                    let entry = entries.first { $0.id == file }
+                    run.update(id, holding: entry?.bitmap ?? ChunkBitmap(count: run.manifest.chunkCount))
+                case .failure(_, let chunk, let reason, _):
+                    switch try link.answeredWithFailure(chunk: chunk) {
+                    case .work:
+                        // Every chunk has been handed out (or this peer cannot hand any):
+                        // what is missing now comes from whoever holds it.
+                        run.workExhausted()
+                    case .chunk(let chunk):
+                        if reason == .busy { run.cancel(chunk, from: id) } else { run.lacks(chunk, peer: id) }
+                    case .inventory:
+                        break
+                    }
+                default:
+                    throw P2PError(code: .protocolViolation, "unexpected \(message.kind) from a peer")
+                }
+                link.wakeup.signal()
+            }
+            try await writers.waitForAll()
+        }
+    }
 }
 
 extension Downloader {
-    /// Verifies a chunk against the manifest and writes it.
+    /// Verifies a chunk against the manifest, forwards it if it was handed out by a seeder,
+    /// and writes it.
     /// - Throws: `P2PError` (`corrupt`) once a peer has sent `maximumBadChunks` bad chunks,
     ///   which drops it; a disk error ends the whole download (`run.abort`).
-    fileprivate func accept(_ bytes: ByteBuffer, chunk: Int, from id: PeerID, run: DownloadRun) async throws {
+    fileprivate func accept(
+        _ bytes: ByteBuffer,
+        chunk: Int,
+        from id: PeerID,
+        run: DownloadRun,
+        forward: Bool
+    ) async throws {
         guard run.manifest.verify(bytes, chunk: chunk) else {
             run.cancel(chunk, from: id)
             let bad = run.recordBadChunk(from: id)
@@ -532,6 +652,7 @@ extension Downloader {
             }
             return
         }
+        if forward { self.relayHub.forward(bytes, chunk: chunk, of: run.manifest.id) }
         guard run.claimChunk(chunk, from: id) else { return }
         do {
             try await run.file.write(bytes, chunk: chunk)
@@ -543,6 +664,126 @@ extension Downloader {
             throw error
         }
         run.completed(chunk, bytes: bytes.readableBytes, from: id)
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a floating-point number.
+    var seconds: Double {
+        Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
+    }
+}
+
+/// One worker's connection state, shared by its sending and receiving halves: what is
+/// expected back, in order, and how fast answers come (which sizes the window).
+final class PeerLink: Sendable {
+    /// What an answer on the connection is to.
+    enum Expectation: Equatable {
+        case inventory
+        case chunk(Int)
+        case work
+    }
+
+    private struct State {
+        var expected = Deque<Expectation>()
+        var lastProgress = ContinuousClock.now
+        var timedOut = false
+        // Delivery rate, over periods of at least `ratePeriod`.
+        var periodStart = ContinuousClock.now
+        var periodBytes = 0
+        var bytesPerSecond = 0.0
+    }
+
+    private let state = Mutex(State())
+    /// Wakes the sending half.
+    let wakeup = Wakeup()
+    private static let ratePeriod: Duration = .milliseconds(100)
+
+    /// Records a request about to be sent.
+    func expect(_ expectation: Expectation) {
+        self.state.withLock { state in
+            if state.expected.isEmpty { state.lastProgress = .now }
+            state.expected.append(expectation)
+        }
+    }
+
+    func isExpecting(_ expectation: Expectation) -> Bool {
+        self.state.withLock { $0.expected.contains(expectation) }
+    }
+
+    /// Requests for chunks or work that are unanswered (inventory requests do not count).
+    var requestsInFlight: Int {
+        self.state.withLock { state in state.expected.count { $0 != .inventory } }
+    }
+
+    /// The chunks asked for and not yet answered.
+    var chunksInFlight: [Int] {
+        self.state.withLock { state in
+            state.expected.compactMap { if case .chunk(let chunk) = $0 { chunk } else { nil } }
+        }
+    }
+
+    /// Something arrived.
+    func madeProgress() {
+        self.state.withLock { $0.lastProgress = .now }
+    }
+
+    /// Whether an answer has been awaited for longer than `timeout`; marks the link timed out.
+    func isStalled(after timeout: Duration) -> Bool {
+        self.state.withLock { state in
+            guard !state.expected.isEmpty, ContinuousClock.now - state.lastProgress > timeout else { return false }
+            state.timedOut = true
+            return true
+        }
+    }
+
+    var timedOut: Bool { self.state.withLock { $0.timedOut } }
+
+    /// An answer arrived: it must be to the oldest request.
+    /// - Throws: `P2PError` (`protocolViolation`) if it answers something else.
+    func answered(_ expectation: Expectation, bytes: Int) throws(P2PError) {
+        try self.state.withLock { (state) throws(P2PError) in
+            guard state.expected.first == expectation else {
+                throw P2PError(code: .protocolViolation, "answered \(expectation) out of order")
+            }
+            state.expected.removeFirst()
+            state.periodBytes += bytes
+            let now = ContinuousClock.now
+            let elapsed = now - state.periodStart
+            if elapsed >= Self.ratePeriod {
+                let instant = Double(state.periodBytes) / elapsed.seconds
+                state.bytesPerSecond = state.bytesPerSecond == 0 ? instant : 0.5 * state.bytesPerSecond + 0.5 * instant
+                state.periodBytes = 0
+                state.periodStart = now
+            }
+        }
+    }
+
+    /// A failure arrived: it answers the oldest request, which is returned.
+    /// - Throws: `P2PError` (`protocolViolation`) if no request, or a chunk request for
+    ///   another chunk, is waiting.
+    func answeredWithFailure(chunk: Int) throws(P2PError) -> Expectation {
+        try self.state.withLock { (state) throws(P2PError) -> Expectation in
+            guard let first = state.expected.first else {
+                throw P2PError(code: .protocolViolation, "a failure answering nothing")
+            }
+            if case .chunk(let expected) = first, expected != chunk {
+                throw P2PError(code: .protocolViolation, "a failure for chunk \(chunk) answering chunk \(expected)")
+            }
+            state.expected.removeFirst()
+            return first
+        }
+    }
+
+    /// Requests to keep in flight: enough to cover what the peer delivers in
+    /// `windowLatency`, and two more, so the link never runs dry; `initial` until the
+    /// rate is known. Large windows only add latency: on a shared uplink, every request
+    /// queued at the sender is time the others wait.
+    func window(chunkSize: Int, initial: Int, configuration: Downloader.Configuration) -> Int {
+        let rate = self.state.withLock { $0.bytesPerSecond }
+        guard rate > 0 else { return initial }
+        let covering = Int(rate * configuration.windowLatency.seconds / Double(chunkSize)) + 2
+        return min(max(covering, 2), configuration.maximumWindow)
     }
 }
 
@@ -568,15 +809,60 @@ final class DownloadRun: Sendable {
         var retryAfter: [PeerID: ContinuousClock.Instant] = [:]
         /// The pause before the next retry of each peer.
         var backoff: [PeerID: Duration] = [:]
+        /// The workers' wake-ups, signalled when the download changes in a way that may
+        /// give them something to ask for.
+        var workerWakeups: [ObjectIdentifier: Wakeup] = [:]
     }
 
     private let state: Mutex<State>
+    private let started = ContinuousClock.now
+    /// Wakes the loop that starts workers: a worker ended, or the download finished.
+    let mainWakeup = Wakeup()
 
-    init(manifest: Manifest, file: ChunkFile, have: ChunkBitmap) {
+    init(manifest: Manifest, file: ChunkFile, have: ChunkBitmap, relayGrace: Duration = .milliseconds(1500)) {
         self.manifest = manifest
         self.file = file
         let held = have.indices.reduce(Int64(0)) { $0 + Int64(manifest.length(ofChunk: $1)) }
-        self.state = Mutex(State(scheduler: ChunkScheduler(have: have), bytesHeld: held))
+        var scheduler = ChunkScheduler(have: have)
+        scheduler.relaying = true
+        scheduler.relayGrace = relayGrace.seconds
+        self.state = Mutex(State(scheduler: scheduler, bytesHeld: held))
+    }
+
+    /// Seconds since the download began: the scheduler's clock.
+    private var now: Double { (ContinuousClock.now - self.started).seconds }
+
+    func register(_ wakeup: Wakeup) {
+        self.state.withLock { $0.workerWakeups[ObjectIdentifier(wakeup)] = wakeup }
+    }
+
+    func unregister(_ wakeup: Wakeup) {
+        self.state.withLock { $0.workerWakeups[ObjectIdentifier(wakeup)] = nil }
+    }
+
+    /// Wakes every worker and the main loop.
+    private func wakeEveryone() {
+        let wakeups = self.state.withLock { Array($0.workerWakeups.values) }
+        for wakeup in wakeups { wakeup.signal() }
+        self.mainWakeup.signal()
+    }
+
+    /// Whether `peer` is the seeder to ask for work rather than chunks.
+    func isWorkSource(_ peer: PeerID) -> Bool { self.state.withLock { $0.scheduler.workSource == peer } }
+
+    /// Whether `peer` holds the whole file.
+    func holdsAll(_ peer: PeerID) -> Bool { self.state.withLock { $0.scheduler.holdsAll(peer) } }
+
+    /// The held chunks' bitmap bytes for a work request; empty if none are held.
+    var heldBitmapBytes: [UInt8] {
+        self.state.withLock { $0.scheduler.have.setCount == 0 ? [] : $0.scheduler.have.bytes }
+    }
+
+    /// The seeder has no more work: chunks still missing are asked of holders.
+    func workExhausted() {
+        let now = self.now
+        self.state.withLock { $0.scheduler.workExhausted(now: now) }
+        self.wakeEveryone()
     }
 
     var isComplete: Bool { self.state.withLock { $0.scheduler.isComplete } }
@@ -587,6 +873,7 @@ final class DownloadRun: Sendable {
 
     func abort(_ error: any Error) {
         self.state.withLock { if $0.failure == nil { $0.failure = error } }
+        self.wakeEveryone()
     }
 
     func unclaim(_ chunk: Int, from peer: PeerID) {
@@ -600,7 +887,10 @@ final class DownloadRun: Sendable {
     var activePeers: Int { self.state.withLock { $0.workers.count } }
     var workerCount: Int { self.state.withLock { $0.workers.count } }
 
-    func timeOut() { self.state.withLock { $0.timedOut = true } }
+    func timeOut() {
+        self.state.withLock { $0.timedOut = true }
+        self.wakeEveryone()
+    }
 
     func claimWorker(_ peer: PeerID) -> Bool {
         self.state.withLock { state in
@@ -621,6 +911,7 @@ final class DownloadRun: Sendable {
             state.backoff[peer] = pause
             state.retryAfter[peer] = ContinuousClock.now + pause
         }
+        self.mainWakeup.signal()
     }
 
     func markTried(_ peer: KnownPeer) {
@@ -628,20 +919,33 @@ final class DownloadRun: Sendable {
     }
 
     func update(_ peer: PeerID, holding: ChunkBitmap) {
-        self.state.withLock { $0.scheduler.update(peer, holding: holding) }
+        let now = self.now
+        self.state.withLock { $0.scheduler.update(peer, holding: holding, now: now) }
+        self.wakeEveryone()
     }
 
-    func next(for peer: PeerID) -> Int? { self.state.withLock { $0.scheduler.next(for: peer) } }
+    func next(for peer: PeerID) -> Int? {
+        let now = self.now
+        return self.state.withLock { $0.scheduler.next(for: peer, now: now) }
+    }
 
-    func cancel(_ chunk: Int, from peer: PeerID) { self.state.withLock { $0.scheduler.cancel(chunk, from: peer) } }
+    func cancel(_ chunk: Int, from peer: PeerID) {
+        self.state.withLock { $0.scheduler.cancel(chunk, from: peer) }
+        self.wakeEveryone()
+    }
 
     func cancelAll(_ chunks: [Int], from peer: PeerID) {
+        guard !chunks.isEmpty else { return }
         self.state.withLock { state in
             for chunk in chunks { state.scheduler.cancel(chunk, from: peer) }
         }
+        self.wakeEveryone()
     }
 
-    func lacks(_ chunk: Int, peer: PeerID) { self.state.withLock { $0.scheduler.lacks(chunk, peer: peer) } }
+    func lacks(_ chunk: Int, peer: PeerID) {
+        self.state.withLock { $0.scheduler.lacks(chunk, peer: peer) }
+        self.wakeEveryone()
+    }
 
     /// Claims a verified chunk for writing; false if it is held or being written already.
     func claimChunk(_ chunk: Int, from peer: PeerID) -> Bool {
@@ -656,13 +960,15 @@ final class DownloadRun: Sendable {
     }
 
     func completed(_ chunk: Int, bytes: Int, from peer: PeerID) {
-        self.state.withLock { state in
+        let complete = self.state.withLock { state in
             state.writing.remove(chunk)
             if state.scheduler.completed(chunk, from: peer) {
                 state.bytesHeld += Int64(bytes)
             }
             state.bytesFromPeer[peer, default: 0] += Int64(bytes)
+            return state.scheduler.isComplete
         }
+        if complete { self.wakeEveryone() }
     }
 
     func recordBadChunk(from peer: PeerID) -> Int {
@@ -677,6 +983,7 @@ final class DownloadRun: Sendable {
             state.scheduler.remove(peer)
             if dropped { state.dropped.insert(peer) }
         }
+        self.wakeEveryone()
     }
 
     /// The error for a download that ended without every chunk: which are missing, and

@@ -71,6 +71,38 @@ public struct PeerSession: ~Copyable {
         self.answerTimeout = answerTimeout
     }
 
+    /// A handle for other tasks while one task receives: they may send and close.
+    public struct Sender: Sendable {
+        fileprivate let outbound: NIOAsyncChannelOutboundWriter<Frame>
+        fileprivate let channel: any Channel
+
+        /// Sends several messages in one flush.
+        public func send(_ messages: [TransferMessage]) async throws {
+            try await self.outbound.write(contentsOf: messages.map { $0.frame() })
+        }
+
+        /// The connection's event loop, for timers.
+        public var eventLoop: any EventLoop { self.channel.eventLoop }
+
+        /// Closes the connection; the receiving task's wait ends with an error.
+        public func close() {
+            self.channel.close(promise: nil)
+        }
+    }
+
+    /// The handle through which other tasks may send on this connection.
+    public var sender: Sender { Sender(outbound: self.outbound, channel: self.channel) }
+
+    /// Waits for the next message, however long it takes: for a receiver that also takes
+    /// unasked messages and watches for stalled answers itself (see `Sender.close()`).
+    /// - Throws: `P2PError` if the peer closes the connection or sends something malformed.
+    public mutating func receiveWithoutTimeout() async throws -> TransferMessage {
+        guard let frame = try await self.inbound.next() else {
+            throw P2PError(code: .protocolViolation, "the peer closed the connection")
+        }
+        return try TransferMessage(frame: frame)
+    }
+
     /// Sends one message.
     public func send(_ message: TransferMessage) async throws {
         try await self.outbound.write(message.frame())

@@ -6,12 +6,18 @@ import NIOCore
 ///
 /// Requests on one connection are answered in order, so a client may pipeline many; a
 /// message that makes no sense from a client (a chunk it was not asked for, a malformed
-/// payload) ends that connection.
+/// payload) ends that connection. A client that downloads a file may ask, once per file,
+/// for the chunks this peer is handed by a seeder: they are written to it on the same
+/// connection, between answers, as pushed chunks.
 public struct SwarmResponder: TransferResponder {
     private let store: ChunkStore
     private let logger: Logger
     private let statistics: TransferStatistics
     private let uploadLimiter: RateLimiter
+    private let relayHub: RelayHub
+    private let dispenser: WorkDispenser
+    /// Files one connection may ask relays of, and hold work records for.
+    static let maximumFilesPerConnection = 16
 
     /// Creates a responder.
     /// - Parameters:
@@ -23,11 +29,15 @@ public struct SwarmResponder: TransferResponder {
         store: ChunkStore,
         statistics: TransferStatistics,
         uploadLimiter: RateLimiter = RateLimiter(bytesPerSecond: 0),
+        relayHub: RelayHub = RelayHub(),
+        dispenser: WorkDispenser = WorkDispenser(),
         logger: Logger
     ) {
         self.store = store
         self.statistics = statistics
         self.uploadLimiter = uploadLimiter
+        self.relayHub = relayHub
+        self.dispenser = dispenser
         self.logger = logger
     }
 
@@ -36,41 +46,104 @@ public struct SwarmResponder: TransferResponder {
         outbound: NIOAsyncChannelOutboundWriter<Frame>,
         remote: SocketAddress?
     ) async throws {
-        // Manifests announced on this connection ahead of pushed chunks.
-        var pushedManifests: [FileID: Manifest] = [:]
-        for try await frame in inbound {
-            let message = try TransferMessage(frame: frame)
-            switch message {
-            case .inventoryRequest:
-                try await outbound.write(TransferMessage.inventory(await self.store.inventory()).frame())
-            case .manifestRequest(let id):
-                if let manifest = await self.store.manifest(for: id) {
-                    try await outbound.write(TransferMessage.manifest(manifest.encoded).frame())
-                } else {
-                    try await outbound.write(
-                        TransferMessage.failure(id, chunk: 0, reason: .unknownFile, message: "no such file").frame()
-                    )
+        try await withThrowingDiscardingTaskGroup { relays in
+            // Manifests announced on this connection ahead of pushed chunks.
+            var pushedManifests: [FileID: Manifest] = [:]
+            // Per file: what the client holds or was handed on this connection.
+            var handed: [FileID: ChunkBitmap] = [:]
+            var subscriptions: [FileID: RelayHub.Subscription] = [:]
+            defer { for subscription in subscriptions.values { subscription.cancel() } }
+            for try await frame in inbound {
+                let message = try TransferMessage(frame: frame)
+                switch message {
+                case .inventoryRequest:
+                    try await outbound.write(TransferMessage.inventory(await self.store.inventory()).frame())
+                case .manifestRequest(let id):
+                    if let manifest = await self.store.manifest(for: id) {
+                        try await outbound.write(TransferMessage.manifest(manifest.encoded).frame())
+                    } else {
+                        try await outbound.write(
+                            TransferMessage.failure(id, chunk: 0, reason: .unknownFile, message: "no such file")
+                                .frame()
+                        )
+                    }
+                case .chunkRequest(let id, let chunk):
+                    try await outbound.write(await self.answer(id, chunk: chunk).frame())
+                case .workRequest(let id, let held):
+                    try await outbound.write(await self.assign(id, held: held, handed: &handed).frame())
+                case .relayRequest(let id):
+                    guard subscriptions[id] == nil else { continue }
+                    guard subscriptions.count < Self.maximumFilesPerConnection else {
+                        throw P2PError(code: .protocolViolation, "relay requests for too many files")
+                    }
+                    let subscription = self.relayHub.subscribe(to: id)
+                    subscriptions[id] = subscription
+                    relays.addTask {
+                        for await relayed in subscription.chunks {
+                            try await outbound.write(
+                                TransferMessage.pushedChunk(relayed.file, chunk: relayed.chunk, bytes: relayed.bytes)
+                                    .frame()
+                            )
+                            subscription.written(relayed)
+                        }
+                    }
+                case .manifest(let bytes):
+                    let manifest = try Manifest.decode(bytes)
+                    if pushedManifests.count >= 64 { pushedManifests.removeAll() }
+                    pushedManifests[manifest.id] = manifest
+                    await self.store.remember(manifest)
+                case .pushedChunk(let id, let chunk, let bytes):
+                    let known =
+                        if let pushed = pushedManifests[id] { pushed } else { await self.store.manifest(for: id) }
+                    guard let manifest = known else {
+                        throw P2PError(code: .protocolViolation, "pushed chunk of unknown file \(id.short)")
+                    }
+                    let outcome = await self.store.storePushed(bytes, chunk: chunk, of: manifest)
+                    self.statistics.recordPush(outcome, bytes: bytes.readableBytes)
+                    if outcome == .corrupt {
+                        throw P2PError(code: .corrupt, "pushed chunk \(chunk) of \(id.short) does not verify")
+                    }
+                case .inventory, .chunkData, .assignedChunk, .failure:
+                    throw P2PError(code: .protocolViolation, "unexpected \(frame.type) from a client")
                 }
-            case .chunkRequest(let id, let chunk):
-                try await outbound.write(await self.answer(id, chunk: chunk).frame())
-            case .manifest(let bytes):
-                let manifest = try Manifest.decode(bytes)
-                if pushedManifests.count >= 64 { pushedManifests.removeAll() }
-                pushedManifests[manifest.id] = manifest
-                await self.store.remember(manifest)
-            case .pushedChunk(let id, let chunk, let bytes):
-                let known = if let pushed = pushedManifests[id] { pushed } else { await self.store.manifest(for: id) }
-                guard let manifest = known else {
-                    throw P2PError(code: .protocolViolation, "pushed chunk of unknown file \(id.short)")
-                }
-                let outcome = await self.store.storePushed(bytes, chunk: chunk, of: manifest)
-                self.statistics.recordPush(outcome, bytes: bytes.readableBytes)
-                if outcome == .corrupt {
-                    throw P2PError(code: .corrupt, "pushed chunk \(chunk) of \(id.short) does not verify")
-                }
-            case .inventory, .chunkData, .failure:
-                throw P2PError(code: .protocolViolation, "unexpected \(frame.type) from a client")
             }
+            // The client is done: stop writing relayed chunks to it.
+            relays.cancelAll()
+        }
+    }
+
+    /// Answers a work request: the next chunk of the file nobody was handed yet, if this
+    /// peer holds the whole file.
+    private func assign(
+        _ id: FileID,
+        held: [UInt8],
+        handed: inout [FileID: ChunkBitmap]
+    ) async throws -> TransferMessage {
+        guard await self.store.hasComplete(id), let manifest = await self.store.manifest(for: id) else {
+            return .failure(id, chunk: 0, reason: .noWork, message: "this peer does not hold the whole file")
+        }
+        var holds = handed[id] ?? ChunkBitmap(count: manifest.chunkCount)
+        if !held.isEmpty {
+            guard let reported = ChunkBitmap(bytes: held, count: manifest.chunkCount) else {
+                throw P2PError(code: .protocolViolation, "work request with a bitmap that does not fit the file")
+            }
+            for index in reported.indices { holds.insert(index) }
+        }
+        guard handed[id] != nil || handed.count < Self.maximumFilesPerConnection else {
+            throw P2PError(code: .protocolViolation, "work requests for too many files")
+        }
+        guard let chunk = self.dispenser.next(of: id, chunkCount: manifest.chunkCount, requesterHolds: holds) else {
+            handed[id] = holds
+            return .failure(id, chunk: 0, reason: .noWork, message: "every chunk has been handed out")
+        }
+        holds.insert(chunk)
+        handed[id] = holds
+        switch await self.answer(id, chunk: chunk) {
+        case .chunkData(let id, let chunk, let bytes):
+            return .assignedChunk(id, chunk: chunk, bytes: bytes)
+        case let failure:
+            self.dispenser.giveBack(chunk, of: id)
+            return failure
         }
     }
 

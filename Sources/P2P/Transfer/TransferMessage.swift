@@ -15,6 +15,9 @@ import NIOCore
 /// | chunk-data | id, chunk bytes |
 /// | pushed-chunk | id, chunk bytes |
 /// | failure | id (zeros if none), reason u8, message (UTF-8) |
+/// | relay-request | id |
+/// | work-request | id, then the sender's chunk bitmap (empty: none held) |
+/// | assigned-chunk | id, chunk bytes |
 public enum TransferMessage: Sendable, Equatable {
     /// Asks for the receiver's inventory.
     case inventoryRequest
@@ -32,6 +35,14 @@ public enum TransferMessage: Sendable, Equatable {
     case pushedChunk(FileID, chunk: Int, bytes: ByteBuffer)
     /// A request that cannot be answered.
     case failure(FileID?, chunk: Int, reason: FailureReason, message: String)
+    /// Asks the receiver to forward the chunks of the file it is assigned by a seeder.
+    case relayRequest(FileID)
+    /// Asks a seeder for the next chunk it has handed nobody; `held` is the sender's chunk
+    /// bitmap bytes (empty when it holds nothing), so that it is not handed what it has.
+    case workRequest(FileID, held: [UInt8])
+    /// A chunk handed out by a seeder in answer to a work request: the receiver is the
+    /// one that spreads it to the others.
+    case assignedChunk(FileID, chunk: Int, bytes: ByteBuffer)
 
     /// Why a request failed.
     public enum FailureReason: UInt8, Sendable, Equatable {
@@ -43,6 +54,8 @@ public enum TransferMessage: Sendable, Equatable {
         case storage = 3
         /// Too many requests at once.
         case busy = 4
+        /// A work request when every chunk has been handed out: fetch the rest from peers.
+        case noWork = 5
     }
 
     /// The all-zero id used where a failure concerns no file.
@@ -77,6 +90,15 @@ public enum TransferMessage: Sendable, Equatable {
             return Frame(type: .chunkData, chunkNumber: UInt32(chunk), payload: Self.prefixed(id, bytes, allocator))
         case .pushedChunk(let id, let chunk, let bytes):
             return Frame(type: .pushedChunk, chunkNumber: UInt32(chunk), payload: Self.prefixed(id, bytes, allocator))
+        case .relayRequest(let id):
+            return Frame(type: .relayRequest, payload: ByteBuffer(bytes: id.bytes))
+        case .workRequest(let id, let held):
+            var payload = allocator.buffer(capacity: FileID.byteCount + held.count)
+            payload.writeBytes(id.bytes)
+            payload.writeBytes(held)
+            return Frame(type: .workRequest, payload: payload)
+        case .assignedChunk(let id, let chunk, let bytes):
+            return Frame(type: .assignedChunk, chunkNumber: UInt32(chunk), payload: Self.prefixed(id, bytes, allocator))
         case .failure(let id, let chunk, let reason, let message):
             var payload = allocator.buffer(capacity: 33 + message.utf8.count)
             payload.writeBytes((id ?? Self.noFile).bytes)
@@ -171,6 +193,16 @@ public enum TransferMessage: Sendable, Equatable {
             else { throw bad("unknown reason") }
             let message = payload.readString(length: payload.readableBytes) ?? ""
             self = .failure(id == Self.noFile ? nil : id, chunk: chunk, reason: reason, message: message)
+        case .relayRequest:
+            let id = try readID()
+            try requireEnd()
+            self = .relayRequest(id)
+        case .workRequest:
+            let id = try readID()
+            self = .workRequest(id, held: Array(payload.readableBytesView))
+        case .assignedChunk:
+            let id = try readID()
+            self = .assignedChunk(id, chunk: chunk, bytes: payload)
         }
     }
 }

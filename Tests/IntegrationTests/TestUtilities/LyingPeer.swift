@@ -75,8 +75,29 @@ private struct LyingResponder: TransferResponder {
         outbound: NIOAsyncChannelOutboundWriter<Frame>,
         remote: SocketAddress?
     ) async throws {
+        var nextAssigned = 0
         for try await frame in inbound {
             switch try TransferMessage(frame: frame) {
+            case .relayRequest:
+                // Says nothing, relays nothing.
+                continue
+            case .workRequest(let id, _) where self.lie == .claimsAllServesNone:
+                try await outbound.write(
+                    TransferMessage.failure(id, chunk: 0, reason: .noWork, message: "none").frame()
+                )
+            case .workRequest(let id, _):
+                // Hands out chunks in order, corrupted like the answers below.
+                let chunk = nextAssigned
+                nextAssigned += 1
+                guard let bytes = try await self.store.readChunk(id, index: chunk) else {
+                    try await outbound.write(
+                        TransferMessage.failure(id, chunk: 0, reason: .noWork, message: "done").frame()
+                    )
+                    continue
+                }
+                try await outbound.write(
+                    TransferMessage.assignedChunk(id, chunk: chunk, bytes: self.corrupted(bytes)).frame()
+                )
             case .inventoryRequest:
                 try await outbound.write(TransferMessage.inventory(await self.store.inventory()).frame())
             case .manifestRequest(let id):
@@ -92,16 +113,24 @@ private struct LyingResponder: TransferResponder {
                     TransferMessage.failure(id, chunk: chunk, reason: .chunkNotHeld, message: "gone").frame()
                 )
             case .chunkRequest(let id, let chunk):
-                guard var bytes = try await self.store.readChunk(id, index: chunk) else { return }
-                if self.lie == .corruptChunks, bytes.readableBytes > 0 {
-                    let at = bytes.readerIndex + bytes.readableBytes / 2
-                    bytes.setInteger(bytes.getInteger(at: at, as: UInt8.self)! ^ 0x5A, at: at)
-                }
+                guard let bytes = try await self.store.readChunk(id, index: chunk) else { return }
                 // Valid frame, valid checksum: only the SHA-256 against the manifest can tell.
-                try await outbound.write(TransferMessage.chunkData(id, chunk: chunk, bytes: bytes).frame())
+                try await outbound.write(
+                    TransferMessage.chunkData(id, chunk: chunk, bytes: self.corrupted(bytes)).frame()
+                )
             default:
                 return
             }
         }
+    }
+
+    /// The chunk with one byte flipped, if this peer corrupts chunks.
+    private func corrupted(_ chunk: ByteBuffer) -> ByteBuffer {
+        var bytes = chunk
+        if self.lie == .corruptChunks, bytes.readableBytes > 0 {
+            let at = bytes.readerIndex + bytes.readableBytes / 2
+            bytes.setInteger(bytes.getInteger(at: at, as: UInt8.self)! ^ 0x5A, at: at)
+        }
+        return bytes
     }
 }

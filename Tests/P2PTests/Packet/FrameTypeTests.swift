@@ -15,6 +15,9 @@ struct FrameTypeTests {
             (.chunkData, 7, "chunk-data"),
             (.pushedChunk, 8, "pushed-chunk"),
             (.failure, 9, "failure"),
+            (.relayRequest, 10, "relay-request"),
+            (.workRequest, 11, "work-request"),
+            (.assignedChunk, 12, "assigned-chunk"),
         ]
         #expect(FrameType.allCases.count == expected.count)
         for (type, value, name) in expected {
@@ -23,6 +26,6 @@ struct FrameTypeTests {
             #expect(type.description == name)
         }
         #expect(FrameType(rawValue: 0) == nil)
-        #expect(FrameType(rawValue: 10) == nil)
+        #expect(FrameType(rawValue: 13) == nil)
     }
 }

@@ -72,4 +72,39 @@ struct ChunkSchedulerTests {
         #expect(scheduler.next(for: self.a) == nil)
         #expect(!scheduler.isUseful(self.a))
     }
+
+    @Test("relaying: the one seeder is asked for work, and relayed chunks are not asked for until overdue")
+    func relaying() {
+        var scheduler = ChunkScheduler(have: ChunkBitmap(count: 4))
+        scheduler.relaying = true
+        scheduler.relayGrace = 1.0
+        scheduler.update(self.a, holding: .full(count: 4), now: 0)
+        scheduler.update(self.b, holding: self.bitmap(4, []), now: 0)
+        #expect(scheduler.workSource == self.a)
+        // Nothing may be pulled: the seeder's chunks come as work, the rest relayed.
+        #expect(scheduler.next(for: self.a, now: 0.5) == nil)
+        // b got chunk 1 at 2 s; it is on its way here, so it is left alone for the grace.
+        scheduler.update(self.b, holding: self.bitmap(4, [1]), now: 2)
+        #expect(scheduler.next(for: self.b, now: 2.5) == nil)
+        #expect(scheduler.next(for: self.b, now: 3.1) == 1)
+        let fresh = scheduler.completed(1, from: self.b)
+        #expect(fresh)
+        // The seeder has handed out everything: after the grace, what only it holds is asked of it.
+        scheduler.workExhausted(now: 4)
+        #expect(scheduler.workSource == nil)
+        #expect(scheduler.next(for: self.a, now: 4.5) == nil)
+        let late = scheduler.next(for: self.a, now: 5.1)
+        #expect(late == 0 || late == 2 || late == 3)
+    }
+
+    @Test("relaying needs exactly one seeder: with two, every chunk is pulled at once")
+    func twoSeedersPull() {
+        var scheduler = ChunkScheduler(have: ChunkBitmap(count: 2))
+        scheduler.relaying = true
+        scheduler.update(self.a, holding: .full(count: 2))
+        scheduler.update(self.b, holding: .full(count: 2))
+        #expect(scheduler.workSource == nil)
+        #expect(scheduler.next(for: self.a) != nil)
+        #expect(scheduler.next(for: self.b) != nil)
+    }
 }

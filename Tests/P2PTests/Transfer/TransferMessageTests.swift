@@ -36,6 +36,11 @@ struct TransferMessageTests {
             .pushedChunk(id, chunk: 3, bytes: ByteBuffer(bytes: [UInt8](repeating: 1, count: 1000))),
             .failure(id, chunk: 4, reason: .chunkNotHeld, message: "chunk not held"),
             .failure(nil, chunk: 0, reason: .unknownFile, message: ""),
+            .failure(id, chunk: 0, reason: .noWork, message: "every chunk handed out"),
+            .relayRequest(id),
+            .workRequest(id, held: []),
+            .workRequest(id, held: [0xC0, 0x01]),
+            .assignedChunk(id, chunk: 9, bytes: ByteBuffer(bytes: [UInt8](repeating: 2, count: 300))),
         ]
     }
 
@@ -57,6 +62,9 @@ struct TransferMessageTests {
             Frame(type: .chunkData, payload: ByteBuffer(bytes: [1])),
             Frame(type: .failure, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 32) + [99])),
             Frame(type: .hello),
+            Frame(type: .relayRequest, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 33))),
+            Frame(type: .workRequest, payload: ByteBuffer(bytes: [1, 2])),
+            Frame(type: .assignedChunk, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 31))),
             // An inventory claiming a billion entries in a few bytes.
             Frame(type: .inventory, payload: ByteBuffer(bytes: [0x3B, 0x9A, 0xCA, 0x00, 1, 2, 3])),
         ]

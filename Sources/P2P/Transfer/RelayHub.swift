@@ -1,0 +1,154 @@
+import NIOCore
+import Synchronization
+
+/// Forwards the chunks a seeder hands this peer to every other peer downloading the same
+/// file (SPEC §7, flash crowd): the seeder sends each chunk once, to one downloader, and
+/// that downloader's upload spreads it.
+///
+/// Peers that download a file send a relay request on each connection they open; the
+/// server side of that connection subscribes here and writes what is forwarded back on
+/// it. Each subscriber has its own queue, so one slow peer does not hold up the others,
+/// and a queue that grows past `maximumQueuedBytes` drops what it cannot take (that peer
+/// fetches those chunks itself later). The bytes queued for a file are the forwarding
+/// backlog: a downloader asks the seeder for more work only while it is small.
+public final class RelayHub: Sendable {
+    /// A chunk to forward.
+    public struct Relayed: Sendable {
+        /// The file.
+        public var file: FileID
+        /// The chunk number.
+        public var chunk: Int
+        /// The chunk's bytes, verified.
+        public var bytes: ByteBuffer
+    }
+
+    private struct Subscriber {
+        var file: FileID
+        var continuation: AsyncStream<Relayed>.Continuation
+        var queuedBytes = 0
+    }
+
+    private struct State {
+        var nextID: UInt64 = 0
+        var subscribers: [UInt64: Subscriber] = [:]
+        /// Tasks waiting for a file's backlog to fall, with the level they wait for.
+        var backlogWaiters: [(file: FileID, below: Int, wakeup: Wakeup)] = []
+    }
+
+    private let state = Mutex(State())
+    /// The most bytes queued for one subscriber; more are dropped.
+    public let maximumQueuedBytes: Int
+
+    /// Creates a hub.
+    /// - Parameter maximumQueuedBytes: the bound on each subscriber's queue.
+    public init(maximumQueuedBytes: Int = 8 << 20) {
+        self.maximumQueuedBytes = maximumQueuedBytes
+    }
+
+    /// A subscription: the chunks to write to one connection, until it ends.
+    public struct Subscription: Sendable {
+        /// The chunks, in the order they were forwarded.
+        public let chunks: AsyncStream<Relayed>
+        fileprivate let id: UInt64
+        fileprivate let hub: RelayHub
+
+        /// Reports that a chunk from `chunks` has been handed to the connection, so that
+        /// it no longer counts as backlog.
+        public func written(_ chunk: Relayed) {
+            self.hub.written(chunk.bytes.readableBytes, by: self.id)
+        }
+
+        /// Ends the subscription (the connection closed).
+        public func cancel() {
+            self.hub.unsubscribe(self.id)
+        }
+    }
+
+    /// Subscribes a connection to the chunks of `file` forwarded from now on.
+    public func subscribe(to file: FileID) -> Subscription {
+        let (stream, continuation) = AsyncStream.makeStream(of: Relayed.self, bufferingPolicy: .unbounded)
+        let id = self.state.withLock { state in
+            state.nextID += 1
+            state.subscribers[state.nextID] = Subscriber(file: file, continuation: continuation)
+            return state.nextID
+        }
+        continuation.onTermination = { [weak self] _ in self?.unsubscribe(id) }
+        return Subscription(chunks: stream, id: id, hub: self)
+    }
+
+    /// Queues a verified chunk for every subscriber of its file.
+    /// - Returns: how many subscribers it was queued for.
+    @discardableResult
+    public func forward(_ bytes: ByteBuffer, chunk: Int, of file: FileID) -> Int {
+        let relayed = Relayed(file: file, chunk: chunk, bytes: bytes)
+        return self.state.withLock { state in
+            var count = 0
+            for (id, var subscriber) in state.subscribers where subscriber.file == file {
+                guard subscriber.queuedBytes + bytes.readableBytes <= self.maximumQueuedBytes else { continue }
+                subscriber.queuedBytes += bytes.readableBytes
+                state.subscribers[id] = subscriber
+                subscriber.continuation.yield(relayed)
+                count += 1
+            }
+            return count
+        }
+    }
+
+    /// How many peers are subscribed to `file` here.
+    public func subscriberCount(of file: FileID) -> Int {
+        self.state.withLock { state in state.subscribers.values.count { $0.file == file } }
+    }
+
+    /// The bytes of `file` queued for forwarding and not yet handed to a connection.
+    public func backlog(of file: FileID) -> Int {
+        self.state.withLock { state in Self.backlog(of: file, in: state) }
+    }
+
+    /// Arranges for `wakeup` to be signalled once the backlog of `file` is below `limit`.
+    /// - Returns: false, arranging nothing, if it is below already.
+    func signalWhenBacklog(of file: FileID, isBelow limit: Int, _ wakeup: Wakeup) -> Bool {
+        self.state.withLock { state in
+            guard Self.backlog(of: file, in: state) >= limit else { return false }
+            if !state.backlogWaiters.contains(where: { $0.wakeup === wakeup }) {
+                state.backlogWaiters.append((file, limit, wakeup))
+            }
+            return true
+        }
+    }
+
+    private static func backlog(of file: FileID, in state: State) -> Int {
+        state.subscribers.values.reduce(0) { $0 + ($1.file == file ? $1.queuedBytes : 0) }
+    }
+
+    private func written(_ bytes: Int, by id: UInt64) {
+        let ready = self.state.withLock { state -> [Wakeup] in
+            guard var subscriber = state.subscribers[id] else { return [] }
+            subscriber.queuedBytes -= bytes
+            state.subscribers[id] = subscriber
+            return self.releaseWaiters(for: subscriber.file, in: &state)
+        }
+        for wakeup in ready { wakeup.signal() }
+    }
+
+    private func unsubscribe(_ id: UInt64) {
+        let (removed, ready) = self.state.withLock { state -> (Subscriber?, [Wakeup]) in
+            guard let subscriber = state.subscribers.removeValue(forKey: id) else { return (nil, []) }
+            return (subscriber, self.releaseWaiters(for: subscriber.file, in: &state))
+        }
+        // Outside the lock: finishing calls `onTermination`, which comes back here.
+        removed?.continuation.finish()
+        for wakeup in ready { wakeup.signal() }
+    }
+
+    private func releaseWaiters(for file: FileID, in state: inout State) -> [Wakeup] {
+        guard !state.backlogWaiters.isEmpty else { return [] }
+        let backlog = Self.backlog(of: file, in: state)
+        var ready: [Wakeup] = []
+        state.backlogWaiters.removeAll { waiter in
+            guard waiter.file == file, backlog < waiter.below else { return false }
+            ready.append(waiter.wakeup)
+            return true
+        }
+        return ready
+    }
+}

@@ -1,0 +1,66 @@
+import NIOCore
+import Testing
+
+@testable import P2P
+
+@Suite("WorkDispenser and RelayHub")
+struct RelayTests {
+    let file = FileID(bytes: [UInt8](repeating: 7, count: 32))!
+    let other = FileID(bytes: [UInt8](repeating: 8, count: 32))!
+
+    @Test("each chunk is handed out once per round, in order, skipping what the requester holds")
+    func dispenserHandsEachOnce() {
+        let dispenser = WorkDispenser(roundIdleTimeout: .seconds(3))
+        let now = NIODeadline.now()
+        var holds = ChunkBitmap(count: 5)
+        holds.insert(1)
+        #expect(dispenser.next(of: self.file, chunkCount: 5, requesterHolds: holds, now: now) == 0)
+        #expect(dispenser.next(of: self.file, chunkCount: 5, requesterHolds: holds, now: now) == 2)
+        // Another requester gets what nobody was handed, 1 included.
+        let empty = ChunkBitmap(count: 5)
+        #expect(dispenser.next(of: self.file, chunkCount: 5, requesterHolds: empty, now: now) == 1)
+        #expect(dispenser.next(of: self.file, chunkCount: 5, requesterHolds: empty, now: now) == 3)
+        #expect(dispenser.next(of: self.file, chunkCount: 5, requesterHolds: empty, now: now) == 4)
+        #expect(dispenser.next(of: self.file, chunkCount: 5, requesterHolds: empty, now: now) == nil)
+        // A chunk that could not be sent goes back.
+        dispenser.giveBack(3, of: self.file)
+        #expect(dispenser.next(of: self.file, chunkCount: 5, requesterHolds: empty, now: now) == 3)
+        // Files have rounds of their own.
+        #expect(dispenser.next(of: self.other, chunkCount: 2, requesterHolds: ChunkBitmap(count: 2), now: now) == 0)
+        // After a quiet spell the next crowd starts a new round.
+        let later = now + .seconds(4)
+        #expect(dispenser.next(of: self.file, chunkCount: 5, requesterHolds: empty, now: later) == 0)
+    }
+
+    @Test("forwarded chunks reach every subscriber of the file; the backlog counts what is not yet written")
+    func hubForwards() async {
+        let hub = RelayHub(maximumQueuedBytes: 1000)
+        let first = hub.subscribe(to: self.file)
+        let second = hub.subscribe(to: self.file)
+        let unrelated = hub.subscribe(to: self.other)
+        #expect(hub.subscriberCount(of: self.file) == 2)
+        let bytes = ByteBuffer(bytes: [UInt8](repeating: 3, count: 400))
+        #expect(hub.forward(bytes, chunk: 4, of: self.file) == 2)
+        #expect(hub.backlog(of: self.file) == 800)
+        #expect(hub.backlog(of: self.other) == 0)
+        // A third forward would pass the queue bound: dropped for both.
+        #expect(hub.forward(bytes, chunk: 5, of: self.file) == 2)
+        #expect(hub.forward(bytes, chunk: 6, of: self.file) == 0)
+
+        var iterator = first.chunks.makeAsyncIterator()
+        let got = await iterator.next()
+        #expect(got?.chunk == 4 && got?.bytes == bytes)
+        let wakeup = Wakeup()
+        #expect(hub.signalWhenBacklog(of: self.file, isBelow: 1200, wakeup))
+        first.written(got!)
+        #expect(hub.backlog(of: self.file) == 1200)
+        second.cancel()
+        // Cancelling a subscriber drops its queue and wakes who waits for the backlog.
+        #expect(hub.backlog(of: self.file) == 400)
+        await wakeup.wait()
+        #expect(!hub.signalWhenBacklog(of: self.file, isBelow: 1200, wakeup))
+        first.cancel()
+        unrelated.cancel()
+        #expect(hub.subscriberCount(of: self.file) == 0)
+    }
+}
