@@ -534,26 +534,34 @@ public final class Downloader: Sendable {
                 lastRefresh = now
             }
             if run.isWorkSource(id) {
-                // Ask for work while this peer keeps up forwarding what it was handed.
-                let relaying = self.relayHub.subscriberCount(of: file) > 0
-                let window = link.window(
-                    chunkSize: chunkSize,
-                    initial: relaying ? 2 : self.configuration.initialWindow,
-                    configuration: self.configuration
-                )
-                while link.requestsInFlight < window {
-                    if relaying
-                        && self.relayHub.signalWhenBacklog(
-                            of: file,
-                            isBelow: self.configuration.forwardingBacklogLimit,
-                            link.wakeup
-                        )
-                    {
-                        break
+                let subscribers = self.relayHub.subscriberCount(of: file)
+                if subscribers == 0 {
+                    // Nobody to forward to: work is just chunks, as fast as they come.
+                    let window = link.window(
+                        chunkSize: chunkSize,
+                        initial: self.configuration.initialWindow,
+                        configuration: self.configuration
+                    )
+                    while link.requestsInFlight < window {
+                        link.expect(.work)
+                        requests.append(.workRequest(file, held: sentHeld ? [] : run.heldBitmapBytes))
+                        sentHeld = true
                     }
-                    link.expect(.work)
-                    requests.append(.workRequest(file, held: sentHeld ? [] : run.heldBitmapBytes))
-                    sentHeld = true
+                } else {
+                    // Ask for work only while this peer keeps up forwarding what it was
+                    // handed (SPEC §7): each chunk asked for is `perChunk` bytes of
+                    // backlog to come, so at most one beyond the limit is in flight.
+                    let perChunk = chunkSize * subscribers
+                    let limit = self.configuration.forwardingBacklogLimit
+                    while link.requestsInFlight < 2 {
+                        let below = limit + perChunk * (1 - link.requestsInFlight)
+                        guard below > 0,
+                            !self.relayHub.signalWhenBacklog(of: file, isBelow: below, link.wakeup)
+                        else { break }
+                        link.expect(.work)
+                        requests.append(.workRequest(file, held: sentHeld ? [] : run.heldBitmapBytes))
+                        sentHeld = true
+                    }
                 }
             } else {
                 let window = link.window(

@@ -41,7 +41,7 @@ public final class RelayHub: Sendable {
 
     /// Creates a hub.
     /// - Parameter maximumQueuedBytes: the bound on each subscriber's queue.
-    public init(maximumQueuedBytes: Int = 8 << 20) {
+    public init(maximumQueuedBytes: Int = 2 << 20) {
         self.maximumQueuedBytes = maximumQueuedBytes
     }
 

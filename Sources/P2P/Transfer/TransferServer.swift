@@ -45,6 +45,19 @@ public final class TransferServer: Service, Sendable {
         }
     }
 
+    /// `TCP_NOTSENT_LOWAT`: the socket takes more only while less than this
+    /// is waiting unsent in the kernel. Without it the kernel's send buffer grows to
+    /// megabytes, and what this peer has queued for a slow link (answers, relayed chunks)
+    /// hides there: the forwarding backlog a downloader watches (SPEC §7) would read
+    /// empty while seconds of data wait, and on a shared uplink the queue would be first
+    /// come, not fair. The congestion window, and with it the acknowledgements' pace, is
+    /// untouched: only unsent bytes are bounded.
+    static let notSentLowWatermark = ChannelOptions.Types.SocketOption(
+        level: .tcp,
+        name: NIOBSDSocket.Option(rawValue: CInt(TCP_NOTSENT_LOWAT))
+    )
+    static let notSentLowWatermarkBytes: SocketOptionValue = 128 * 1024
+
     /// The port bound; what discovery announces.
     public let port: Int
     /// The limits in force.
@@ -100,6 +113,7 @@ public final class TransferServer: Service, Sendable {
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelOption(.backlog, value: 256)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+                .childChannelOption(Self.notSentLowWatermark, value: Self.notSentLowWatermarkBytes)
                 .childChannelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
                 .bind(host: host, port: port) { channel in
                     channel.eventLoop.makeCompletedFuture {
