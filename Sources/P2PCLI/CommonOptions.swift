@@ -61,6 +61,9 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Seconds a transfer connection may send nothing before it is closed.")
     var idleTimeout: Double = 60
 
+    @Option(help: "Requests one transfer connection may have waiting; at the limit the server stops reading it.")
+    var maxRequestsInFlight: Int = TransferServer.Limits.defaultMaximumRequestsInFlight
+
     @Option(
         help: ArgumentHelp(
             "Shared network key: only peers with the same key see and talk to each other (also: P2P_SECRET).",
@@ -97,6 +100,9 @@ struct CommonOptions: ParsableArguments {
         }
         guard self.idleTimeout >= 1 && self.idleTimeout <= 86400 else {
             throw ValidationError("--idle-timeout must be between 1 and 86400 seconds")
+        }
+        guard (1...65536).contains(self.maxRequestsInFlight) else {
+            throw ValidationError("--max-requests-in-flight must be between 1 and 65536")
         }
         if self.secret != nil && self.secretFile != nil {
             throw ValidationError("give either --secret or --secret-file, not both")
@@ -158,7 +164,8 @@ struct CommonOptions: ParsableArguments {
             limits: TransferServer.Limits(
                 maximumConnections: self.maxConnections,
                 maximumConnectionsPerAddress: self.maxConnectionsPerPeer,
-                idleTimeout: .milliseconds(Int64(self.idleTimeout * 1000))
+                idleTimeout: .milliseconds(Int64(self.idleTimeout * 1000)),
+                maximumRequestsInFlight: self.maxRequestsInFlight
             )
         )
     }

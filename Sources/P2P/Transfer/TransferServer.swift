@@ -32,16 +32,37 @@ public final class TransferServer: Service, Sendable {
         /// A connection that sends nothing for this long is closed (a stalled frame, a
         /// slow drip of bytes that never completes one, a forgotten socket).
         public var idleTimeout: TimeAmount
+        /// Requests one connection may have waiting for an answer. Requests are answered
+        /// one at a time, in order; once this many are waiting the server stops reading
+        /// the connection (TCP then holds the client back) until half of them are answered.
+        /// So a client that pipelines without end, or never reads its answers, costs a
+        /// bounded amount of memory: these requests, plus those that arrived in the same
+        /// socket read (at most 1 MiB of bytes). Honest clients keep at most 32 in flight.
+        public var maximumRequestsInFlight: Int
+
+        /// The default of `maximumRequestsInFlight`: twice the largest window a downloader
+        /// keeps, so that honest clients never wait on it.
+        public static let defaultMaximumRequestsInFlight = 64
 
         /// Creates limits.
         public init(
             maximumConnections: Int = 256,
             maximumConnectionsPerAddress: Int = 32,
-            idleTimeout: TimeAmount = .seconds(60)
+            idleTimeout: TimeAmount = .seconds(60),
+            maximumRequestsInFlight: Int = Limits.defaultMaximumRequestsInFlight
         ) {
             self.maximumConnections = maximumConnections
             self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
             self.idleTimeout = idleTimeout
+            self.maximumRequestsInFlight = maximumRequestsInFlight
+        }
+
+        /// The inbound back pressure that enforces `maximumRequestsInFlight`: reading stops
+        /// at the limit and resumes below half of it (not at once, so a client that keeps
+        /// the server busy does not make it toggle reading for every request).
+        var inboundBackPressure: NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark {
+            let high = max(1, self.maximumRequestsInFlight)
+            return .init(lowWatermark: max(1, high / 2), highWatermark: high)
         }
     }
 
@@ -79,7 +100,7 @@ public final class TransferServer: Service, Sendable {
     ///   - port: the port, 0 for any free one.
     ///   - maximumPayloadLength: the largest frame payload accepted.
     ///   - networkKey: the swarm's key: connections must authenticate with it.
-    ///   - limits: connections allowed and the idle timeout.
+    ///   - limits: connections allowed, the idle timeout, requests in flight.
     ///   - responder: what answers requests.
     ///   - group: the event loops.
     ///   - logger: where to log.
@@ -110,7 +131,8 @@ public final class TransferServer: Service, Sendable {
                         return try TransferConnection.configure(
                             channel,
                             maximumPayloadLength: maximumPayloadLength,
-                            security: networkKey.map { .init(key: $0, isServer: true, logger: logger) }
+                            security: networkKey.map { .init(key: $0, isServer: true, logger: logger) },
+                            inboundBackPressure: limits.inboundBackPressure
                         )
                     }
                 }
@@ -206,12 +228,16 @@ public enum TransferConnection {
     /// - Parameters:
     ///   - channel: a connected TCP channel, on its event loop.
     ///   - maximumPayloadLength: the largest frame payload accepted.
+    ///   - security: the key and role, for a keyed swarm.
+    ///   - inboundBackPressure: how many received frames may wait for the async reader
+    ///     before the channel stops reading (NIO's default, 10, if `nil`).
     /// - Returns: the async channel of frames.
     /// - Throws: if the pipeline cannot be set up.
     public static func configure(
         _ channel: any Channel,
         maximumPayloadLength: Int,
-        security: Security? = nil
+        security: Security? = nil,
+        inboundBackPressure: NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark? = nil
     ) throws -> NIOAsyncChannel<Frame, Frame> {
         try channel.pipeline.syncOperations.addHandler(
             ByteToMessageHandler(FrameDecoder(maximumPayloadLength: maximumPayloadLength))
@@ -226,10 +252,9 @@ public enum TransferConnection {
                 )
             )
         }
-        return try NIOAsyncChannel<Frame, Frame>(
-            wrappingChannelSynchronously: channel,
-            configuration: .init(isOutboundHalfClosureEnabled: true)
-        )
+        var configuration = NIOAsyncChannel<Frame, Frame>.Configuration(isOutboundHalfClosureEnabled: true)
+        if let inboundBackPressure { configuration.backPressureStrategy = inboundBackPressure }
+        return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel, configuration: configuration)
     }
 }
 
