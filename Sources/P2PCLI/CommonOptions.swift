@@ -65,6 +65,15 @@ struct CommonOptions: ParsableArguments {
     var maxRequestsInFlight: Int = TransferServer.Limits.defaultMaximumRequestsInFlight
 
     @Option(
+        help:
+            "Bytes of pushes taken from one address per --push-interval; more are dropped (0 = none; suffixes k, M, G)."
+    )
+    var maxPushBytes: ByteCountArgument = ByteCountArgument(PushAllowance.defaultBytesPerInterval)
+
+    @Option(help: "Seconds over which an address's --max-push-bytes allowance refills.")
+    var pushInterval: Double = 10
+
+    @Option(
         help: ArgumentHelp(
             "Shared network key: only peers with the same key see and talk to each other (also: P2P_SECRET).",
             discussion: "Visible to other users in the process list; prefer --secret-file or P2P_SECRET.",
@@ -103,6 +112,9 @@ struct CommonOptions: ParsableArguments {
         }
         guard (1...65536).contains(self.maxRequestsInFlight) else {
             throw ValidationError("--max-requests-in-flight must be between 1 and 65536")
+        }
+        guard self.pushInterval >= 0.001 && self.pushInterval <= 86400 else {
+            throw ValidationError("--push-interval must be between 0.001 and 86400 seconds")
         }
         if self.secret != nil && self.secretFile != nil {
             throw ValidationError("give either --secret or --secret-file, not both")
@@ -165,7 +177,9 @@ struct CommonOptions: ParsableArguments {
                 maximumConnections: self.maxConnections,
                 maximumConnectionsPerAddress: self.maxConnectionsPerPeer,
                 idleTimeout: .milliseconds(Int64(self.idleTimeout * 1000)),
-                maximumRequestsInFlight: self.maxRequestsInFlight
+                maximumRequestsInFlight: self.maxRequestsInFlight,
+                maximumPushedBytes: self.maxPushBytes.bytes,
+                pushInterval: .milliseconds(Int64(self.pushInterval * 1000))
             )
         )
     }

@@ -39,6 +39,7 @@ struct StartupErrorTests {
             (["--peer", "no-port-here"], "--peer"),
             (["--log-level", "loud"], "--log-level"),
             (["--max-requests-in-flight", "0"], "--max-requests-in-flight"),
+            (["--push-interval", "0"], "--push-interval"),
             (["--frobnicate"], "--frobnicate"),
         ]
     )

@@ -12,22 +12,26 @@ public struct SwarmResponder: TransferResponder {
     private let logger: Logger
     private let statistics: TransferStatistics
     private let uploadLimiter: RateLimiter
+    private let pushAllowance: PushAllowance
 
     /// Creates a responder.
     /// - Parameters:
     ///   - store: where chunks are.
     ///   - statistics: counters to update.
     ///   - uploadLimiter: paces the chunks served, shared by all connections.
+    ///   - pushAllowance: the pushed bytes taken from each address, shared by all connections.
     ///   - logger: where to log.
     public init(
         store: ChunkStore,
         statistics: TransferStatistics,
         uploadLimiter: RateLimiter = RateLimiter(bytesPerSecond: 0),
+        pushAllowance: PushAllowance = PushAllowance(),
         logger: Logger
     ) {
         self.store = store
         self.statistics = statistics
         self.uploadLimiter = uploadLimiter
+        self.pushAllowance = pushAllowance
         self.logger = logger
     }
 
@@ -38,6 +42,12 @@ public struct SwarmResponder: TransferResponder {
     ) async throws {
         // Manifests announced on this connection ahead of pushed chunks.
         var pushedManifests: [FileID: Manifest] = [:]
+        var pushes = PushAllowance.Gate(
+            self.pushAllowance,
+            remote: remote,
+            statistics: self.statistics,
+            logger: self.logger
+        )
         for try await frame in inbound {
             let message = try TransferMessage(frame: frame)
             switch message {
@@ -54,11 +64,13 @@ public struct SwarmResponder: TransferResponder {
             case .chunkRequest(let id, let chunk):
                 try await outbound.write(await self.answer(id, chunk: chunk).frame())
             case .manifest(let bytes):
+                guard try pushes.admit(frame) else { continue }
                 let manifest = try Manifest.decode(bytes)
                 if pushedManifests.count >= 64 { pushedManifests.removeAll() }
                 pushedManifests[manifest.id] = manifest
                 await self.store.remember(manifest)
             case .pushedChunk(let id, let chunk, let bytes):
+                guard try pushes.admit(frame) else { continue }
                 let known = if let pushed = pushedManifests[id] { pushed } else { await self.store.manifest(for: id) }
                 guard let manifest = known else {
                     throw P2PError(code: .protocolViolation, "pushed chunk of unknown file \(id.short)")

@@ -39,6 +39,12 @@ public final class TransferServer: Service, Sendable {
         /// bounded amount of memory: these requests, plus those that arrived in the same
         /// socket read (at most 1 MiB of bytes). Honest clients keep at most 32 in flight.
         public var maximumRequestsInFlight: Int
+        /// Bytes of pushes (chunks and the manifests sent with them) taken from one address
+        /// at once, and again over every `pushInterval`; what is over is dropped, and a
+        /// connection that goes on pushing is closed (`PushAllowance`). Zero takes none.
+        public var maximumPushedBytes: Int64
+        /// The time over which an address's push allowance refills.
+        public var pushInterval: Duration
 
         /// The default of `maximumRequestsInFlight`: twice the largest window a downloader
         /// keeps, so that honest clients never wait on it.
@@ -49,12 +55,16 @@ public final class TransferServer: Service, Sendable {
             maximumConnections: Int = 256,
             maximumConnectionsPerAddress: Int = 32,
             idleTimeout: TimeAmount = .seconds(60),
-            maximumRequestsInFlight: Int = Limits.defaultMaximumRequestsInFlight
+            maximumRequestsInFlight: Int = Limits.defaultMaximumRequestsInFlight,
+            maximumPushedBytes: Int64 = PushAllowance.defaultBytesPerInterval,
+            pushInterval: Duration = PushAllowance.defaultInterval
         ) {
             self.maximumConnections = maximumConnections
             self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
             self.idleTimeout = idleTimeout
             self.maximumRequestsInFlight = maximumRequestsInFlight
+            self.maximumPushedBytes = maximumPushedBytes
+            self.pushInterval = pushInterval
         }
 
         /// The inbound back pressure that enforces `maximumRequestsInFlight`: reading stops
