@@ -61,6 +61,18 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Seconds a transfer connection may send nothing before it is closed.")
     var idleTimeout: Double = 60
 
+    @Option(help: "Requests one transfer connection may have waiting; at the limit the server stops reading it.")
+    var maxRequestsInFlight: Int = TransferServer.Limits.defaultMaximumRequestsInFlight
+
+    @Option(
+        help:
+            "Bytes of pushes taken from one address per --push-interval; more are dropped (0 = none; suffixes k, M, G)."
+    )
+    var maxPushBytes: ByteCountArgument = ByteCountArgument(PushAllowance.defaultBytesPerInterval)
+
+    @Option(help: "Seconds over which an address's --max-push-bytes allowance refills.")
+    var pushInterval: Double = 10
+
     @Option(
         help: ArgumentHelp(
             "Shared network key: only peers with the same key see and talk to each other (also: P2P_SECRET).",
@@ -97,6 +109,12 @@ struct CommonOptions: ParsableArguments {
         }
         guard self.idleTimeout >= 1 && self.idleTimeout <= 86400 else {
             throw ValidationError("--idle-timeout must be between 1 and 86400 seconds")
+        }
+        guard (1...65536).contains(self.maxRequestsInFlight) else {
+            throw ValidationError("--max-requests-in-flight must be between 1 and 65536")
+        }
+        guard self.pushInterval >= 0.001 && self.pushInterval <= 86400 else {
+            throw ValidationError("--push-interval must be between 0.001 and 86400 seconds")
         }
         if self.secret != nil && self.secretFile != nil {
             throw ValidationError("give either --secret or --secret-file, not both")
@@ -158,7 +176,10 @@ struct CommonOptions: ParsableArguments {
             limits: TransferServer.Limits(
                 maximumConnections: self.maxConnections,
                 maximumConnectionsPerAddress: self.maxConnectionsPerPeer,
-                idleTimeout: .milliseconds(Int64(self.idleTimeout * 1000))
+                idleTimeout: .milliseconds(Int64(self.idleTimeout * 1000)),
+                maximumRequestsInFlight: self.maxRequestsInFlight,
+                maximumPushedBytes: self.maxPushBytes.bytes,
+                pushInterval: .milliseconds(Int64(self.pushInterval * 1000))
             )
         )
     }

@@ -38,6 +38,8 @@ struct StartupErrorTests {
             (["--announce-interval", "0"], "--announce-interval"),
             (["--peer", "no-port-here"], "--peer"),
             (["--log-level", "loud"], "--log-level"),
+            (["--max-requests-in-flight", "0"], "--max-requests-in-flight"),
+            (["--push-interval", "0"], "--push-interval"),
             (["--frobnicate"], "--frobnicate"),
         ]
     )

@@ -90,6 +90,10 @@ public final class Peer: Service, Sendable {
                     store: opened,
                     statistics: statistics,
                     uploadLimiter: RateLimiter(bytesPerSecond: configuration.uploadBytesPerSecond),
+                    pushAllowance: PushAllowance(
+                        bytesPerInterval: configuration.limits.maximumPushedBytes,
+                        interval: configuration.limits.pushInterval
+                    ),
                     relayHub: relayHub,
                     logger: logger
                 ),

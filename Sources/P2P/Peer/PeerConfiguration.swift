@@ -20,7 +20,8 @@ public struct PeerConfiguration: Sendable {
     public var rescanInterval: Duration
     /// Bytes per second served to others at most, over all connections; zero for no limit.
     public var uploadBytesPerSecond: Int64
-    /// Connection limits and the idle timeout of the transfer server.
+    /// Connection limits, the idle timeout, requests in flight and the push allowance of
+    /// the transfer server.
     public var limits: TransferServer.Limits
 
     /// The default transfer port.

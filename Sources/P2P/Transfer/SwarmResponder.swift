@@ -14,6 +14,7 @@ public struct SwarmResponder: TransferResponder {
     private let logger: Logger
     private let statistics: TransferStatistics
     private let uploadLimiter: RateLimiter
+    private let pushAllowance: PushAllowance
     private let relayHub: RelayHub
     private let dispenser: WorkDispenser
     /// Files one connection may ask relays of, and hold work records for.
@@ -24,11 +25,16 @@ public struct SwarmResponder: TransferResponder {
     ///   - store: where chunks are.
     ///   - statistics: counters to update.
     ///   - uploadLimiter: paces the chunks served, shared by all connections.
+    ///   - pushAllowance: the pushed bytes taken from each address, shared by all connections.
+    ///   - relayHub: where this peer's downloads forward chunks; connections that ask for
+    ///     relays subscribe to it.
+    ///   - dispenser: hands out the chunks of files held whole, once each, to work requests.
     ///   - logger: where to log.
     public init(
         store: ChunkStore,
         statistics: TransferStatistics,
         uploadLimiter: RateLimiter = RateLimiter(bytesPerSecond: 0),
+        pushAllowance: PushAllowance = PushAllowance(),
         relayHub: RelayHub = RelayHub(),
         dispenser: WorkDispenser = WorkDispenser(),
         logger: Logger
@@ -36,6 +42,7 @@ public struct SwarmResponder: TransferResponder {
         self.store = store
         self.statistics = statistics
         self.uploadLimiter = uploadLimiter
+        self.pushAllowance = pushAllowance
         self.relayHub = relayHub
         self.dispenser = dispenser
         self.logger = logger
@@ -52,6 +59,12 @@ public struct SwarmResponder: TransferResponder {
             // Per file: what the client holds or was handed on this connection.
             var handed: [FileID: ChunkBitmap] = [:]
             var subscriptions: [FileID: RelayHub.Subscription] = [:]
+            var pushes = PushAllowance.Gate(
+                self.pushAllowance,
+                remote: remote,
+                statistics: self.statistics,
+                logger: self.logger
+            )
             defer { for subscription in subscriptions.values { subscription.cancel() } }
             for try await frame in inbound {
                 let message = try TransferMessage(frame: frame)
@@ -88,11 +101,13 @@ public struct SwarmResponder: TransferResponder {
                         }
                     }
                 case .manifest(let bytes):
+                    guard try pushes.admit(frame) else { continue }
                     let manifest = try Manifest.decode(bytes)
                     if pushedManifests.count >= 64 { pushedManifests.removeAll() }
                     pushedManifests[manifest.id] = manifest
                     await self.store.remember(manifest)
                 case .pushedChunk(let id, let chunk, let bytes):
+                    guard try pushes.admit(frame) else { continue }
                     let known =
                         if let pushed = pushedManifests[id] { pushed } else { await self.store.manifest(for: id) }
                     guard let manifest = known else {

@@ -32,16 +32,45 @@ public final class TransferServer: Service, Sendable {
         /// A connection that sends nothing for this long is closed (a stalled frame, a
         /// slow drip of bytes that never completes one, a forgotten socket).
         public var idleTimeout: TimeAmount
+        /// Requests one connection may have waiting for an answer. Requests are answered
+        /// one at a time, in order, and the next is taken only once less than
+        /// `maximumUnsentAnswerBytes` of answers wait to be sent; once this many requests
+        /// wait, the server stops reading the connection (TCP then holds the client back).
+        /// So a client that pipelines without end, or never reads its answers, costs a
+        /// bounded amount of memory: these requests (plus those that arrived in the same
+        /// socket read) and a few answers. Downloaders keep at most 32 requests in flight.
+        public var maximumRequestsInFlight: Int
+        /// Bytes of pushes (chunks and the manifests sent with them) taken from one address
+        /// at once, and again over every `pushInterval`; what is over is dropped, and a
+        /// connection that goes on pushing is closed (`PushAllowance`). Zero takes none.
+        public var maximumPushedBytes: Int64
+        /// The time over which an address's push allowance refills.
+        public var pushInterval: Duration
+
+        /// The default of `maximumRequestsInFlight`: twice the largest window a downloader
+        /// keeps, so that honest clients never wait on it.
+        public static let defaultMaximumRequestsInFlight = 64
+        /// Answer bytes of one connection waiting to be sent at which its next request is
+        /// held back: a little over one 256 KiB chunk answer, so that the next chunk is read
+        /// from disk while the last one is sent, and a client that reads nothing holds a few
+        /// answers at most (`RequestGate`).
+        public static let maximumUnsentAnswerBytes = 256 * 1024 + 64
 
         /// Creates limits.
         public init(
             maximumConnections: Int = 256,
             maximumConnectionsPerAddress: Int = 32,
-            idleTimeout: TimeAmount = .seconds(60)
+            idleTimeout: TimeAmount = .seconds(60),
+            maximumRequestsInFlight: Int = Limits.defaultMaximumRequestsInFlight,
+            maximumPushedBytes: Int64 = PushAllowance.defaultBytesPerInterval,
+            pushInterval: Duration = PushAllowance.defaultInterval
         ) {
             self.maximumConnections = maximumConnections
             self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
             self.idleTimeout = idleTimeout
+            self.maximumRequestsInFlight = maximumRequestsInFlight
+            self.maximumPushedBytes = maximumPushedBytes
+            self.pushInterval = pushInterval
         }
     }
 
@@ -67,7 +96,14 @@ public final class TransferServer: Service, Sendable {
     private struct OpenConnections {
         var total = 0
         var byAddress: [String: Int] = [:]
+        /// Refusals not logged yet, and when the last line about them was.
+        var refusedSinceLog = 0
+        var lastRefusalLog: ContinuousClock.Instant? = nil
     }
+
+    /// At most one line a second about refused connections, with how many there were: a
+    /// flood of connections must not become a flood of log lines.
+    private static let refusalLogInterval: Duration = .seconds(1)
 
     private let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
     private let responder: any TransferResponder
@@ -92,7 +128,7 @@ public final class TransferServer: Service, Sendable {
     ///   - port: the port, 0 for any free one.
     ///   - maximumPayloadLength: the largest frame payload accepted.
     ///   - networkKey: the swarm's key: connections must authenticate with it.
-    ///   - limits: connections allowed and the idle timeout.
+    ///   - limits: connections allowed, the idle timeout, requests in flight.
     ///   - responder: what answers requests.
     ///   - group: the event loops.
     ///   - logger: where to log.
@@ -124,7 +160,8 @@ public final class TransferServer: Service, Sendable {
                         return try TransferConnection.configure(
                             channel,
                             maximumPayloadLength: maximumPayloadLength,
-                            security: networkKey.map { .init(key: $0, isServer: true, logger: logger) }
+                            security: networkKey.map { .init(key: $0, isServer: true, logger: logger) },
+                            requestLimit: limits.maximumRequestsInFlight
                         )
                     }
                 }
@@ -155,16 +192,33 @@ public final class TransferServer: Service, Sendable {
     private func handle(_ connection: NIOAsyncChannel<Frame, Frame>) async {
         let remote = connection.channel.remoteAddress
         let address = remote?.ipAddress ?? "?"
-        let admitted = self.open.withLock { open in
+        let (admitted, refusedToLog) = self.open.withLock { open -> (Bool, Int) in
             guard open.total < self.limits.maximumConnections,
                 open.byAddress[address, default: 0] < self.limits.maximumConnectionsPerAddress
-            else { return false }
+            else {
+                open.refusedSinceLog += 1
+                let now = ContinuousClock.now
+                if let last = open.lastRefusalLog, now - last < Self.refusalLogInterval { return (false, 0) }
+                open.lastRefusalLog = now
+                defer { open.refusedSinceLog = 0 }
+                return (false, open.refusedSinceLog)
+            }
             open.total += 1
             open.byAddress[address, default: 0] += 1
-            return true
+            return (true, 0)
         }
         guard admitted else {
-            self.logger.info("refused a transfer connection over the limit", metadata: ["peer.address": "\(address)"])
+            if refusedToLog > 0 {
+                self.logger.info(
+                    "refused transfer connections over the limit",
+                    metadata: [
+                        "connection.count": "\(refusedToLog)",
+                        "peer.address": "\(address)",
+                        "limits":
+                            "\(self.limits.maximumConnections) in all, \(self.limits.maximumConnectionsPerAddress) per address",
+                    ]
+                )
+            }
             try? await connection.channel.close()
             return
         }
@@ -220,12 +274,16 @@ public enum TransferConnection {
     /// - Parameters:
     ///   - channel: a connected TCP channel, on its event loop.
     ///   - maximumPayloadLength: the largest frame payload accepted.
+    ///   - security: the key and role, for a keyed swarm.
+    ///   - requestLimit: for a served connection, the requests that may wait for an
+    ///     answer (`RequestGate`); `nil` for a client's connection.
     /// - Returns: the async channel of frames.
     /// - Throws: if the pipeline cannot be set up.
     public static func configure(
         _ channel: any Channel,
         maximumPayloadLength: Int,
-        security: Security? = nil
+        security: Security? = nil,
+        requestLimit: Int? = nil
     ) throws -> NIOAsyncChannel<Frame, Frame> {
         try channel.pipeline.syncOperations.addHandler(
             ByteToMessageHandler(FrameDecoder(maximumPayloadLength: maximumPayloadLength))
@@ -240,10 +298,21 @@ public enum TransferConnection {
                 )
             )
         }
-        return try NIOAsyncChannel<Frame, Frame>(
-            wrappingChannelSynchronously: channel,
-            configuration: .init(isOutboundHalfClosureEnabled: true)
-        )
+        var configuration = NIOAsyncChannel<Frame, Frame>.Configuration(isOutboundHalfClosureEnabled: true)
+        if let requestLimit {
+            try channel.pipeline.syncOperations.addHandler(
+                RequestGate(
+                    maximumQueued: requestLimit,
+                    maximumUnsentBytes: TransferServer.Limits.maximumUnsentAnswerBytes
+                )
+            )
+            configuration.backPressureStrategy = RequestGate.asyncChannelBackPressure
+        } else {
+            // A client's receiver takes frames as they come; four waiting (1 MiB of
+            // chunks) keep it fed, and a downloader with many peers holds four each.
+            configuration.backPressureStrategy = .init(lowWatermark: 2, highWatermark: 4)
+        }
+        return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel, configuration: configuration)
     }
 }
 

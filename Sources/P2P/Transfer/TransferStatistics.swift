@@ -14,7 +14,8 @@ public final class TransferStatistics: Sendable {
         public var pushesDuplicate = 0
         /// Pushed chunks that did not verify.
         public var pushesCorrupt = 0
-        /// Pushed chunks refused for lack of cache space.
+        /// Pushed chunks refused: for lack of cache space, or over the sender's allowance
+        /// (`PushAllowance`).
         public var pushesRefused = 0
         /// Chunks pushed to others.
         public var chunksPushed = 0
@@ -44,6 +45,10 @@ public final class TransferStatistics: Sendable {
             case .cacheFull: $0.pushesRefused += 1
             }
         }
+    }
+
+    func recordPushRefused() {
+        self.state.withLock { $0.pushesRefused += 1 }
     }
 
     func recordPushed(count: Int) {

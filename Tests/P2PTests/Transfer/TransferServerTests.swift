@@ -11,6 +11,8 @@ struct TransferServerTests {
     func withServer(
         size: Int = 600_000,
         limits: TransferServer.Limits = TransferServer.Limits(),
+        pushAllowance: PushAllowance = PushAllowance(),
+        statistics: TransferStatistics = TransferStatistics(),
         _ body: @Sendable (SocketAddress, FileID, [UInt8]) async throws -> Void
     ) async throws {
         let fixture = try StorageFixture()
@@ -22,7 +24,12 @@ struct TransferServerTests {
             host: "127.0.0.1",
             port: 0,
             limits: limits,
-            responder: SwarmResponder(store: store, statistics: TransferStatistics(), logger: StorageFixture.logger),
+            responder: SwarmResponder(
+                store: store,
+                statistics: statistics,
+                pushAllowance: pushAllowance,
+                logger: StorageFixture.logger
+            ),
             logger: StorageFixture.logger
         )
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)
