@@ -350,7 +350,11 @@ public final class Downloader: Sendable {
         let seconds = (ContinuousClock.now - started).seconds
         self.logger.info(
             "download complete",
-            metadata: ["file.id": "\(manifest.id.short)", "file.path": "\(path)", "seconds": "\(seconds)"]
+            metadata: [
+                "file.id": "\(manifest.id.short)", "file.path": "\(path)", "seconds": "\(seconds)",
+                "chunks.pulled": "\(run.arrivals[.pulled] ?? 0)", "chunks.relayed": "\(run.arrivals[.relayed] ?? 0)",
+                "chunks.assigned": "\(run.arrivals[.assigned] ?? 0)",
+            ]
         )
         return DownloadResult(
             manifest: manifest,
@@ -591,26 +595,26 @@ public final class Downloader: Sendable {
         let file = run.manifest.id
         try await withThrowingTaskGroup(of: Void.self) { writers in
             var writing = 0
-            func write(_ bytes: ByteBuffer, chunk: Int, forward: Bool) async throws {
+            func write(_ bytes: ByteBuffer, chunk: Int, as arrival: DownloadRun.Arrival) async throws {
                 if writing >= self.configuration.writesInFlight {
                     try await writers.next()
                     writing -= 1
                 }
                 writing += 1
-                writers.addTask { try await self.accept(bytes, chunk: chunk, from: id, run: run, forward: forward) }
+                writers.addTask { try await self.accept(bytes, chunk: chunk, from: id, run: run, as: arrival) }
             }
             while !run.isFinished {
                 let message = try await session.receiveWithoutTimeout()
                 link.madeProgress()
                 switch message {
                 case .pushedChunk(let fileID, let chunk, let bytes) where fileID == file:
-                    try await write(bytes, chunk: chunk, forward: false)
+                    try await write(bytes, chunk: chunk, as: .relayed)
                 case .chunkData(let fileID, let chunk, let bytes) where fileID == file:
                     try link.answered(.chunk(chunk), bytes: bytes.readableBytes)
-                    try await write(bytes, chunk: chunk, forward: false)
+                    try await write(bytes, chunk: chunk, as: .pulled)
                 case .assignedChunk(let fileID, let chunk, let bytes) where fileID == file:
                     try link.answered(.work, bytes: bytes.readableBytes)
-                    try await write(bytes, chunk: chunk, forward: true)
+                    try await write(bytes, chunk: chunk, as: .assigned)
                 case .inventory(let entries):
                     try link.answered(.inventory, bytes: 0)
                     let entry = entries.first { $0.id == file }
@@ -620,7 +624,12 @@ public final class Downloader: Sendable {
                     case .work:
                         // Every chunk has been handed out (or this peer cannot hand any):
                         // what is missing now comes from whoever holds it.
-                        run.workExhausted()
+                        if let missing = run.workExhausted() {
+                            self.logger.debug(
+                                "the seeder has handed out every chunk",
+                                metadata: ["remote.peer.id": "\(id.short)", "chunks.missing": "\(missing)"]
+                            )
+                        }
                     case .chunk(let chunk):
                         if reason == .busy { run.cancel(chunk, from: id) } else { run.lacks(chunk, peer: id) }
                     case .inventory:
@@ -646,7 +655,7 @@ extension Downloader {
         chunk: Int,
         from id: PeerID,
         run: DownloadRun,
-        forward: Bool
+        as arrival: DownloadRun.Arrival
     ) async throws {
         guard run.manifest.verify(bytes, chunk: chunk) else {
             run.cancel(chunk, from: id)
@@ -660,7 +669,7 @@ extension Downloader {
             }
             return
         }
-        if forward { self.relayHub.forward(bytes, chunk: chunk, of: run.manifest.id) }
+        if arrival == .assigned { self.relayHub.forward(bytes, chunk: chunk, of: run.manifest.id) }
         guard run.claimChunk(chunk, from: id) else { return }
         do {
             try await run.file.write(bytes, chunk: chunk)
@@ -671,7 +680,7 @@ extension Downloader {
             if !Task.isCancelled { run.abort(error) }
             throw error
         }
-        run.completed(chunk, bytes: bytes.readableBytes, from: id)
+        run.completed(chunk, bytes: bytes.readableBytes, from: id, as: arrival)
     }
 }
 
@@ -811,6 +820,7 @@ final class DownloadRun: Sendable {
         /// Chunks claimed by a worker that is writing them, so a duplicate is not written twice.
         var writing: Set<Int> = []
         var timedOut = false
+        var arrivals: [Arrival: Int] = [:]
         /// An error that ends the whole download, such as a full disk.
         var failure: (any Error)? = nil
         /// When a peer whose worker ended may get a new one.
@@ -867,10 +877,17 @@ final class DownloadRun: Sendable {
     }
 
     /// The seeder has no more work: chunks still missing are asked of holders.
-    func workExhausted() {
+    /// - Returns: the chunks still missing, the first time; `nil` after.
+    @discardableResult
+    func workExhausted() -> Int? {
         let now = self.now
-        self.state.withLock { $0.scheduler.workExhausted(now: now) }
+        let missing = self.state.withLock { state -> Int? in
+            guard state.scheduler.workSource != nil else { return nil }
+            state.scheduler.workExhausted(now: now)
+            return state.scheduler.chunkCount - state.scheduler.have.setCount
+        }
         self.wakeEveryone()
+        return missing
     }
 
     var isComplete: Bool { self.state.withLock { $0.scheduler.isComplete } }
@@ -967,11 +984,25 @@ final class DownloadRun: Sendable {
         }
     }
 
-    func completed(_ chunk: Int, bytes: Int, from peer: PeerID) {
+    /// How a chunk came.
+    enum Arrival: String, Sendable {
+        /// Asked for by number.
+        case pulled
+        /// Forwarded by another downloader.
+        case relayed
+        /// Handed out by a seeder, to forward.
+        case assigned
+    }
+
+    /// New chunks by how they came, for the log.
+    var arrivals: [Arrival: Int] { self.state.withLock { $0.arrivals } }
+
+    func completed(_ chunk: Int, bytes: Int, from peer: PeerID, as arrival: Arrival) {
         let complete = self.state.withLock { state in
             state.writing.remove(chunk)
             if state.scheduler.completed(chunk, from: peer) {
                 state.bytesHeld += Int64(bytes)
+                state.arrivals[arrival, default: 0] += 1
             }
             state.bytesFromPeer[peer, default: 0] += Int64(bytes)
             return state.scheduler.isComplete

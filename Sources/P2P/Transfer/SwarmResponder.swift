@@ -51,7 +51,8 @@ public struct SwarmResponder: TransferResponder {
     public func serve(
         inbound: NIOAsyncChannelInboundStream<Frame>,
         outbound: NIOAsyncChannelOutboundWriter<Frame>,
-        remote: SocketAddress?
+        remote: SocketAddress?,
+        channel: any Channel
     ) async throws {
         try await withThrowingDiscardingTaskGroup { relays in
             // Manifests announced on this connection ahead of pushed chunks.
@@ -92,8 +93,13 @@ public struct SwarmResponder: TransferResponder {
                     let subscription = self.relayHub.subscribe(to: id)
                     subscriptions[id] = subscription
                     relays.addTask {
+                        // Through the channel, not the outbound writer, and awaited: the
+                        // chunk counts as forwarding backlog until its bytes have gone to
+                        // the socket. The writer returns as soon as it has posted a frame,
+                        // so megabytes could wait in NIO's buffer while the backlog read
+                        // empty and this peer asked the seeder for more.
                         for await relayed in subscription.chunks {
-                            try await outbound.write(
+                            try await channel.writeAndFlush(
                                 TransferMessage.pushedChunk(relayed.file, chunk: relayed.chunk, bytes: relayed.bytes)
                                     .frame()
                             )

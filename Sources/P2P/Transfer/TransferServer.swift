@@ -11,11 +11,14 @@ public protocol TransferResponder: Sendable {
     ///   - inbound: the frames received.
     ///   - outbound: where answers go.
     ///   - remote: who is connected, for logs.
+    ///   - channel: the connection itself, for writes that must know when their bytes are
+    ///     on their way (`writeAndFlush` completes then; the outbound writer returns sooner).
     /// - Throws: on a protocol violation or I/O error; the server closes the connection.
     func serve(
         inbound: NIOAsyncChannelInboundStream<Frame>,
         outbound: NIOAsyncChannelOutboundWriter<Frame>,
-        remote: SocketAddress?
+        remote: SocketAddress?,
+        channel: any Channel
     ) async throws
 }
 
@@ -231,7 +234,12 @@ public final class TransferServer: Service, Sendable {
         }
         do {
             try await connection.executeThenClose { inbound, outbound in
-                try await self.responder.serve(inbound: inbound, outbound: outbound, remote: remote)
+                try await self.responder.serve(
+                    inbound: inbound,
+                    outbound: outbound,
+                    remote: remote,
+                    channel: connection.channel
+                )
             }
         } catch {
             self.logger.info(

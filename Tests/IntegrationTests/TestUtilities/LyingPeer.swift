@@ -73,7 +73,8 @@ private struct LyingResponder: TransferResponder {
     func serve(
         inbound: NIOAsyncChannelInboundStream<Frame>,
         outbound: NIOAsyncChannelOutboundWriter<Frame>,
-        remote: SocketAddress?
+        remote: SocketAddress?,
+        channel: any Channel
     ) async throws {
         var nextAssigned = 0
         for try await frame in inbound {
