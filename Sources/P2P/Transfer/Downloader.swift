@@ -73,9 +73,9 @@ public final class Downloader: Sendable {
         /// How much of a peer's delivery the window covers (plus two requests): enough to
         /// keep a link busy, not so much that a shared uplink queues seconds of answers.
         public var windowLatency: Duration = .milliseconds(100)
-        /// Bytes waiting to be forwarded to other downloaders above which this peer asks a
-        /// seeder for no more work (SPEC §7).
-        public var forwardingBacklogLimit = 1 << 20
+        /// Bytes waiting to be forwarded to any one other downloader above which this peer
+        /// asks a seeder for no more work (SPEC §7).
+        public var forwardingBacklogLimit = 512 << 10
         /// How long a chunk seen at another downloader may take to arrive relayed before it
         /// is asked for (see `ChunkScheduler`).
         public var relayGrace: Duration = .milliseconds(1500)
@@ -553,9 +553,10 @@ public final class Downloader: Sendable {
                     }
                 } else {
                     // Ask for work only while this peer keeps up forwarding what it was
-                    // handed (SPEC §7): each chunk asked for is `perChunk` bytes of
-                    // backlog to come, so at most one beyond the limit is in flight.
-                    let perChunk = chunkSize * subscribers
+                    // handed (SPEC §7): each chunk asked for is one more chunk in every
+                    // subscriber's queue, so the longest queue plus what is in flight
+                    // stays within one chunk of the limit.
+                    let perChunk = chunkSize
                     let limit = self.configuration.forwardingBacklogLimit
                     while link.requestsInFlight < 2 {
                         let below = limit + perChunk * (1 - link.requestsInFlight)

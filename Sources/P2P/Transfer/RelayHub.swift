@@ -9,8 +9,8 @@ import Synchronization
 /// server side of that connection subscribes here and writes what is forwarded back on
 /// it. Each subscriber has its own queue, so one slow peer does not hold up the others,
 /// and a queue that grows past `maximumQueuedBytes` drops what it cannot take (that peer
-/// fetches those chunks itself later). The bytes queued for a file are the forwarding
-/// backlog: a downloader asks the seeder for more work only while it is small.
+/// fetches those chunks itself later). The longest queue of a file is its forwarding
+/// backlog: a downloader asks the seeder for more work only while it is short.
 public final class RelayHub: Sendable {
     /// A chunk to forward.
     public struct Relayed: Sendable {
@@ -99,7 +99,10 @@ public final class RelayHub: Sendable {
         self.state.withLock { state in state.subscribers.values.count { $0.file == file } }
     }
 
-    /// The bytes of `file` queued for forwarding and not yet handed to a connection.
+    /// The forwarding backlog of `file`: the most bytes queued for any one subscriber and
+    /// not yet on their way. The longest queue, not the sum: each subscriber's connection
+    /// gets only its share of the uplink, so a queue that grows at one peer is what makes
+    /// the last chunks late there.
     public func backlog(of file: FileID) -> Int {
         self.state.withLock { state in Self.backlog(of: file, in: state) }
     }
@@ -117,7 +120,7 @@ public final class RelayHub: Sendable {
     }
 
     private static func backlog(of file: FileID, in state: State) -> Int {
-        state.subscribers.values.reduce(0) { $0 + ($1.file == file ? $1.queuedBytes : 0) }
+        state.subscribers.values.reduce(0) { $1.file == file ? max($0, $1.queuedBytes) : $0 }
     }
 
     private func written(_ bytes: Int, by id: UInt64) {
