@@ -12,6 +12,8 @@
 # Scenarios (default: all, in this order):
 #   single     1 peer -> 1 peer, 1 GiB, no rate limit, on 2 testbed hosts and on
 #              loopback; references curl -o from nginx, iperf3 one stream
+#   encrypted  1 peer -> 1 peer on loopback, 1 GiB, without and with a network
+#              key (--secret-file), alternating; ratio of throughputs (goal >= 0.70)
 #   multi      4 seeders at 100mbit egress -> 1 downloader, 256 MiB; bound
 #              F/(4 x 95.64 Mbit/s) payload and F/(4 x 100) nominal; aria2c from
 #              the 4 hosts' nginx as mirrors
@@ -24,7 +26,7 @@
 #   micro      release-mode `p2p-microbench`, if the tree has one
 #
 # --quick: 1 run each and small files (64 MiB, 32 MiB, 16 MiB with N = 4, 256 MiB
-# for memory, 5 discovery trials): a couple of minutes. Full: about 30-60 min
+# for memory and encrypted, 5 discovery trials): a couple of minutes. Full: about 30-60 min
 # with today's p2p (most of it the client-server flash-crowd reference).
 #
 # What it does: installs missing Debian packages (nginx, curl, iperf3, aria2,

@@ -358,8 +358,8 @@ class Bench:
                 "--downloads", base / "downloads", "--state", base / "state",
                 "--distribute-interval", "0", "--log-level", self.args.log_level]
 
-    def start_seeder(self, host, iface, disc_port, base, share):
-        p = Proc(self.p2p_argv("serve", iface, disc_port, base, share), host=host,
+    def start_seeder(self, host, iface, disc_port, base, share, options=()):
+        p = Proc(self.p2p_argv("serve", iface, disc_port, base, share, extra=options), host=host,
                  stdout=base / "stdout", stderr=base / "stderr")
         return p
 
@@ -528,9 +528,9 @@ http {{
 
     # ------------------------------------------------------------ single
 
-    def p2p_get_once(self, host, iface, disc_port, name, size, source, rundir, seeders=(), timeout=600):
+    def p2p_get_once(self, host, iface, disc_port, name, size, source, rundir, seeders=(), timeout=600, options=()):
         """One `p2p get --json`: returns a dict with wall, seconds, cpu, ... and ok."""
-        argv = self.p2p_argv("get", iface, disc_port, rundir, extra=(name, "--json", "--timeout", timeout))
+        argv = self.p2p_argv("get", iface, disc_port, rundir, extra=(name, "--json", "--timeout", timeout, *options))
         seed_cpu0 = {s.pid: thread_cpu(s.pid) for s in seeders}
         g = Proc(argv, host=host, stdout=rundir / "stdout", stderr=rundir / "stderr")
         last_threads, samples = {}, []
@@ -682,6 +682,67 @@ http {{
             "nginx_cpu_pct": median_range([x["server_cpu_pct"] for x in ok(runs["curl"])]),
             "seeder_vmhwm_kib": seeder_hwm,
         }
+        self.results["scenarios"][key] = s
+
+    # ------------------------------------------------------------ encrypted
+
+    def scenario_encrypted(self):
+        """Single source on loopback, without and with a network key (`--secret-file`),
+        alternating run by run: what authenticating and encrypting every frame (AES-GCM)
+        costs. Issue 5's goal: encrypted throughput >= 70 % of plaintext."""
+        size = self.size(1 * GiB, 256 * MiB)
+        name = "encrypted.bin"
+        key = "encrypted"
+        base = self.work / key
+        source = self.data_file(size)
+        share = base / "seed-share"
+        self.share_with(share, name, size)
+        secret = base / "secret"
+        secret.write_text("bench-" + os.urandom(16).hex() + "\n")
+        secret.chmod(0o600)
+        # A keyed and an unkeyed swarm cannot see each other: each has its own seeder and
+        # discovery port; both serve the same file from the same share folder.
+        variants = {"plaintext": (47612, ()), "encrypted": (47613, ("--secret-file", secret))}
+        log(f"== encrypted vs plaintext over loopback: {size / MiB:.0f} MiB, {self.runs} run(s) each, alternating")
+        procs = []
+        runs = {v: [] for v in variants}
+        try:
+            seeders = {}
+            for variant, (disc, options) in variants.items():
+                seeders[variant] = self.start_seeder(None, "lo", disc, base / f"seeder-{variant}", share, options)
+                procs.append(seeders[variant])
+            self.await_ready(list(seeders.values()))
+            for r in range(self.runs):
+                for variant, (disc, options) in variants.items():
+                    rd = base / f"run{r}-{variant}"
+                    self.meter_start(warm=size)
+                    res = self.p2p_get_once(None, "lo", disc, name, size, source, rd, [seeders[variant]],
+                                            options=options)
+                    runs[variant].append(res)
+                    self.record(key, variant, "p2p", r, res["wall"], res["ok"], p2p_seconds=res["seconds"],
+                                cpu_pct=res["cpu_pct"],
+                                seeder_cpu_pct=res["seeder_cpu_pct"], cpu=res["cpu"], seeder_cpu=res["seeder_cpu"])
+                    self.cleanup_dir(rd)
+            seeder_hwm = {v: proc_status(p.pid, "VmHWM") for v, p in seeders.items()}
+        finally:
+            for p in reversed(procs):
+                p.stop()
+        ok = lambda xs: [x for x in xs if x["ok"]]
+        s = {"size": size, "runs": runs, "seeder_vmhwm_kib": seeder_hwm}
+        for variant in variants:
+            good = ok(runs[variant])
+            s[f"{variant}_wall"] = median_range([x["wall"] for x in good])
+            s[f"{variant}_seconds"] = median_range([x["seconds"] for x in good])
+            s[f"{variant}_cpu"] = median_range([x["cpu"] for x in good])
+            s[f"{variant}_seeder_cpu"] = median_range([x["seeder_cpu"] for x in good])
+            s[f"{variant}_failures"] = len(runs[variant]) - len(good)
+        # Throughput ratio encrypted / plaintext = plaintext time / encrypted time, per
+        # pair of runs made one after the other, so that a change of load between pairs
+        # does not count.
+        pairs = [(p, e) for p, e in zip(runs["plaintext"], runs["encrypted"]) if p["ok"] and e["ok"]]
+        s["ratio_wall"] = median_range([p["wall"] / e["wall"] for p, e in pairs])
+        s["ratio_seconds"] = median_range([p["seconds"] / e["seconds"] for p, e in pairs
+                                           if p["seconds"] and e["seconds"]])
         self.results["scenarios"][key] = s
 
     # ------------------------------------------------------------ multi
@@ -1323,6 +1384,20 @@ def summarize(results):
                f"iperf3 1 stream {fmt_mr(s['iperf3'])} = {mbps(size, s['iperf3'])}{fail_note(s['curl_failures'], 'curl runs')}")
         rat = f"{ratio(s['p2p_wall'], s['curl'])} curl; {ratio(s['p2p_wall'], s['iperf3'])} iperf3"
         lines.append(f"| {lbl} | {p2p} | {ref} | {rat} | ≤ 1.00× curl | {load_note(results, f'single-{where}')} |")
+    e = sc.get("encrypted")
+    if e:
+        size = e["size"]
+        lbl = f"encrypted (`--secret`) vs plaintext, loopback, {size / MiB:.0f} MiB, to disk"
+        def side(v):
+            return (f"{fmt_mr(e[f'{v}_wall'])} = {mbps(size, e[f'{v}_wall'])} (`seconds`: "
+                    f"{fmt_mr(e[f'{v}_seconds'])}); CPU get "
+                    f"{fmt_mr(e[f'{v}_cpu'])}, seeder {fmt_mr(e[f'{v}_seeder_cpu'])}"
+                    f"{fail_note(e[f'{v}_failures'], 'runs')}")
+        enc = side("encrypted")
+        plain = "plaintext " + side("plaintext")
+        rat = (f"throughput {fmt_mr(e['ratio_wall'], '×')} of plaintext (`seconds`: "
+               f"{fmt_mr(e['ratio_seconds'], '×')}), per pair of runs")
+        lines.append(f"| {lbl} | {enc} | {plain} | {rat} | ≥ 0.70× plaintext | {load_note(results, 'encrypted')} |")
     m = sc.get("multi")
     if m:
         lbl = f"multi source, 4 × 100 Mbit/s, {m['size'] / MiB:.0f} MiB"
@@ -1439,7 +1514,7 @@ def plot_flash(fl, path):
 
 # ---------------------------------------------------------------- main
 
-SCENARIOS = ["single", "multi", "flash", "memory", "discovery", "micro"]
+SCENARIOS = ["single", "encrypted", "multi", "flash", "memory", "discovery", "micro"]
 
 
 def main():

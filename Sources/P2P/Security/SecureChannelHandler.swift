@@ -1,4 +1,5 @@
 import Crypto
+import Foundation
 import Logging
 import NIOCore
 
@@ -38,6 +39,8 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private static let nonceLength = 32
+    /// AES-GCM's nonce (12 bytes), at the front of a sealed box's combined bytes.
+    private static let gcmNonceLength = 12
     private static let proofLength = 32
     private static let tagLength = 16
 
@@ -234,10 +237,14 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let box = frame.payload.withUnsafeReadableBytes { bytes in
             try! AES.GCM.seal(bytes, using: self.sealKey!, nonce: nonce, authenticating: Self.associatedData(frame))
         }
+        // The box holds nonce ‖ ciphertext ‖ tag (`combined` exists for a 12-byte nonce);
+        // the payload is ciphertext ‖ tag, copied once from raw bytes, rather than two
+        // writes of `Data` slices. This copy into a new buffer is, after AES itself, what
+        // encryption costs a seeder most (swift-crypto seals only into a `Data` of its own).
         var payload = ByteBuffer()
-        payload.reserveCapacity(box.ciphertext.count + Self.tagLength)
-        payload.writeBytes(box.ciphertext)
-        payload.writeBytes(box.tag)
+        box.combined!.withUnsafeBytes { combined in
+            payload = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: combined[Self.gcmNonceLength...]))
+        }
         return Frame(type: frame.type, chunkNumber: frame.chunkNumber, payload: payload)
     }
 
@@ -245,13 +252,23 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         guard frame.payload.readableBytes >= Self.tagLength, let key = self.openKey else { return nil }
         let nonce = Self.nonce(self.openCounter)
         self.openCounter += 1
-        var payload = frame.payload
-        let ciphertext = payload.readBytes(length: payload.readableBytes - Self.tagLength)!
-        let tag = payload.readBytes(length: Self.tagLength)!
-        guard let box = try? AES.GCM.SealedBox(nonce: nonce, ciphertext: ciphertext, tag: tag),
-            let plain = try? AES.GCM.open(box, using: key, authenticating: Self.associatedData(frame))
-        else { return nil }
-        return Frame(type: frame.type, chunkNumber: frame.chunkNumber, payload: ByteBuffer(bytes: plain))
+        // Ciphertext and tag go to swift-crypto straight from the received bytes (it copies
+        // them once into its sealed box), and the plaintext is copied out once as raw bytes:
+        // two copies of the chunk where there were three.
+        let plain = frame.payload.withUnsafeReadableBytes { bytes -> Data? in
+            let split = bytes.count - Self.tagLength
+            guard
+                let box = try? AES.GCM.SealedBox(
+                    nonce: nonce,
+                    ciphertext: UnsafeRawBufferPointer(rebasing: bytes[..<split]),
+                    tag: UnsafeRawBufferPointer(rebasing: bytes[split...])
+                )
+            else { return nil }
+            return try? AES.GCM.open(box, using: key, authenticating: Self.associatedData(frame))
+        }
+        guard let plain else { return nil }
+        let payload = plain.withUnsafeBytes { ByteBuffer(bytes: $0) }
+        return Frame(type: frame.type, chunkNumber: frame.chunkNumber, payload: payload)
     }
 
     private static func randomBytes(_ count: Int) -> [UInt8] {
