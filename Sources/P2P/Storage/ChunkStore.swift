@@ -56,6 +56,8 @@ public actor ChunkStore {
     private var cached: [FileID: ChunkFile] = [:]
     private var cachedBytes: Int64 = 0
     private var knownManifests: [FileID: Manifest] = [:]
+    /// The encoded size of the manifests `remember` added.
+    private var knownManifestBytes = 0
 
     private var partialsDirectory: FilePath { self.configuration.stateDirectory.appending("partials") }
     private var cacheDirectory: FilePath { self.configuration.stateDirectory.appending("cache") }
@@ -250,10 +252,27 @@ public actor ChunkStore {
     }
 
     /// Remembers a verified manifest, so that pushed chunks of it can be checked.
+    ///
+    /// Peers push manifests unasked, each up to a frame's size, so what is remembered is
+    /// bounded in bytes as well as in number: past either bound it is forgotten and starts
+    /// over (held and cached files keep their manifests elsewhere).
     public func remember(_ manifest: Manifest) {
-        if self.knownManifests.count > 4096 { self.knownManifests.removeAll() }
+        guard self.knownManifests[manifest.id] == nil else { return }
+        let size = manifest.encoded.count
+        if self.knownManifests.count >= Self.maximumKnownManifests
+            || self.knownManifestBytes + size > Self.maximumKnownManifestBytes
+        {
+            self.knownManifests.removeAll()
+            self.knownManifestBytes = 0
+        }
         self.knownManifests[manifest.id] = manifest
+        self.knownManifestBytes += size
     }
+
+    /// The most manifests remembered from peers.
+    static let maximumKnownManifests = 4096
+    /// The most bytes of manifests remembered from peers.
+    static let maximumKnownManifestBytes = 64 << 20
 
     /// Reads one chunk from wherever it is held.
     /// - Parameters:

@@ -57,6 +57,7 @@ public struct SwarmResponder: TransferResponder {
         try await withThrowingDiscardingTaskGroup { relays in
             // Manifests announced on this connection ahead of pushed chunks.
             var pushedManifests: [FileID: Manifest] = [:]
+            var pushedManifestBytes = 0
             // Per file: what the client holds or was handed on this connection.
             var handed: [FileID: ChunkBitmap] = [:]
             var subscriptions: [FileID: RelayHub.Subscription] = [:]
@@ -109,8 +110,13 @@ public struct SwarmResponder: TransferResponder {
                 case .manifest(let bytes):
                     guard try pushes.admit(frame) else { continue }
                     let manifest = try Manifest.decode(bytes)
-                    if pushedManifests.count >= 64 { pushedManifests.removeAll() }
+                    // At most 64 manifests, or 16 MiB of them, per connection.
+                    if pushedManifests.count >= 64 || pushedManifestBytes + manifest.encoded.count > 16 << 20 {
+                        pushedManifests.removeAll()
+                        pushedManifestBytes = 0
+                    }
                     pushedManifests[manifest.id] = manifest
+                    pushedManifestBytes += manifest.encoded.count
                     await self.store.remember(manifest)
                 case .pushedChunk(let id, let chunk, let bytes):
                     guard try pushes.admit(frame) else { continue }

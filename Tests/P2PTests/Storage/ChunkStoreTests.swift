@@ -208,4 +208,32 @@ struct ChunkStoreTests {
         await reopened.close()
         await origin.close()
     }
+
+    @Test("manifests remembered from peers are bounded in bytes: a flood of big ones is forgotten")
+    func rememberedManifestsAreBounded() async throws {
+        let fixture = try StorageFixture()
+        defer { fixture.remove() }
+        let store = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
+        // 1 MiB manifests: a file of 32,768 chunks, each with its 32-byte hash.
+        func big(_ seed: UInt8) throws -> Manifest {
+            let chunks = 32_768
+            var hashes = [UInt8](repeating: seed, count: chunks * 32)
+            hashes[0] = seed &+ 1
+            return try Manifest(
+                name: FileName("big\(seed).bin"),
+                size: UInt64(chunks) * 262_144,
+                chunkSize: 262_144,
+                chunkHashes: hashes
+            )
+        }
+        let first = try big(0)
+        await store.remember(first)
+        #expect(await store.manifest(for: first.id) != nil)
+        for seed in 1...70 { await store.remember(try big(UInt8(seed))) }
+        // 71 MiB pushed: past the 64 MiB bound, the oldest are gone.
+        #expect(await store.manifest(for: first.id) == nil)
+        let last = try big(70)
+        #expect(await store.manifest(for: last.id) != nil)
+        await store.close()
+    }
 }
