@@ -75,7 +75,7 @@ public final class Downloader: Sendable {
         public var windowLatency: Duration = .milliseconds(100)
         /// Bytes waiting to be forwarded to any one other downloader above which this peer
         /// asks a seeder for no more work (SPEC §7).
-        public var forwardingBacklogLimit = 1 << 20
+        public var forwardingBacklogLimit = 512 << 10
         /// How long a chunk seen at another downloader may take to arrive relayed before it
         /// is asked for (see `ChunkScheduler`).
         public var relayGrace: Duration = .milliseconds(1500)
