@@ -117,9 +117,7 @@ public final class Distributor: Service, Sendable {
         candidates.shuffle()
         candidates.sort { $0.holders < $1.holders }
 
-        let intervalSeconds =
-            Double(self.configuration.interval.components.seconds)
-            + Double(self.configuration.interval.components.attoseconds) / 1e18
+        let intervalSeconds = self.configuration.interval.seconds
         let budget = Int64(Double(self.configuration.bytesPerSecond) * intervalSeconds)
         let rate = Double(self.configuration.bytesPerSecond)
         return try await PeerSession.connect(
@@ -154,7 +152,7 @@ public final class Distributor: Service, Sendable {
                 // Keep to the rate: no faster than `bytesPerSecond` since the round began.
                 let due = Double(sent) / rate
                 let elapsed = ContinuousClock.now - started
-                let ahead = due - (Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18)
+                let ahead = due - elapsed.seconds
                 if ahead > 0.001 { try await Task.sleep(for: .milliseconds(Int(ahead * 1000))) }
             }
             self.statistics.recordPushed(count: count)

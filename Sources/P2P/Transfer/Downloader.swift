@@ -537,43 +537,34 @@ public final class Downloader: Sendable {
                 requests.append(.inventoryRequest)
                 lastRefresh = now
             }
+            let window = link.window(
+                chunkSize: chunkSize,
+                initial: self.configuration.initialWindow,
+                configuration: self.configuration
+            )
             if run.isWorkSource(id) {
-                let subscribers = self.relayHub.subscriberCount(of: file)
-                if subscribers == 0 {
-                    // Nobody to forward to: work is just chunks, as fast as they come.
-                    let window = link.window(
-                        chunkSize: chunkSize,
-                        initial: self.configuration.initialWindow,
-                        configuration: self.configuration
-                    )
-                    while link.requestsInFlight < window {
-                        link.expect(.work)
-                        requests.append(.workRequest(file, held: sentHeld ? [] : run.heldBitmapBytes))
-                        sentHeld = true
+                // With nobody to forward to, work is just chunks, as fast as they come.
+                // Otherwise ask only while this peer keeps up forwarding what it was handed
+                // (SPEC §7): each chunk asked for is one more chunk in every subscriber's
+                // queue, so the longest queue plus what is in flight stays within one chunk
+                // of the limit.
+                let relaying = self.relayHub.subscriberCount(of: file) > 0
+                let limit = self.configuration.forwardingBacklogLimit
+                while link.requestsInFlight < (relaying ? 2 : window) {
+                    if relaying
+                        && self.relayHub.signalWhenBacklog(
+                            of: file,
+                            isBelow: limit + chunkSize * (1 - link.requestsInFlight),
+                            link.wakeup
+                        )
+                    {
+                        break
                     }
-                } else {
-                    // Ask for work only while this peer keeps up forwarding what it was
-                    // handed (SPEC §7): each chunk asked for is one more chunk in every
-                    // subscriber's queue, so the longest queue plus what is in flight
-                    // stays within one chunk of the limit.
-                    let perChunk = chunkSize
-                    let limit = self.configuration.forwardingBacklogLimit
-                    while link.requestsInFlight < 2 {
-                        let below = limit + perChunk * (1 - link.requestsInFlight)
-                        guard below > 0,
-                            !self.relayHub.signalWhenBacklog(of: file, isBelow: below, link.wakeup)
-                        else { break }
-                        link.expect(.work)
-                        requests.append(.workRequest(file, held: sentHeld ? [] : run.heldBitmapBytes))
-                        sentHeld = true
-                    }
+                    link.expect(.work)
+                    requests.append(.workRequest(file, held: sentHeld ? [] : run.heldBitmapBytes))
+                    sentHeld = true
                 }
             } else {
-                let window = link.window(
-                    chunkSize: chunkSize,
-                    initial: self.configuration.initialWindow,
-                    configuration: self.configuration
-                )
                 while link.requestsInFlight < window, let chunk = run.next(for: id) {
                     link.expect(.chunk(chunk))
                     requests.append(.chunkRequest(file, chunk: chunk))
@@ -682,13 +673,6 @@ extension Downloader {
             throw error
         }
         run.completed(chunk, bytes: bytes.readableBytes, from: id, as: arrival)
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, as a floating-point number.
-    var seconds: Double {
-        Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
     }
 }
 

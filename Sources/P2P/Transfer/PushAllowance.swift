@@ -68,12 +68,12 @@ public final class PushAllowance: Sendable {
     func admit(bytes: Int, from address: String, at now: ContinuousClock.Instant) -> Bool {
         let capacity = Double(self.bytesPerInterval)
         guard capacity > 0 else { return false }
-        let perSecond = capacity / Self.seconds(self.interval)
+        let perSecond = capacity / self.interval.seconds
         return self.buckets.withLock { buckets in
             var bucket: Bucket
             if let known = buckets[address] {
                 bucket = known
-                let elapsed = Self.seconds(now - bucket.updated)
+                let elapsed = (now - bucket.updated).seconds
                 if elapsed > 0 { bucket.available = min(capacity, bucket.available + elapsed * perSecond) }
             } else {
                 if buckets.count >= Self.maximumAddresses {
@@ -88,10 +88,6 @@ public final class PushAllowance: Sendable {
             buckets[address] = bucket
             return admitted
         }
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
     }
 }
 

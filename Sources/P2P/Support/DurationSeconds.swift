@@ -1,0 +1,7 @@
+extension Duration {
+    /// The duration in seconds, as a floating-point number: for rates and clocks that
+    /// count in seconds.
+    var seconds: Double {
+        Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
+    }
+}
