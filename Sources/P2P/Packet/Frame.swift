@@ -27,8 +27,9 @@ public struct Frame: Sendable, Equatable {
     /// The protocol version this build speaks.
     public static let protocolVersion: UInt8 = 1
     /// The largest payload accepted unless a caller chooses otherwise: a 16 MiB chunk plus
-    /// room for its file id.
-    public static let defaultMaximumPayloadLength = 16 * 1024 * 1024 + 1024
+    /// room for its file id and, on an encrypted connection, the tags of its sealed records
+    /// (16 bytes per 64 KiB: 4 KiB).
+    public static let defaultMaximumPayloadLength = 16 * 1024 * 1024 + 8 * 1024
 
     /// What the frame carries.
     public var type: FrameType

@@ -10,12 +10,20 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
 
     /// The largest payload accepted.
     public let maximumPayloadLength: Int
+    /// Whether each payload is copied into a buffer of its own (see `decode`). A stage
+    /// after the decoder that makes a new buffer for every payload anyway (opening a sealed
+    /// frame) makes the copy a wasted pass over every byte.
+    public let copiesPayloads: Bool
     private let allocator = ByteBufferAllocator()
 
     /// Creates a decoder.
-    /// - Parameter maximumPayloadLength: the largest payload accepted.
-    public init(maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength) {
+    /// - Parameters:
+    ///   - maximumPayloadLength: the largest payload accepted.
+    ///   - copiesPayloads: copy each payload out of the receive buffer; pass `false` only if
+    ///     the next handler replaces every payload with a buffer of its own.
+    public init(maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength, copiesPayloads: Bool = true) {
         self.maximumPayloadLength = maximumPayloadLength
+        self.copiesPayloads = copiesPayloads
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
@@ -27,7 +35,7 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
         // written) keeps that whole buffer alive, and the next read appended to it copies
         // all of it (copy on write): with 15 connections, a downloader held 100+ MiB. One
         // copy into a buffer of its own is cheaper than both.
-        if frame.payload.readableBytes > 0 {
+        if self.copiesPayloads && frame.payload.readableBytes > 0 {
             var owned = self.allocator.buffer(capacity: frame.payload.readableBytes)
             owned.writeImmutableBuffer(frame.payload)
             frame.payload = owned

@@ -14,9 +14,10 @@ import NIOCore
 /// ```
 /// Each side proves it knows the transfer key K without revealing it, and both nonces are
 /// fresh, so a recorded handshake cannot be replayed. Each direction then has its own
-/// AES-GCM key, HKDF(K, nonces); every frame's payload is sealed with a counter nonce
-/// and the frame's type and chunk number as authenticated data. A frame that does not
-/// open closes the connection. Frames the async code writes before the handshake ends
+/// AES-GCM key, HKDF(K, nonces); every frame's payload is sealed as records of up to
+/// 64 KiB, each with the next counter nonce and the frame's type, chunk number and
+/// plaintext length as authenticated data. A frame that does not open closes the
+/// connection. Frames the async code writes before the handshake ends
 /// wait here, and nothing from the peer reaches it before.
 final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = Frame
@@ -101,7 +102,7 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let frame = self.unwrapInboundIn(data)
         switch self.state {
         case .established:
-            guard frame.type != .hello, let opened = self.open(frame) else {
+            guard frame.type != .hello, let opened = self.open(frame, allocator: context.channel.allocator) else {
                 self.fail(context: context, "a frame failed authentication")
                 return
             }
@@ -157,7 +158,10 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let frame = self.unwrapOutboundIn(data)
         switch self.state {
         case .established:
-            context.write(self.wrapOutboundOut(self.seal(frame)), promise: promise)
+            context.write(
+                self.wrapOutboundOut(self.seal(frame, allocator: context.channel.allocator)),
+                promise: promise
+            )
         case .awaitingServerHello, .awaitingClientHello, .awaitingClientProof:
             self.pendingWrites.append((frame, promise))
         case .failed:
@@ -193,7 +197,10 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let pending = self.pendingWrites
         self.pendingWrites = []
         for (frame, promise) in pending {
-            context.write(self.wrapOutboundOut(self.seal(frame)), promise: promise)
+            context.write(
+                self.wrapOutboundOut(self.seal(frame, allocator: context.channel.allocator)),
+                promise: promise
+            )
         }
         context.flush()
     }
@@ -220,55 +227,102 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     // MARK: Sealing
 
+    /// The most plaintext one AES-GCM record holds. A frame's payload is sealed as records of
+    /// this size (the last one shorter), each `ciphertext ‖ tag` with the next counter nonce.
+    /// Why not one record per frame: swift-crypto seals into, and opens into, buffers of its
+    /// own, so every record costs copies; at 64 KiB those buffers are reused by malloc and
+    /// stay in cache, where a 1 MiB record took fresh pages (slow first touches on a VM) and
+    /// went to memory for each copy.
+    static let recordLength = 64 << 10
+
+    /// How many records seal `plaintextLength` bytes: an empty payload is one empty record.
+    static func recordCount(plaintextLength: Int) -> Int {
+        max(1, (plaintextLength + Self.recordLength - 1) / Self.recordLength)
+    }
+
+    /// The plaintext length of a sealed payload of `sealedLength` bytes, or nil if no
+    /// sequence of records has that length (a last record shorter than its tag).
+    static func plaintextLength(sealedLength: Int) -> Int? {
+        let sealedRecord = Self.recordLength + Self.tagLength
+        let records = max(1, (sealedLength + sealedRecord - 1) / sealedRecord)
+        guard sealedLength - (records - 1) * sealedRecord >= Self.tagLength else { return nil }
+        return sealedLength - records * Self.tagLength
+    }
+
     private static func nonce(_ counter: UInt64) -> AES.GCM.Nonce {
         var bytes = [UInt8](repeating: 0, count: 4)
         withUnsafeBytes(of: counter.bigEndian) { bytes.append(contentsOf: $0) }
         return try! AES.GCM.Nonce(data: bytes)  // 12 bytes: always valid
     }
 
-    private static func associatedData(_ frame: Frame) -> [UInt8] {
-        [frame.type.rawValue] + withUnsafeBytes(of: frame.chunkNumber.bigEndian) { Array($0) }
+    /// Every record of a frame authenticates the frame's type, chunk number and whole
+    /// plaintext length: with the counter nonces (records in order, none skipped), a frame
+    /// cut short, or a record moved to another frame, fails to open.
+    private static func associatedData(_ frame: Frame, plaintextLength: Int) -> [UInt8] {
+        var bytes: [UInt8] = [frame.type.rawValue]
+        withUnsafeBytes(of: frame.chunkNumber.bigEndian) { bytes.append(contentsOf: $0) }
+        withUnsafeBytes(of: UInt64(plaintextLength).bigEndian) { bytes.append(contentsOf: $0) }
+        return bytes
     }
 
-    private func seal(_ frame: Frame) -> Frame {
-        let nonce = Self.nonce(self.sealCounter)
-        self.sealCounter += 1
-        // Sealing cannot fail with a valid key and nonce.
-        let box = frame.payload.withUnsafeReadableBytes { bytes in
-            try! AES.GCM.seal(bytes, using: self.sealKey!, nonce: nonce, authenticating: Self.associatedData(frame))
-        }
-        // The box holds nonce ‖ ciphertext ‖ tag (`combined` exists for a 12-byte nonce);
-        // the payload is ciphertext ‖ tag, copied once from raw bytes, rather than two
-        // writes of `Data` slices. This copy into a new buffer is, after AES itself, what
-        // encryption costs a seeder most (swift-crypto seals only into a `Data` of its own).
-        var payload = ByteBuffer()
-        box.combined!.withUnsafeBytes { combined in
-            payload = ByteBuffer(bytes: UnsafeRawBufferPointer(rebasing: combined[Self.gcmNonceLength...]))
-        }
-        return Frame(type: frame.type, chunkNumber: frame.chunkNumber, payload: payload)
-    }
-
-    private func open(_ frame: Frame) -> Frame? {
-        guard frame.payload.readableBytes >= Self.tagLength, let key = self.openKey else { return nil }
-        let nonce = Self.nonce(self.openCounter)
-        self.openCounter += 1
-        // Ciphertext and tag go to swift-crypto straight from the received bytes (it copies
-        // them once into its sealed box), and the plaintext is copied out once as raw bytes:
-        // two copies of the chunk where there were three.
-        let plain = frame.payload.withUnsafeReadableBytes { bytes -> Data? in
-            let split = bytes.count - Self.tagLength
-            guard
-                let box = try? AES.GCM.SealedBox(
+    private func seal(_ frame: Frame, allocator: ByteBufferAllocator) -> Frame {
+        let length = frame.payload.readableBytes
+        let records = Self.recordCount(plaintextLength: length)
+        let associatedData = Self.associatedData(frame, plaintextLength: length)
+        var sealed = allocator.buffer(capacity: length + records * Self.tagLength)
+        frame.payload.withUnsafeReadableBytes { plaintext in
+            var start = 0
+            for _ in 0..<records {
+                let end = min(start + Self.recordLength, length)
+                let nonce = Self.nonce(self.sealCounter)
+                self.sealCounter += 1
+                // Sealing cannot fail with a valid key and nonce.
+                let box = try! AES.GCM.seal(
+                    UnsafeRawBufferPointer(rebasing: plaintext[start..<end]),
+                    using: self.sealKey!,
                     nonce: nonce,
-                    ciphertext: UnsafeRawBufferPointer(rebasing: bytes[..<split]),
-                    tag: UnsafeRawBufferPointer(rebasing: bytes[split...])
+                    authenticating: associatedData
                 )
-            else { return nil }
-            return try? AES.GCM.open(box, using: key, authenticating: Self.associatedData(frame))
+                // `combined` (nonce ‖ ciphertext ‖ tag) is the box's own storage for a
+                // 12-byte nonce: one copy of the record, from raw bytes.
+                box.combined!.withUnsafeBytes { combined in
+                    _ = sealed.writeBytes(UnsafeRawBufferPointer(rebasing: combined[Self.gcmNonceLength...]))
+                }
+                start = end
+            }
         }
-        guard let plain else { return nil }
-        let payload = plain.withUnsafeBytes { ByteBuffer(bytes: $0) }
-        return Frame(type: frame.type, chunkNumber: frame.chunkNumber, payload: payload)
+        return Frame(type: frame.type, chunkNumber: frame.chunkNumber, payload: sealed)
+    }
+
+    private func open(_ frame: Frame, allocator: ByteBufferAllocator) -> Frame? {
+        let sealedLength = frame.payload.readableBytes
+        guard let key = self.openKey, let length = Self.plaintextLength(sealedLength: sealedLength) else {
+            return nil
+        }
+        let records = Self.recordCount(plaintextLength: length)
+        let associatedData = Self.associatedData(frame, plaintextLength: length)
+        var plain = allocator.buffer(capacity: length)
+        let opened = frame.payload.withUnsafeReadableBytes { sealed -> Bool in
+            var start = 0
+            for _ in 0..<records {
+                let end = min(start + Self.recordLength + Self.tagLength, sealedLength)
+                let nonce = Self.nonce(self.openCounter)
+                self.openCounter += 1
+                guard
+                    let box = try? AES.GCM.SealedBox(
+                        nonce: nonce,
+                        ciphertext: UnsafeRawBufferPointer(rebasing: sealed[start..<(end - Self.tagLength)]),
+                        tag: UnsafeRawBufferPointer(rebasing: sealed[(end - Self.tagLength)..<end])
+                    ),
+                    let record = try? AES.GCM.open(box, using: key, authenticating: associatedData)
+                else { return false }
+                record.withUnsafeBytes { _ = plain.writeBytes($0) }
+                start = end
+            }
+            return true
+        }
+        guard opened else { return nil }
+        return Frame(type: frame.type, chunkNumber: frame.chunkNumber, payload: plain)
     }
 
     private static func randomBytes(_ count: Int) -> [UInt8] {

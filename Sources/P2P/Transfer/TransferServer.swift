@@ -294,7 +294,11 @@ public enum TransferConnection {
         requestLimit: Int? = nil
     ) throws -> NIOAsyncChannel<Frame, Frame> {
         try channel.pipeline.syncOperations.addHandler(
-            ByteToMessageHandler(FrameDecoder(maximumPayloadLength: maximumPayloadLength))
+            // Opening a sealed frame writes its plaintext into a new buffer: the decoder
+            // need not copy the sealed payload out of the receive buffer first.
+            ByteToMessageHandler(
+                FrameDecoder(maximumPayloadLength: maximumPayloadLength, copiesPayloads: security == nil)
+            )
         )
         try channel.pipeline.syncOperations.addHandler(FrameEncoder())
         if let security {
