@@ -289,6 +289,13 @@ public final class Downloader: Sendable {
         var file: SwarmFile? = nil
         var lastError: (any Error)? = nil
         let local = await self.store.inventory()
+        let peerJoined = Wakeup()
+        let joins = self.table.events()
+        let watcher = Task {
+            for await event in joins { if case .joined = event { peerJoined.signal() } }
+        }
+        defer { watcher.cancel() }
+        let eventLoop = self.group.next()
         for attempt in 0..<41 {
             let files = Self.swarmFiles(await self.inventories(), local: (PeerID(high: 0, low: 0), local))
             do {
@@ -298,10 +305,12 @@ public final class Downloader: Sendable {
                 lastError = error
             }
             // A peer that just started hears the swarm's answers within milliseconds: ask
-            // again soon, then less often, for about five seconds in all.
+            // again as soon as a peer joins, or soon, then less often, for about five
+            // seconds in all.
             let now = ContinuousClock.now
             guard attempt < 40, deadline.map({ now < $0 }) ?? true else { break }
-            try await Task.sleep(for: .milliseconds(attempt < 20 ? 50 : 200))
+            await peerJoined.wait(atMost: .milliseconds(attempt < 20 ? 50 : 200), on: eventLoop)
+            try Task.checkCancellation()
         }
         guard let file else { throw lastError ?? P2PError(code: .notFound, "file not found") }
 
@@ -404,8 +413,8 @@ public final class Downloader: Sendable {
 
     /// Runs one worker per peer until every chunk is held, the deadline passes, or no
     /// peer is left; new peers get a worker as they appear. Nothing here polls on a fixed
-    /// beat while work is going on: the loop wakes when a worker ends or the download
-    /// finishes, and at most every quarter second to notice new peers.
+    /// beat while work is going on: the loop wakes when a worker ends, a peer joins or the
+    /// download finishes, and at least every quarter second.
     private func fetchChunks(
         _ run: DownloadRun,
         deadline: ContinuousClock.Instant?,
@@ -444,6 +453,11 @@ public final class Downloader: Sendable {
                         )
                     )
                 }
+            }
+            // A peer that joins gets its worker at once (the loop below wakes).
+            let joins = self.table.events()
+            group.addTask {
+                for await event in joins { if case .joined = event { run.mainWakeup.signal() } }
             }
             // Starts a worker for every peer without one, until done. Without a deadline,
             // a download with no peer at all for a minute gives up.

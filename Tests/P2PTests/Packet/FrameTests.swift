@@ -103,7 +103,8 @@ struct FrameTests {
     @Test(
         "a declared length over the maximum is refused from the header alone",
         arguments: [
-            (101, 100), (16 * 1024 * 1024 + 8 * 1024 + 1, Frame.defaultMaximumPayloadLength), (Int(UInt32.max), 1 << 20),
+            (101, 100), (16 * 1024 * 1024 + 8 * 1024 + 1, Frame.defaultMaximumPayloadLength),
+            (Int(UInt32.max), 1 << 20),
         ]
     )
     func tooLargeFromHeaderAlone(declared: Int, maximum: Int) {
