@@ -132,6 +132,50 @@ struct ChunkStoreTests {
         await origin.close()
     }
 
+    @Test("chunks written at once, each twice, are all stored and recorded once, in turn")
+    func concurrentWrites() async throws {
+        let source = try StorageFixture()
+        let sink = try StorageFixture()
+        defer {
+            source.remove()
+            sink.remove()
+        }
+        // 40 chunks of 256 KiB and a short last one.
+        let data = try source.share("set.bin", size: 40 * 262_144 + 1_000)
+        let origin = try await ChunkStore.open(configuration: source.configuration(), logger: StorageFixture.logger)
+        let id = try #require(await origin.inventory().first?.id)
+        let manifest = try #require(await origin.manifest(for: id))
+        var read: [ByteBuffer] = []
+        for index in 0..<manifest.chunkCount {
+            read.append(try #require(try await origin.readChunk(id, index: index)))
+        }
+        let chunks = read
+
+        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
+        let partial = try await store.beginDownload(manifest)
+        let fresh = try await withThrowingTaskGroup(of: Bool.self) { group in
+            // In order, then in reverse: the second writer of each chunk finds it held.
+            for order in [Array(chunks.indices), chunks.indices.reversed()] {
+                for index in order {
+                    group.addTask { try await partial.write(chunks[index], chunk: index) }
+                }
+            }
+            return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+        }
+        #expect(fresh == manifest.chunkCount)
+        #expect(await partial.bitmap.setCount == manifest.chunkCount)
+        // The record names each chunk once: reopened, every chunk is held (and re-verified).
+        await store.suspendDownload(id)
+        await store.close()
+        let reopened = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
+        let again = try await reopened.beginDownload(manifest)
+        #expect(await again.bitmap.setCount == manifest.chunkCount)
+        let path = try await reopened.finishDownload(id)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: path.string)) == Data(data))
+        await reopened.close()
+        await origin.close()
+    }
+
     @Test("a recorded chunk whose data was damaged on disk is not trusted on resume")
     func damagedPartial() async throws {
         let source = try StorageFixture()
