@@ -867,20 +867,30 @@ http {{
 
     # ------------------------------------------------------------ flash
 
-    def flash_p2p_once(self, tb, n, name, size, source, rundir, timeout):
-        """N `get --seed --json` released together; done = the JSON line (verified file)."""
+    @staticmethod
+    def start_together(make):
+        """Starts the processes `make(barrier_fd)` returns, each blocked on one pipe until
+        all exist, then releases them at once. Returns (processes, release time)."""
         rfd, wfd = os.pipe()
-        gets = []
         try:
-            for k in range(n):
-                d = rundir / f"d{k + 2}"
-                argv = self.p2p_argv("get", "eth0", 47630, d, extra=(name, "--json", "--seed", "--timeout", timeout))
-                gets.append(Proc(argv, host=tb.host(k + 2), stdout=d / "stdout", stderr=d / "stderr", barrier_fd=rfd))
+            procs = make(rfd)
+        except BaseException:
+            os.close(wfd)  # whatever did start is released rather than left blocked
+            raise
         finally:
             os.close(rfd)
         time.sleep(0.3)  # every child is blocked on the barrier now
         t0 = time.monotonic()
         os.close(wfd)
+        return procs, t0
+
+    def flash_p2p_once(self, tb, n, name, size, source, rundir, timeout):
+        """N `get --seed --json` released together; done = the JSON line (verified file)."""
+        def get(k, barrier):
+            d = rundir / f"d{k + 2}"
+            argv = self.p2p_argv("get", "eth0", 47630, d, extra=(name, "--json", "--seed", "--timeout", timeout))
+            return Proc(argv, host=tb.host(k + 2), stdout=d / "stdout", stderr=d / "stderr", barrier_fd=barrier)
+        gets, t0 = self.start_together(lambda barrier: [get(k, barrier) for k in range(n)])
         done = [None] * n
         reports = [None] * n
         deadline = t0 + timeout + 30
@@ -940,19 +950,13 @@ http {{
                 "vmhwm_kib": hwm}
 
     def flash_curl_once(self, tb, n, url, size, source, rundir, timeout):
-        rfd, wfd = os.pipe()
-        cs = []
-        try:
-            for k in range(n):
-                d = rundir / f"c{k + 2}"
-                d.mkdir(parents=True, exist_ok=True)
-                cs.append(Proc(["curl", "-sS", "--fail", "--max-time", timeout, "-o", d / "file", url],
-                               host=tb.host(k + 2), stdout=d / "stdout", stderr=d / "stderr", barrier_fd=rfd))
-        finally:
-            os.close(rfd)
-        time.sleep(0.3)
-        t0 = time.monotonic()
-        os.close(wfd)
+        """The N downloaders `curl` the file from the seeder's nginx, released together."""
+        def fetch(k, barrier):
+            d = rundir / f"c{k + 2}"
+            d.mkdir(parents=True, exist_ok=True)
+            return Proc(["curl", "-sS", "--fail", "--max-time", timeout, "-o", d / "file", url],
+                        host=tb.host(k + 2), stdout=d / "stdout", stderr=d / "stderr", barrier_fd=barrier)
+        cs, t0 = self.start_together(lambda barrier: [fetch(k, barrier) for k in range(n)])
         deadline = t0 + timeout + 30
         while time.monotonic() < deadline and not all([c.poll() for c in cs]):
             time.sleep(0.005)
