@@ -12,7 +12,9 @@
 /// got them. So a chunk is asked of anyone only once it has been seen at a downloader for
 /// `relayGrace` without arriving, or, for chunks only the seeder holds, once the seeder has
 /// handed out everything and `relayGrace` has passed: what was lost on the way (a peer
-/// that left, a forward dropped) is fetched then.
+/// that left, a forward dropped) is fetched then. With no other downloader known, there is
+/// nothing to wait for: chunks only the seeder holds are asked of it as soon as it has no
+/// work left.
 struct ChunkScheduler {
     /// The chunks held and verified.
     private(set) var have: ChunkBitmap
@@ -32,6 +34,8 @@ struct ChunkScheduler {
     var relayGrace = 1.5
     /// Peers holding every chunk.
     private var completeHolders: Set<PeerID> = []
+    /// Peers holding some chunks but not all: other downloaders, the only ones that relay.
+    private var partialHolders: Set<PeerID> = []
     /// When (seconds into the download) each chunk was first seen at a peer that does not
     /// hold the whole file; infinity if never.
     private var firstSeen: [Double]
@@ -64,7 +68,10 @@ struct ChunkScheduler {
         guard self.isRelayingNow else { return true }
         if self.firstSeen[index] < .infinity { return now >= self.firstSeen[index] + self.relayGrace }
         guard let exhausted = self.workExhaustedAt else { return false }
-        return now >= exhausted + self.relayGrace
+        // With no other downloader in sight, nothing is on its way here: the chunks the
+        // seeder handed out went to peers that are gone (say, the last download of the
+        // same file, a moment ago), so waiting for their relay would only be lost time.
+        return self.partialHolders.isEmpty || now >= exhausted + self.relayGrace
     }
 
     /// Whether `peer` holds every chunk, as last heard.
@@ -89,8 +96,10 @@ struct ChunkScheduler {
         guard holding.count == self.chunkCount else { return }
         if holding.isComplete {
             self.completeHolders.insert(peer)
+            self.partialHolders.remove(peer)
         } else {
             self.completeHolders.remove(peer)
+            if holding.setCount > 0 { self.partialHolders.insert(peer) } else { self.partialHolders.remove(peer) }
             for index in holding.indices where self.firstSeen[index] == .infinity { self.firstSeen[index] = now }
         }
         if let old = self.holdings[peer] {
@@ -104,6 +113,7 @@ struct ChunkScheduler {
     /// others.
     mutating func remove(_ peer: PeerID) {
         self.completeHolders.remove(peer)
+        self.partialHolders.remove(peer)
         if let old = self.holdings.removeValue(forKey: peer) {
             for index in old.indices { self.availability[index] -= 1 }
         }

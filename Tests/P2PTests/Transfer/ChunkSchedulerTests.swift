@@ -97,6 +97,35 @@ struct ChunkSchedulerTests {
         #expect(late == 0 || late == 2 || late == 3)
     }
 
+    @Test("relaying: once the seeder has no work, a lone downloader pulls at once; with another downloader it waits")
+    func loneDownloaderAfterWork() {
+        // The seeder handed every chunk to a peer that has gone (an earlier download).
+        var alone = ChunkScheduler(have: ChunkBitmap(count: 3))
+        alone.relaying = true
+        alone.relayGrace = 1.5
+        alone.update(self.a, holding: .full(count: 3), now: 0)
+        alone.update(self.b, holding: self.bitmap(3, []), now: 0)  // a peer without the file
+        #expect(alone.workSource == self.a)
+        #expect(alone.next(for: self.a, now: 0.1) == nil)
+        alone.workExhausted(now: 0.1)
+        #expect(alone.next(for: self.a, now: 0.1) != nil)
+
+        // Another downloader holds part of the file: what only the seeder holds may still
+        // be on its way from it, so the grace applies.
+        var crowd = ChunkScheduler(have: ChunkBitmap(count: 3))
+        crowd.relaying = true
+        crowd.relayGrace = 1.5
+        crowd.update(self.a, holding: .full(count: 3), now: 0)
+        crowd.update(self.b, holding: self.bitmap(3, [0]), now: 0)
+        crowd.workExhausted(now: 0.1)
+        #expect(crowd.next(for: self.a, now: 0.2) == nil)
+        #expect(crowd.next(for: self.a, now: 1.7) != nil)
+        // And when that downloader leaves, there is nobody to wait for.
+        var leaving = crowd
+        leaving.remove(self.b)
+        #expect(leaving.next(for: self.a, now: 0.3) != nil)
+    }
+
     @Test("relaying needs exactly one seeder: with two, every chunk is pulled at once")
     func twoSeedersPull() {
         var scheduler = ChunkScheduler(have: ChunkBitmap(count: 2))
