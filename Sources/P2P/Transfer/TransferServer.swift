@@ -108,12 +108,14 @@ public final class TransferServer: Service, Sendable {
     /// flood of connections must not become a flood of log lines.
     private static let refusalLogInterval: Duration = .seconds(1)
 
-    private let listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>
+    /// Yields accepted connections with their handlers in place but not yet wrapped for
+    /// async use (see `bind`).
+    private let listener: NIOAsyncChannel<any Channel, Never>
     private let responder: any TransferResponder
     private let logger: Logger
 
     private init(
-        listener: NIOAsyncChannel<NIOAsyncChannel<Frame, Frame>, Never>,
+        listener: NIOAsyncChannel<any Channel, Never>,
         responder: any TransferResponder,
         limits: Limits,
         logger: Logger
@@ -154,18 +156,27 @@ public final class TransferServer: Service, Sendable {
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(Self.notSentLowWatermark, value: Self.notSentLowWatermarkBytes)
                 .childChannelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
+                // Nothing is read until the task serving the connection has wrapped it.
+                .childChannelOption(.autoRead, value: false)
                 .bind(host: host, port: port) { channel in
+                    // The handlers go in now, before any byte arrives, but the async
+                    // wrapper is made by the task that serves the connection. A wrapper made
+                    // here and still waiting in the accept stream when the server shuts down
+                    // would be dropped unused, and NIO traps on a dropped writer
+                    // (apple/swift-nio#2813): `p2p serve` died by SIGILL at SIGTERM. A raw
+                    // channel left behind is only closed, by its idle timeout at the latest.
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(
                             IdleStateHandler(readTimeout: limits.idleTimeout)
                         )
                         try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
-                        return try TransferConnection.configure(
-                            channel,
+                        try TransferConnection.addHandlers(
+                            to: channel,
                             maximumPayloadLength: maximumPayloadLength,
                             security: networkKey.map { .init(key: $0, isServer: true, logger: logger) },
                             requestLimit: limits.maximumRequestsInFlight
                         )
+                        return channel
                     }
                 }
             return TransferServer(listener: listener, responder: responder, limits: limits, logger: logger)
@@ -192,8 +203,8 @@ public final class TransferServer: Service, Sendable {
         }
     }
 
-    private func handle(_ connection: NIOAsyncChannel<Frame, Frame>) async {
-        let remote = connection.channel.remoteAddress
+    private func handle(_ channel: any Channel) async {
+        let remote = channel.remoteAddress
         let address = remote?.ipAddress ?? "?"
         let (admitted, refusedToLog) = self.open.withLock { open -> (Bool, Int) in
             guard open.total < self.limits.maximumConnections,
@@ -222,7 +233,7 @@ public final class TransferServer: Service, Sendable {
                     ]
                 )
             }
-            try? await connection.channel.close()
+            try? await channel.close()
             return
         }
         defer {
@@ -233,12 +244,22 @@ public final class TransferServer: Service, Sendable {
             }
         }
         do {
+            let connection = try await channel.eventLoop.submit {
+                let connection = try TransferConnection.wrap(channel, requestLimit: self.limits.maximumRequestsInFlight)
+                // The async channel takes frames from here on: read as an active channel
+                // does on its own, through the pipeline, so that the request gate hears the
+                // async channel ask. (On a channel that closed meanwhile this fails:
+                // `executeThenClose` ends it.)
+                try? channel.syncOptions?.setOption(.autoRead, value: true)
+                channel.read()
+                return connection
+            }.get()
             try await connection.executeThenClose { inbound, outbound in
                 try await self.responder.serve(
                     inbound: inbound,
                     outbound: outbound,
                     remote: remote,
-                    channel: connection.channel
+                    channel: channel
                 )
             }
         } catch {
@@ -293,6 +314,23 @@ public enum TransferConnection {
         security: Security? = nil,
         requestLimit: Int? = nil
     ) throws -> NIOAsyncChannel<Frame, Frame> {
+        try self.addHandlers(
+            to: channel,
+            maximumPayloadLength: maximumPayloadLength,
+            security: security,
+            requestLimit: requestLimit
+        )
+        return try self.wrap(channel, requestLimit: requestLimit)
+    }
+
+    /// Adds the frame codec (and, for a keyed swarm, the secure channel; for a served
+    /// connection, the request gate): the first half of `configure`.
+    static func addHandlers(
+        to channel: any Channel,
+        maximumPayloadLength: Int,
+        security: Security?,
+        requestLimit: Int?
+    ) throws {
         try channel.pipeline.syncOperations.addHandler(
             // Opening a sealed frame writes its plaintext into a new buffer: the decoder
             // need not copy the sealed payload out of the receive buffer first.
@@ -310,7 +348,6 @@ public enum TransferConnection {
                 )
             )
         }
-        var configuration = NIOAsyncChannel<Frame, Frame>.Configuration(isOutboundHalfClosureEnabled: true)
         if let requestLimit {
             try channel.pipeline.syncOperations.addHandler(
                 RequestGate(
@@ -318,6 +355,15 @@ public enum TransferConnection {
                     maximumUnsentBytes: TransferServer.Limits.maximumUnsentAnswerBytes
                 )
             )
+        }
+    }
+
+    /// Wraps a channel whose handlers are in place for async use: the second half of
+    /// `configure`. On the channel's event loop; the caller must run the result's
+    /// `executeThenClose`.
+    static func wrap(_ channel: any Channel, requestLimit: Int?) throws -> NIOAsyncChannel<Frame, Frame> {
+        var configuration = NIOAsyncChannel<Frame, Frame>.Configuration(isOutboundHalfClosureEnabled: true)
+        if requestLimit != nil {
             configuration.backPressureStrategy = RequestGate.asyncChannelBackPressure
         } else {
             // A client's receiver takes frames as they come; four waiting (1 MiB of

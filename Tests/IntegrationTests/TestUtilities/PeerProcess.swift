@@ -258,7 +258,7 @@ final class PeerProcess: Sendable {
     func waitForExit(timeout: Duration) async throws -> Int32 {
         let ended = try await self.waitForTermination(timeout: timeout)
         guard !ended.bySignal else {
-            throw Failure(description: "\(self.name) was \(ended); \(self.transcript())")
+            throw Failure(description: "\(self.name) was \(ended); \(self.transcript(maximumLines: 400))")
         }
         return ended.status
     }
