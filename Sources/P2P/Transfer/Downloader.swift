@@ -310,6 +310,17 @@ public final class Downloader: Sendable {
             let now = ContinuousClock.now
             guard attempt < 40, deadline.map({ now < $0 }) ?? true else { break }
             await peerJoined.wait(atMost: .milliseconds(attempt < 20 ? 50 : 200), on: eventLoop)
+            // Peers answer our start announcement within milliseconds of each other: let
+            // the rest in (until 10 ms pass without another, 50 ms at most), so that the
+            // first look at the swarm sees them all and work is spread from the start.
+            let settled = ContinuousClock.now + .milliseconds(50)
+            var known = self.table.servingPeers().count
+            while ContinuousClock.now < settled {
+                await peerJoined.wait(atMost: .milliseconds(10), on: eventLoop)
+                let now = self.table.servingPeers().count
+                if now == known { break }
+                known = now
+            }
             try Task.checkCancellation()
         }
         guard let file else { throw lastError ?? P2PError(code: .notFound, "file not found") }
