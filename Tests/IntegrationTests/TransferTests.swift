@@ -107,12 +107,10 @@ struct TransferTests {
         let doomed = try swarm.launch(["serve", "--upload-rate", "3M"], name: "seed1")
         _ = try swarm.launch(["serve", "--upload-rate", "3M"], name: "seed2")
         let get = try swarm.launch(["get", "survive.bin", "--json"], name: "fetch")
-        // Kill the first seeder once the download is under way.
-        let partialRecord = swarm.directory.appendingPathComponent("fetch/.p2p/partials")
-        let started = await Self.waitUntil(timeout: .seconds(20)) {
-            (try? FileManager.default.contentsOfDirectory(atPath: partialRecord.path).isEmpty == false) ?? false
-        }
-        #expect(started)
+        // Kill the first seeder once the download is under way: told by its log line, which
+        // cannot be missed the way a poll of the partial record can (on a busy machine a
+        // 2-second download ran start to end between two polls).
+        _ = try await get.waitForLine(in: .stderr, containing: "download started", timeout: .seconds(20))
         try await Task.sleep(for: .milliseconds(700))
         doomed.kill()
         let status = try await get.waitForExit(timeout: .seconds(60))
