@@ -22,12 +22,6 @@ public actor ChunkFile {
     private var data: ReadWriteFileHandle?
     private var record: WriteFileHandle?
     private var recordLength: Int64
-    /// Whether a chunk's data is being written; writers after it wait here, in order.
-    /// The kernel serialises buffered writes to one file anyway (ext4 holds the inode's
-    /// lock for each), and a second thread writing meanwhile spins on that lock, taking a
-    /// core that hashing or the network could use.
-    private var dataWriteBusy = false
-    private var dataWriteWaiters: [CheckedContinuation<Void, Never>] = []
 
     private init(
         manifest: Manifest,
@@ -190,9 +184,6 @@ public actor ChunkFile {
             throw P2PError(code: .storage, "\(self.dataPath) is closed")
         }
         do {
-            await self.beginDataWrite()
-            defer { self.endDataWrite() }
-            guard !self.bitmap.contains(index) else { return false }
             try await data.write(
                 contentsOf: bytes.readableBytesView,
                 toAbsoluteOffset: self.manifest.range(ofChunk: index).lowerBound
@@ -208,23 +199,6 @@ public actor ChunkFile {
             return true
         } catch {
             throw P2PError(code: .storage, "cannot write chunk \(index) to \(self.dataPath): \(error)")
-        }
-    }
-
-    private func beginDataWrite() async {
-        guard self.dataWriteBusy else {
-            self.dataWriteBusy = true
-            return
-        }
-        await withCheckedContinuation { self.dataWriteWaiters.append($0) }
-    }
-
-    private func endDataWrite() {
-        if self.dataWriteWaiters.isEmpty {
-            self.dataWriteBusy = false
-        } else {
-            // The turn passes straight to the next writer: `dataWriteBusy` stays set.
-            self.dataWriteWaiters.removeFirst().resume()
         }
     }
 
