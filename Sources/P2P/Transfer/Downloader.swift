@@ -286,44 +286,7 @@ public final class Downloader: Sendable {
         if let name { _ = try FileName(name) }
 
         // Find the file, waiting (until the deadline) for a peer that offers it.
-        var file: SwarmFile? = nil
-        var lastError: (any Error)? = nil
-        let local = await self.store.inventory()
-        let peerJoined = Wakeup()
-        let joins = self.table.events()
-        let watcher = Task {
-            for await event in joins { if case .joined = event { peerJoined.signal() } }
-        }
-        defer { watcher.cancel() }
-        let eventLoop = self.group.next()
-        for attempt in 0..<41 {
-            let files = Self.swarmFiles(await self.inventories(), local: (PeerID(high: 0, low: 0), local))
-            do {
-                file = try Self.resolve(name: name, idPrefix: idPrefix, in: files)
-                break
-            } catch let error as P2PError where error.code == .notFound {
-                lastError = error
-            }
-            // A peer that just started hears the swarm's answers within milliseconds: ask
-            // again as soon as a peer joins, or soon, then less often, for about five
-            // seconds in all.
-            let now = ContinuousClock.now
-            guard attempt < 40, deadline.map({ now < $0 }) ?? true else { break }
-            await peerJoined.wait(atMost: .milliseconds(attempt < 20 ? 50 : 200), on: eventLoop)
-            // Peers answer our start announcement within milliseconds of each other: let
-            // the rest in (until 10 ms pass without another, 50 ms at most), so that the
-            // first look at the swarm sees them all and work is spread from the start.
-            let settled = ContinuousClock.now + .milliseconds(50)
-            var known = self.table.servingPeers().count
-            while ContinuousClock.now < settled {
-                await peerJoined.wait(atMost: .milliseconds(10), on: eventLoop)
-                let now = self.table.servingPeers().count
-                if now == known { break }
-                known = now
-            }
-            try Task.checkCancellation()
-        }
-        guard let file else { throw lastError ?? P2PError(code: .notFound, "file not found") }
+        let file = try await self.lookUp(name: name, idPrefix: idPrefix, deadline: deadline)
 
         if let path = await self.store.path(of: file.id), let manifest = await self.store.manifest(for: file.id) {
             return DownloadResult(
@@ -383,6 +346,54 @@ public final class Downloader: Sendable {
             bytesFromPeer: run.bytesFromPeer,
             chunksAlreadyHeld: alreadyHeld
         )
+    }
+
+    /// Finds the file a name (or id prefix) means in the swarm, asking again as peers join,
+    /// for about five seconds in all (or until the deadline).
+    private func lookUp(name: String?, idPrefix: String?, deadline: ContinuousClock.Instant?) async throws -> SwarmFile
+    {
+        let local = await self.store.inventory()
+        let peerJoined = Wakeup()
+        let joins = self.table.events()
+        let eventLoop = self.group.next()
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await Self.signal(peerJoined, onEachJoinIn: joins) }
+            defer { group.cancelAll() }
+            var lastError: (any Error)? = nil
+            for attempt in 0..<41 {
+                let files = Self.swarmFiles(await self.inventories(), local: (PeerID(high: 0, low: 0), local))
+                do {
+                    return try Self.resolve(name: name, idPrefix: idPrefix, in: files)
+                } catch let error as P2PError where error.code == .notFound {
+                    lastError = error
+                }
+                // A peer that just started hears the swarm's answers within milliseconds: ask
+                // again as soon as a peer joins, or soon, then less often.
+                let now = ContinuousClock.now
+                guard attempt < 40, deadline.map({ now < $0 }) ?? true else { break }
+                await peerJoined.wait(atMost: .milliseconds(attempt < 20 ? 50 : 200), on: eventLoop)
+                // Peers answer our start announcement within milliseconds of each other: let
+                // the rest in (until 10 ms pass without another, 50 ms at most), so that the
+                // first look at the swarm sees them all and work is spread from the start.
+                let settled = ContinuousClock.now + .milliseconds(50)
+                var known = self.table.servingPeers().count
+                while ContinuousClock.now < settled {
+                    await peerJoined.wait(atMost: .milliseconds(10), on: eventLoop)
+                    let now = self.table.servingPeers().count
+                    if now == known { break }
+                    known = now
+                }
+                try Task.checkCancellation()
+            }
+            throw lastError ?? P2PError(code: .notFound, "file not found")
+        }
+    }
+
+    /// Signals `wakeup` whenever a peer joins, until cancelled. The caller makes `joins`
+    /// (`PeerTable.events()`) before it first looks at the table, so that no join falls
+    /// between that look and this watch.
+    private static func signal(_ wakeup: Wakeup, onEachJoinIn joins: AsyncStream<PeerEvent>) async {
+        for await event in joins { if case .joined = event { wakeup.signal() } }
     }
 
     /// Gets the file's manifest from a peer that holds it, checking that it hashes to the
@@ -467,9 +478,7 @@ public final class Downloader: Sendable {
             }
             // A peer that joins gets its worker at once (the loop below wakes).
             let joins = self.table.events()
-            group.addTask {
-                for await event in joins { if case .joined = event { run.mainWakeup.signal() } }
-            }
+            group.addTask { await Self.signal(run.mainWakeup, onEachJoinIn: joins) }
             // Starts a worker for every peer without one, until done. Without a deadline,
             // a download with no peer at all for a minute gives up.
             var lastWorker = ContinuousClock.now
