@@ -208,10 +208,7 @@ public actor ChunkFile {
     public func read(chunk index: Int) async throws -> ByteBuffer? {
         guard self.bitmap.contains(index), let data = self.data else { return nil }
         let range = self.manifest.range(ofChunk: index)
-        return try await data.readChunk(
-            fromAbsoluteOffset: range.lowerBound,
-            length: .bytes(range.upperBound - range.lowerBound)
-        )
+        return try await data.readChunk(range, of: self.manifest.id)
     }
 
     /// Closes both files, optionally removing the record (when the download is complete).

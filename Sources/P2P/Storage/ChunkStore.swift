@@ -299,10 +299,7 @@ public actor ChunkStore {
                     }
                 }
                 let range = file.manifest.range(ofChunk: index)
-                let bytes = try await handle.readChunk(
-                    fromAbsoluteOffset: range.lowerBound,
-                    length: .bytes(range.upperBound - range.lowerBound)
-                )
+                let bytes = try await handle.readChunk(range, of: id)
                 guard bytes.readableBytes == range.count else {
                     throw P2PError(code: .storage, "\(file.path) is shorter than when it was hashed")
                 }

@@ -6,6 +6,15 @@ import _NIOFileSystem
 
 @Suite("ChunkStore and ChunkFile")
 struct ChunkStoreTests {
+    /// The 32 bytes before a chunk's readable bytes, where a chunk read for serving keeps
+    /// its file id (`nil` if there is no room).
+    static func bytesInFront(of chunk: ByteBuffer) -> [UInt8]? {
+        guard chunk.readerIndex >= FileID.byteCount else { return nil }
+        var whole = chunk
+        whole.moveReaderIndex(to: chunk.readerIndex - FileID.byteCount)
+        return whole.readBytes(length: FileID.byteCount)
+    }
+
     @Test("shared files are hashed into manifests and served chunk by chunk", arguments: [0, 1, 262_144, 262_145])
     func sharesFiles(size: Int) async throws {
         let fixture = try StorageFixture()
@@ -23,6 +32,8 @@ struct ChunkStoreTests {
         for index in 0..<manifest.chunkCount {
             let chunk = try #require(try await store.readChunk(entry.id, index: index))
             #expect(manifest.verify(chunk, chunk: index))
+            // Read with room for the file id in front, so that answering needs no copy.
+            #expect(Self.bytesInFront(of: chunk) == entry.id.bytes)
             joined += Array(chunk.readableBytesView)
         }
         #expect(joined == data)
@@ -109,8 +120,12 @@ struct ChunkStoreTests {
         try await partial.write(try #require(try await origin.readChunk(id, index: 1)), chunk: 1)
         try await partial.write(try #require(try await origin.readChunk(id, index: 3)), chunk: 3)
         #expect(FileManager.default.fileExists(atPath: sink.downloads.appendingPathComponent("movie.bin.partial").path))
-        // A downloading peer offers what it has verified.
+        // A downloading peer offers what it has verified, read as a complete file's are.
         #expect(await store.inventory().first?.bitmap.indices == [1, 3])
+        let served = try #require(try await store.readChunk(id, index: 3))
+        #expect(served == (try await origin.readChunk(id, index: 3)))
+        #expect(Self.bytesInFront(of: served) == id.bytes)
+        #expect(try await store.readChunk(id, index: 2) == nil)
         await store.suspendDownload(id)
         await store.close()
 
@@ -226,7 +241,7 @@ struct ChunkStoreTests {
         )
         let chunk0 = try #require(try await origin.readChunk(id, index: 0))
         var bad = chunk0
-        bad.setInteger(UInt8(0x55), at: 5)
+        bad.setInteger(UInt8(0x55), at: bad.readerIndex + 5)
         #expect(await store.storePushed(bad, chunk: 0, of: manifest) == .corrupt)
         #expect(await store.storePushed(chunk0, chunk: 1, of: manifest) == .corrupt)
         #expect(await store.storePushed(chunk0, chunk: 0, of: manifest) == .stored)

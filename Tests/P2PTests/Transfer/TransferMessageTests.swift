@@ -53,6 +53,38 @@ struct TransferMessageTests {
         }
     }
 
+    @Test("a chunk that has its file id in front is framed as it is; any other is copied behind the id")
+    func chunkFramingWithoutCopy() throws {
+        let chunk = [UInt8](repeating: 7, count: 5000)
+        // As a parsed frame leaves a chunk: the id, then the chunk, read past the id.
+        var parsed = ByteBuffer(bytes: Self.id.bytes + chunk)
+        parsed.moveReaderIndex(forwardBy: FileID.byteCount)
+        let other = FileID(bytes: [UInt8](repeating: 9, count: 32))!
+        var headroomOnly = ByteBuffer(bytes: [UInt8](repeating: 0, count: 32) + chunk)
+        headroomOnly.moveReaderIndex(forwardBy: FileID.byteCount)
+        let cases: [(bytes: ByteBuffer, id: FileID, shares: Bool)] = [
+            (parsed, Self.id, true),
+            // Another file's chunk with this id's bytes in front must not take them.
+            (parsed, other, false),
+            // Room in front that holds no id.
+            (headroomOnly, Self.id, false),
+            (ByteBuffer(bytes: chunk), Self.id, false),
+        ]
+        for (bytes, id, shares) in cases {
+            for message in [
+                TransferMessage.chunkData(id, chunk: 3, bytes: bytes),
+                .pushedChunk(id, chunk: 3, bytes: bytes),
+                .assignedChunk(id, chunk: 3, bytes: bytes),
+            ] {
+                let frame = message.frame()
+                let framedAt = frame.payload.withUnsafeReadableBytes { $0.baseAddress! + FileID.byteCount }
+                let chunkAt = bytes.withUnsafeReadableBytes { $0.baseAddress! }
+                #expect((framedAt == chunkAt) == shares, "\(message)")
+                #expect(try TransferMessage(frame: Frame.parse(frame.encoded())) == message)
+            }
+        }
+    }
+
     @Test("payloads that do not fit their type are refused")
     func malformed() {
         let cases: [Frame] = [
