@@ -41,6 +41,22 @@ struct ChunkStoreTests {
         await store.close()
     }
 
+    @Test("a shared file cut short after it was hashed: reading its lost chunk is a storage error")
+    func sharedFileTruncated() async throws {
+        let fixture = try StorageFixture()
+        defer { fixture.remove() }
+        try fixture.share("cut.bin", size: 3 * 262_144)
+        let store = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
+        let id = try #require(await store.inventory().first?.id)
+        let handle = try FileHandle(forWritingTo: fixture.share.appendingPathComponent("cut.bin"))
+        try handle.truncate(atOffset: 2 * 262_144 + 100)
+        try handle.close()
+        #expect(try await store.readChunk(id, index: 1)?.readableBytes == 262_144)
+        let error = await #expect(throws: P2PError.self) { try await store.readChunk(id, index: 2) }
+        #expect(error?.code == .storage)
+        await store.close()
+    }
+
     @Test("unsafe, hidden and non-regular entries in the share folder are not offered")
     func skipsUnsafe() async throws {
         let fixture = try StorageFixture()

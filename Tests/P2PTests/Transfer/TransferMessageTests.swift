@@ -80,7 +80,14 @@ struct TransferMessageTests {
                 let framedAt = frame.payload.withUnsafeReadableBytes { $0.baseAddress! + FileID.byteCount }
                 let chunkAt = bytes.withUnsafeReadableBytes { $0.baseAddress! }
                 #expect((framedAt == chunkAt) == shares, "\(message)")
-                #expect(try TransferMessage(frame: Frame.parse(frame.encoded())) == message)
+                // Parsed from the wire, the chunk has its id in front and goes on as it is.
+                let parsed = try TransferMessage(frame: Frame.parse(frame.encoded()))
+                #expect(parsed == message)
+                let reframed = parsed.frame()
+                #expect(
+                    reframed.payload.withUnsafeReadableBytes { $0.baseAddress! }
+                        == parsed.chunkBytes!.withUnsafeReadableBytes { $0.baseAddress! - FileID.byteCount }
+                )
             }
         }
     }
@@ -133,6 +140,16 @@ struct TransferMessageTests {
                     payload: ByteBuffer(bytes: payload)
                 )
             )
+        }
+    }
+}
+
+extension TransferMessage {
+    /// The chunk a chunk message carries.
+    fileprivate var chunkBytes: ByteBuffer? {
+        switch self {
+        case .chunkData(_, _, let bytes), .pushedChunk(_, _, let bytes), .assignedChunk(_, _, let bytes): bytes
+        default: nil
         }
     }
 }
