@@ -132,16 +132,21 @@ struct ChunkScheduler {
         let count = self.chunkCount
         var best: Int? = nil
         var bestAvailability = Int.max
+        // No chunk is rarer than this: every peer that holds the whole file holds it, and
+        // `peer` holds it. A chunk this rare ends the scan. Without it, a file that several
+        // seeders hold (every chunk equally common) was scanned to the end on every call,
+        // with a dictionary lookup per chunk: quadratic in the chunk count.
+        let rarestPossible = max(1, self.completeHolders.count)
         for step in 0..<count {
-            let index = (self.cursor + step) % count
-            guard holding.contains(index), !self.have.contains(index), self.requested[index] == nil,
-                self.mayRequest(index, now: now)
+            var index = self.cursor + step
+            if index >= count { index -= count }
+            // The cheap tests first: bits and an array; the lookup of requests last.
+            guard self.availability[index] < bestAvailability, holding.contains(index), !self.have.contains(index),
+                self.requested[index] == nil, self.mayRequest(index, now: now)
             else { continue }
-            if self.availability[index] < bestAvailability {
-                best = index
-                bestAvailability = self.availability[index]
-                if bestAvailability <= 1 { break }
-            }
+            best = index
+            bestAvailability = self.availability[index]
+            if bestAvailability <= rarestPossible { break }
         }
         if let best {
             self.cursor = (best + 1) % count

@@ -136,4 +136,26 @@ struct ChunkSchedulerTests {
         #expect(scheduler.next(for: self.a) != nil)
         #expect(scheduler.next(for: self.b) != nil)
     }
+
+    @Test("several seeders: the scan stops at a chunk no rarer one can beat, and rarest first still holds")
+    func severalSeeders() {
+        // Three seeders and a downloader that holds chunks 0..<8 of 64.
+        let d = PeerID(high: 0, low: 4)
+        var scheduler = ChunkScheduler(have: ChunkBitmap(count: 64))
+        for seeder in [self.a, self.b, self.c] { scheduler.update(seeder, holding: .full(count: 64)) }
+        scheduler.update(d, holding: self.bitmap(64, Array(0..<8)))
+        // Chunks 8..<64 are held by the three seeders only: as rare as any chunk can be, so
+        // each is taken as the scan meets it, in order from the cursor, none skipped.
+        var asked: [Int] = []
+        for _ in 0..<56 { if let chunk = scheduler.next(for: self.a) { asked.append(chunk) } }
+        #expect(asked == Array(8..<64))
+        // Then the chunks the downloader holds too (four holders) for the downloader.
+        #expect(scheduler.next(for: d) == 0)
+        // A peer holding only common chunks still gets the rarest of them.
+        let e = PeerID(high: 0, low: 5)
+        scheduler.update(e, holding: self.bitmap(64, [1, 2]))
+        scheduler.lacks(1, peer: d)
+        // Chunk 1: three seeders and e (4); chunk 2: three seeders, d and e (5).
+        #expect(scheduler.next(for: e) == 1)
+    }
 }
