@@ -140,9 +140,9 @@ struct ChunkScheduler {
         for step in 0..<count {
             var index = self.cursor + step
             if index >= count { index -= count }
-            // The cheap tests first: bits and an array; the lookup of requests last.
+            // The cheap tests first: arrays and bits; the lookup of requests last.
             guard self.availability[index] < bestAvailability, holding.contains(index), !self.have.contains(index),
-                self.requested[index] == nil, self.mayRequest(index, now: now)
+                self.mayRequest(index, now: now), self.requested[index] == nil
             else { continue }
             best = index
             bestAvailability = self.availability[index]
