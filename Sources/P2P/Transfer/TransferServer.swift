@@ -254,13 +254,16 @@ public final class TransferServer: Service, Sendable {
                 channel.read()
                 return connection
             }.get()
-            try await connection.executeThenClose { inbound, outbound in
-                try await self.responder.serve(
-                    inbound: inbound,
-                    outbound: outbound,
-                    remote: remote,
-                    channel: channel
-                )
+            // Served on the connection's own event loop (see `EventLoopTaskExecutor`).
+            try await withTaskExecutorPreference(EventLoopTaskExecutor(channel.eventLoop)) {
+                try await connection.executeThenClose { inbound, outbound in
+                    try await self.responder.serve(
+                        inbound: inbound,
+                        outbound: outbound,
+                        remote: remote,
+                        channel: channel
+                    )
+                }
             }
         } catch {
             self.logger.info(
