@@ -203,7 +203,9 @@ struct TransferTests {
         let size = 16 * Self.chunk
         let data = try TransferFixtures.share("honest.bin", size: size, peer: "seed", in: swarm)
         try TransferFixtures.share("honest.bin", size: size, peer: "liar", in: swarm)
-        _ = try swarm.launch(["serve", "--upload-rate", "4M"], name: "seed")
+        // Slow enough (2 s for the file) that the liar is known and asked well before the
+        // honest seeder could have sent everything, even on a loaded machine.
+        _ = try swarm.launch(["serve", "--upload-rate", "2M"], name: "seed")
         try await LyingPeer.with(
             storage: TransferFixtures.storage(of: "liar", in: swarm),
             lie: .corruptChunks,
