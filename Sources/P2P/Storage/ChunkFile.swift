@@ -207,17 +207,11 @@ public actor ChunkFile {
     /// - Returns: its bytes, or `nil` if it is not held.
     public func read(chunk index: Int) async throws -> ByteBuffer? {
         guard self.bitmap.contains(index), let data = self.data else { return nil }
-        let range = self.manifest.range(ofChunk: index)
-        let bytes: ByteBuffer
         do {
-            bytes = try await data.readChunk(range, of: self.manifest.id)
+            return try await data.readChunk(self.manifest.range(ofChunk: index), of: self.manifest.id)
         } catch {
             throw P2PError(code: .storage, "cannot read chunk \(index) of \(self.dataPath): \(error)")
         }
-        guard bytes.readableBytes == range.count else {
-            throw P2PError(code: .storage, "\(self.dataPath) is shorter than its record says")
-        }
-        return bytes
     }
 
     /// Closes both files, optionally removing the record (when the download is complete).

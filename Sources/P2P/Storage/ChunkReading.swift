@@ -12,8 +12,9 @@ extension FileHandleProtocol {
     /// - Parameters:
     ///   - range: the chunk's bytes in the file.
     ///   - id: the file's id.
-    /// - Returns: the chunk; shorter than `range` only if the file ends early.
-    /// - Throws: if the file cannot be read.
+    /// - Returns: the whole chunk.
+    /// - Throws: if the file cannot be read, or `P2PError` (`storage`) if it ends before the
+    ///   chunk does (cut short since it was hashed or recorded).
     func readChunk(_ range: Range<Int64>, of id: FileID) async throws -> ByteBuffer {
         try await self.withUnsafeDescriptor { descriptor in
             let length = range.count
@@ -29,7 +30,12 @@ extension FileHandleProtocol {
                         fromAbsoluteOffset: range.lowerBound + Int64(done),
                         into: UnsafeMutableRawBufferPointer(rebasing: free[done..<length])
                     )
-                    if read == 0 { break }
+                    if read == 0 {
+                        throw P2PError(
+                            code: .storage,
+                            "the file ends \(done) bytes into the \(length)-byte chunk at offset \(range.lowerBound)"
+                        )
+                    }
                     done += read
                 }
                 return done

@@ -298,14 +298,7 @@ public actor ChunkStore {
                         self.readHandles[id] = handle
                     }
                 }
-                let range = file.manifest.range(ofChunk: index)
-                let bytes = try await handle.readChunk(range, of: id)
-                guard bytes.readableBytes == range.count else {
-                    throw P2PError(code: .storage, "\(file.path) is shorter than when it was hashed")
-                }
-                return bytes
-            } catch let error as P2PError {
-                throw error
+                return try await handle.readChunk(file.manifest.range(ofChunk: index), of: id)
             } catch {
                 throw P2PError(code: .storage, "cannot read \(file.path): \(error)")
             }

@@ -54,6 +54,9 @@ struct ChunkStoreTests {
         #expect(try await store.readChunk(id, index: 1)?.readableBytes == 262_144)
         let error = await #expect(throws: P2PError.self) { try await store.readChunk(id, index: 2) }
         #expect(error?.code == .storage)
+        // The message names the file and says where it ends.
+        #expect(error?.description.contains("cut.bin") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("ends 100 bytes into") == true, "\(String(describing: error))")
         await store.close()
     }
 
