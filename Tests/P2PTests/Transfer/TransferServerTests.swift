@@ -245,3 +245,56 @@ struct TransferServerTests {
         await store.close()
     }
 }
+
+/// Answers every frame with whether the serving task ran on the connection's event loop,
+/// both when the frame arrived and after a sleep that resumes it from a timer.
+private struct EventLoopProbe: TransferResponder {
+    func serve(
+        inbound: NIOAsyncChannelInboundStream<Frame>,
+        outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        remote: SocketAddress?,
+        channel: any Channel
+    ) async throws {
+        for try await _ in inbound {
+            let onArrival = channel.eventLoop.inEventLoop
+            try await Task.sleep(for: .milliseconds(2))
+            let afterSleep = channel.eventLoop.inEventLoop
+            let answer = TransferMessage.failure(
+                nil,
+                chunk: 0,
+                reason: .unknownFile,
+                message: "\(onArrival) \(afterSleep)"
+            )
+            try await outbound.write(answer.frame())
+        }
+    }
+}
+
+extension TransferServerTests {
+    @Test("a served connection's task runs on that connection's event loop")
+    func servesOnTheConnectionsEventLoop() async throws {
+        let server = try await TransferServer.bind(
+            host: "127.0.0.1",
+            port: 0,
+            responder: EventLoopProbe(),
+            logger: StorageFixture.logger
+        )
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            defer { group.cancelAll() }
+            for _ in 0..<4 {
+                try await PeerSession.connect(to: address) { session in
+                    try await session.send([.inventoryRequest, .inventoryRequest])
+                    for _ in 0..<2 {
+                        guard case .failure(_, _, _, let message) = try await session.receive() else {
+                            Issue.record("expected the probe's answer")
+                            return
+                        }
+                        #expect(message == "true true")
+                    }
+                }
+            }
+        }
+    }
+}
