@@ -20,6 +20,8 @@ public actor ChunkFile {
     public private(set) var bitmap: ChunkBitmap
 
     private var data: ReadWriteFileHandle?
+    /// Writes whole blocks around the page cache, where the file system allows it.
+    private var directWriter: DirectChunkWriter?
     private var record: WriteFileHandle?
     private var recordLength: Int64
 
@@ -39,6 +41,7 @@ public actor ChunkFile {
         self.record = record
         self.recordLength = recordLength
         self.bitmap = bitmap
+        self.directWriter = DirectChunkWriter.open(dataPath)
     }
 
     /// Opens the file, resuming from its record if there is one.
@@ -184,18 +187,18 @@ public actor ChunkFile {
             throw P2PError(code: .storage, "\(self.dataPath) is closed")
         }
         do {
-            try await data.write(
-                contentsOf: bytes.readableBytesView,
-                toAbsoluteOffset: self.manifest.range(ofChunk: index).lowerBound
-            )
+            let offset = self.manifest.range(ofChunk: index).lowerBound
+            if try await self.directWriter?.write(bytes, at: offset) != true {
+                try await data.write(contentsOf: bytes.readableBytesView, toAbsoluteOffset: offset)
+            }
             // Another writer may have recorded it while this one waited for the disk.
             guard !self.bitmap.contains(index) else { return false }
             var entry = ByteBuffer()
             entry.writeInteger(UInt32(index))
-            let offset = self.recordLength
+            let entryOffset = self.recordLength
             self.recordLength += 4
             self.bitmap.insert(index)
-            try await record.write(contentsOf: entry.readableBytesView, toAbsoluteOffset: offset)
+            try await record.write(contentsOf: entry.readableBytesView, toAbsoluteOffset: entryOffset)
             return true
         } catch {
             throw P2PError(code: .storage, "cannot write chunk \(index) to \(self.dataPath): \(error)")
@@ -224,6 +227,8 @@ public actor ChunkFile {
             try? await data.close(makeChangesVisible: true)
         }
         try? await self.record?.close(makeChangesVisible: true)
+        // Its descriptor closes once no write holds it.
+        self.directWriter = nil
         self.data = nil
         self.record = nil
         if removingRecord { _ = try? await FileSystem.shared.removeItem(at: self.recordPath) }
