@@ -4,7 +4,8 @@
 /// for, the one the fewest peers hold, so rare chunks are fetched while their holders are
 /// still around. When every missing chunk is in flight (the endgame), an idle peer may ask
 /// for a chunk another peer is already sending, so that one slow peer cannot hold up the
-/// end; the first copy to arrive wins.
+/// end; the first copy to arrive wins. While relaying, the endgame starts only once the
+/// seeder has handed out everything.
 ///
 /// With `relaying` on, a file that exactly one peer holds whole is spread the flash-crowd
 /// way (SPEC §7): that seeder is asked for work, not for chunks (`workSource`), and the
@@ -153,7 +154,12 @@ struct ChunkScheduler {
             self.requested[best] = [peer]
             return best
         }
-        // Endgame: every chunk this peer could send is in flight elsewhere.
+        // Endgame: every chunk this peer could send is in flight elsewhere. Not while a
+        // seeder still hands out work: most missing chunks are then still to come,
+        // relayed, and the few that may be asked for (a first downloader's chunks, handed
+        // out before anyone subscribed to its relays) would each be fetched twice, by
+        // every downloader at once.
+        guard !self.isRelayingNow || self.workExhaustedAt != nil else { return nil }
         var endgame: Int? = nil
         var fewest = Int.max
         for (index, peers) in self.requested where holding.contains(index) && !peers.contains(peer) {

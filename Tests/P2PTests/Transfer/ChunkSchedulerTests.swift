@@ -97,6 +97,24 @@ struct ChunkSchedulerTests {
         #expect(late == 0 || late == 2 || late == 3)
     }
 
+    @Test("relaying: no endgame copies while the seeder still hands out work; once it is done, they come back")
+    func noEndgameWhileSeederHasWork() {
+        var scheduler = ChunkScheduler(have: ChunkBitmap(count: 4))
+        scheduler.relaying = true
+        scheduler.relayGrace = 1.0
+        scheduler.update(self.a, holding: .full(count: 4), now: 0)
+        // Two downloaders hold chunk 0: the first one's, handed out before anyone
+        // subscribed to its relays, and a copy it passed on.
+        scheduler.update(self.b, holding: self.bitmap(4, [0]), now: 0)
+        scheduler.update(self.c, holding: self.bitmap(4, [0]), now: 0)
+        #expect(scheduler.next(for: self.b, now: 1.5) == 0)
+        // c holds nothing else this peer lacks: with the seeder still at work, it is not
+        // asked for a second copy of chunk 0.
+        #expect(scheduler.next(for: self.c, now: 1.5) == nil)
+        scheduler.workExhausted(now: 2)
+        #expect(scheduler.next(for: self.c, now: 2) == 0)
+    }
+
     @Test("relaying: once the seeder has no work, a lone downloader pulls at once; with another downloader it waits")
     func loneDownloaderAfterWork() {
         // The seeder handed every chunk to a peer that has gone (an earlier download).
