@@ -101,6 +101,55 @@ extension Frame {
         return buffer
     }
 
+    /// A frame's fixed header, checked for everything that can be checked before the
+    /// payload is there: version, type and length. The checksum waits for the payload.
+    struct Header {
+        var length: Int
+        var version: UInt8
+        var typeValue: UInt8
+        var type: FrameType
+        var checksum: UInt16
+        var chunkNumber: UInt32
+
+        /// Reads the header at the front of `buffer` without consuming it.
+        /// - Returns: the header, or `nil` if fewer than `Frame.headerLength` bytes are there.
+        /// - Throws: `PacketError` for an unknown version or type, or an oversized length.
+        static func peek(_ buffer: ByteBuffer, maximumPayloadLength: Int) throws(PacketError) -> Header? {
+            guard buffer.readableBytes >= Frame.headerLength else { return nil }
+            let start = buffer.readerIndex
+            // The header is present, so these reads cannot fail.
+            let length = Int(buffer.getInteger(at: start, as: UInt32.self)!)
+            let version = buffer.getInteger(at: start + 4, as: UInt8.self)!
+            let typeValue = buffer.getInteger(at: start + 5, as: UInt8.self)!
+            guard version == Frame.protocolVersion else { throw .unsupportedVersion(version) }
+            guard let type = FrameType(rawValue: typeValue) else { throw .unknownType(typeValue) }
+            guard length <= maximumPayloadLength else {
+                throw .frameTooLarge(declared: length, maximum: maximumPayloadLength)
+            }
+            return Header(
+                length: length,
+                version: version,
+                typeValue: typeValue,
+                type: type,
+                checksum: buffer.getInteger(at: start + 6, as: UInt16.self)!,
+                chunkNumber: buffer.getInteger(at: start + 8, as: UInt32.self)!
+            )
+        }
+
+        /// The frame this header begins, once its whole payload is there.
+        /// - Throws: `PacketError.badChecksum` if header and payload do not add up.
+        func frame(payload: ByteBuffer) throws(PacketError) -> Frame {
+            let actual = Frame.checksum(
+                version: self.version,
+                type: self.typeValue,
+                chunkNumber: self.chunkNumber,
+                payload: payload
+            )
+            guard actual == self.checksum else { throw .badChecksum(expected: self.checksum, actual: actual) }
+            return Frame(type: self.type, chunkNumber: self.chunkNumber, payload: payload)
+        }
+    }
+
     /// Reads one frame from the front of `buffer` (the seed's `parse_packet`).
     ///
     /// On success the frame's bytes are consumed. When the buffer holds only part of a
@@ -116,27 +165,13 @@ extension Frame {
         from buffer: inout ByteBuffer,
         maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength
     ) throws(PacketError) -> Frame? {
-        guard buffer.readableBytes >= Self.headerLength else { return nil }
-        let start = buffer.readerIndex
-        // The header is present, so these reads cannot fail.
-        let length = Int(buffer.getInteger(at: start, as: UInt32.self)!)
-        let version = buffer.getInteger(at: start + 4, as: UInt8.self)!
-        let typeValue = buffer.getInteger(at: start + 5, as: UInt8.self)!
-        let expected = buffer.getInteger(at: start + 6, as: UInt16.self)!
-        let chunkNumber = buffer.getInteger(at: start + 8, as: UInt32.self)!
-
-        guard version == Self.protocolVersion else { throw .unsupportedVersion(version) }
-        guard let type = FrameType(rawValue: typeValue) else { throw .unknownType(typeValue) }
-        guard length <= maximumPayloadLength else {
-            throw .frameTooLarge(declared: length, maximum: maximumPayloadLength)
-        }
-        guard buffer.readableBytes - Self.headerLength >= length else { return nil }
-
-        let payload = buffer.getSlice(at: start + Self.headerLength, length: length)!
-        let actual = Self.checksum(version: version, type: typeValue, chunkNumber: chunkNumber, payload: payload)
-        guard actual == expected else { throw .badChecksum(expected: expected, actual: actual) }
-        buffer.moveReaderIndex(forwardBy: Self.headerLength + length)
-        return Frame(type: type, chunkNumber: chunkNumber, payload: payload)
+        guard let header = try Header.peek(buffer, maximumPayloadLength: maximumPayloadLength),
+            buffer.readableBytes - Self.headerLength >= header.length
+        else { return nil }
+        let payload = buffer.getSlice(at: buffer.readerIndex + Self.headerLength, length: header.length)!
+        let frame = try header.frame(payload: payload)
+        buffer.moveReaderIndex(forwardBy: Self.headerLength + header.length)
+        return frame
     }
 
     /// Parses bytes that must hold exactly one whole frame.

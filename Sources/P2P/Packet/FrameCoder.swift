@@ -5,31 +5,67 @@ import NIOCore
 /// An oversized length is refused as soon as the header arrives, before any payload is
 /// buffered, so a peer cannot make us allocate without bound. Any malformed frame throws,
 /// which closes that one connection.
+///
+/// A frame whose payload has not all arrived is assembled in a buffer of its own: each
+/// read's bytes are moved there once, and the payload is handed on as that buffer. Left
+/// in NIO's cumulation buffer instead, every byte of a chunk was copied twice: into the
+/// cumulation as reads were appended to it, then out into a buffer of its own (see
+/// `decode`).
 public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = Frame
 
     /// The largest payload accepted.
     public let maximumPayloadLength: Int
-    /// Whether each payload is copied into a buffer of its own (see `decode`). A stage
-    /// after the decoder that makes a new buffer for every payload anyway (opening a sealed
-    /// frame) makes the copy a wasted pass over every byte.
+    /// Whether each payload gets a buffer of its own (see `decode`). A stage after the
+    /// decoder that makes a new buffer for every payload anyway (opening a sealed frame)
+    /// makes that a wasted pass over every byte; without it, payloads stay slices of the
+    /// receive buffers.
     public let copiesPayloads: Bool
     private let allocator = ByteBufferAllocator()
+    /// The frame being assembled: its header and the payload so far.
+    private var assembly: (header: Frame.Header, payload: ByteBuffer)?
+
+    /// The most payload reserved for a frame before its bytes arrive: a header alone may
+    /// declare up to the maximum, and a peer that sends only headers must not make us
+    /// reserve that much per connection. Larger payloads grow as they come.
+    static let initialAssemblyCapacity = 1 << 20
 
     /// Creates a decoder.
     /// - Parameters:
     ///   - maximumPayloadLength: the largest payload accepted.
-    ///   - copiesPayloads: copy each payload out of the receive buffer; pass `false` only if
-    ///     the next handler replaces every payload with a buffer of its own.
+    ///   - copiesPayloads: give each payload a buffer of its own; pass `false` only if the
+    ///     next handler replaces every payload with a buffer of its own.
     public init(maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength, copiesPayloads: Bool = true) {
         self.maximumPayloadLength = maximumPayloadLength
         self.copiesPayloads = copiesPayloads
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
-        guard var frame = try Frame.read(from: &buffer, maximumPayloadLength: self.maximumPayloadLength) else {
+        if var assembly = self.assembly.take() {
+            let missing = assembly.header.length - assembly.payload.readableBytes
+            var arrived = buffer.readSlice(length: min(missing, buffer.readableBytes))!
+            assembly.payload.writeBuffer(&arrived)
+            guard assembly.payload.readableBytes == assembly.header.length else {
+                self.assembly = assembly
+                return nil
+            }
+            return try assembly.header.frame(payload: assembly.payload)
+        }
+        guard let header = try Frame.Header.peek(buffer, maximumPayloadLength: self.maximumPayloadLength) else {
             return nil
         }
+        guard buffer.readableBytes - Frame.headerLength >= header.length else {
+            // Part of the payload is here. Without a buffer of its own to go to, it waits
+            // in the cumulation buffer for the rest.
+            guard self.copiesPayloads else { return nil }
+            buffer.moveReaderIndex(forwardBy: Frame.headerLength)
+            var payload = self.allocator.buffer(capacity: min(header.length, Self.initialAssemblyCapacity))
+            var arrived = buffer.readSlice(length: buffer.readableBytes)!
+            payload.writeBuffer(&arrived)
+            self.assembly = (header, payload)
+            return nil
+        }
+        var frame = try Frame.read(from: &buffer, maximumPayloadLength: self.maximumPayloadLength)!
         // The payload is a slice of the receive buffer (up to 1 MiB, several frames). Kept
         // as a slice, a frame that waits (queued for the reader, being verified, being
         // written) keeps that whole buffer alive, and the next read appended to it copies
@@ -44,7 +80,16 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     }
 
     public mutating func decodeLast(buffer: inout ByteBuffer, seenEOF: Bool) throws -> Frame? {
-        try self.decode(buffer: &buffer)
+        if let frame = try self.decode(buffer: &buffer) { return frame }
+        // The stream ended inside a frame's payload: say so, as the bytes left over in
+        // the cumulation buffer would have.
+        if seenEOF, let assembly = self.assembly {
+            throw PacketError.truncatedPayload(
+                declared: assembly.header.length,
+                available: assembly.payload.readableBytes
+            )
+        }
+        return nil
     }
 }
 

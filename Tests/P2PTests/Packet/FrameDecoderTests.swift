@@ -57,6 +57,59 @@ struct FrameDecoderTests {
         }
     }
 
+    @Test("chunk-sized and small frames, cut into reads of any size, come out whole and in order")
+    func randomReads() throws {
+        var generator = SeededGenerator(seed: 6)
+        let frames = [262_176, 13, 0, 262_176, 1_048_600, 5, 70_000].map { generator.frame(payloadLength: $0) }
+        var stream = ByteBuffer()
+        for frame in frames { frame.write(to: &stream) }
+        for round in 0..<4 {
+            let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder()))
+            var rest = stream
+            var decoded: [Frame] = []
+            while rest.readableBytes > 0 {
+                // Reads of a few bytes up to 100 KiB, as a socket delivers them.
+                let size = min(rest.readableBytes, Int.random(in: 1...(round == 0 ? 600 : 100_000), using: &generator))
+                try channel.writeInbound(rest.readSlice(length: size)!)
+                while let frame = try channel.readInbound(as: Frame.self) { decoded.append(frame) }
+            }
+            #expect(decoded == frames, "round \(round)")
+            #expect(try channel.finish().isClean)
+        }
+    }
+
+    @Test("a stream that ends inside a payload being assembled: truncatedPayload")
+    func endsInsidePayload() throws {
+        var generator = SeededGenerator(seed: 7)
+        let encoded = generator.frame(payloadLength: 100_000).encoded()
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder()))
+        try channel.writeInbound(encoded.getSlice(at: 0, length: 60_012)!)
+        #expect(try channel.readInbound(as: Frame.self) == nil)
+        #expect(throws: PacketError.truncatedPayload(declared: 100_000, available: 60_000)) {
+            try channel.pipeline.fireChannelInactive()
+            try channel.throwIfErrorCaught()
+        }
+        _ = try? channel.finish()
+    }
+
+    @Test("a corrupt payload assembled over several reads throws badChecksum once it is whole")
+    func corruptAssembled() throws {
+        var generator = SeededGenerator(seed: 8)
+        var bytes = generator.frame(payloadLength: 300_000).encoded().bytes
+        bytes[250_000] ^= 0x80
+        let channel = EmbeddedChannel(handler: ByteToMessageHandler(FrameDecoder()))
+        try channel.writeInbound(ByteBuffer(bytes: bytes[0..<100_000]))
+        try channel.writeInbound(ByteBuffer(bytes: bytes[100_000..<200_000]))
+        #expect {
+            try channel.writeInbound(ByteBuffer(bytes: bytes[200_000...]))
+        } throws: { error in
+            guard let packetError = error as? PacketError, case .badChecksum = packetError else { return false }
+            return true
+        }
+        #expect(try channel.readInbound(as: Frame.self) == nil)
+        _ = try? channel.finish()
+    }
+
     @Test(
         "an oversized length throws as soon as the header arrives",
         arguments: [(65, 64), (Int(UInt32.max), Frame.defaultMaximumPayloadLength)]
