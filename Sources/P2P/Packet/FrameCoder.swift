@@ -21,6 +21,8 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     /// makes that a wasted pass over every byte; without it, payloads stay slices of the
     /// receive buffers.
     public let copiesPayloads: Bool
+    /// Where payloads of `largePayloadLength` bytes or more get their buffers.
+    private let largePayloadAllocator: ByteBufferAllocator
     private let allocator = ByteBufferAllocator()
     /// The frame being assembled: its header and the payload so far.
     private var assembly: (header: Frame.Header, payload: ByteBuffer)?
@@ -29,15 +31,31 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     /// declare up to the maximum, and a peer that sends only headers must not make us
     /// reserve that much per connection. Larger payloads grow as they come.
     static let initialAssemblyCapacity = 1 << 20
+    /// Payloads this long or longer (chunks, in practice) get their buffers from the
+    /// allocator given for them.
+    static let largePayloadLength = 64 * 1024
 
     /// Creates a decoder.
     /// - Parameters:
     ///   - maximumPayloadLength: the largest payload accepted.
     ///   - copiesPayloads: give each payload a buffer of its own; pass `false` only if the
     ///     next handler replaces every payload with a buffer of its own.
-    public init(maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength, copiesPayloads: Bool = true) {
+    ///   - largePayloadAllocator: where payloads of 64 KiB or more get their buffers (a
+    ///     transfer connection places chunks for direct writes).
+    public init(
+        maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
+        copiesPayloads: Bool = true,
+        largePayloadAllocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) {
         self.maximumPayloadLength = maximumPayloadLength
         self.copiesPayloads = copiesPayloads
+        self.largePayloadAllocator = largePayloadAllocator
+    }
+
+    /// A buffer of its own for a payload of `length` bytes, of `capacity` to begin with.
+    private func payloadBuffer(length: Int, capacity: Int) -> ByteBuffer {
+        let allocator = length >= Self.largePayloadLength ? self.largePayloadAllocator : self.allocator
+        return allocator.buffer(capacity: capacity)
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {
@@ -59,7 +77,10 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
             // in the cumulation buffer for the rest.
             guard self.copiesPayloads else { return nil }
             buffer.moveReaderIndex(forwardBy: Frame.headerLength)
-            var payload = self.allocator.buffer(capacity: min(header.length, Self.initialAssemblyCapacity))
+            var payload = self.payloadBuffer(
+                length: header.length,
+                capacity: min(header.length, Self.initialAssemblyCapacity)
+            )
             var arrived = buffer.readSlice(length: buffer.readableBytes)!
             payload.writeBuffer(&arrived)
             self.assembly = (header, payload)
@@ -72,7 +93,10 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
         // all of it (copy on write): with 15 connections, a downloader held 100+ MiB. One
         // copy into a buffer of its own is cheaper than both.
         if self.copiesPayloads && frame.payload.readableBytes > 0 {
-            var owned = self.allocator.buffer(capacity: frame.payload.readableBytes)
+            var owned = self.payloadBuffer(
+                length: frame.payload.readableBytes,
+                capacity: frame.payload.readableBytes
+            )
             owned.writeImmutableBuffer(frame.payload)
             frame.payload = owned
         }

@@ -92,26 +92,38 @@ final class DirectChunkWriter: Sendable {
             !self.refused.load(ordering: .relaxed)
         else { return false }
         return try await self.threadPool.runIfActive {
-            let buffer = self.takeBuffer(capacity: length)
-            defer { self.giveBack(buffer) }
-            let aligned = UnsafeMutableRawBufferPointer(start: buffer.pointer.baseAddress, count: length)
-            bytes.withUnsafeReadableBytes { aligned.copyMemory(from: $0) }
-            var written = 0
-            while written < length {
-                do {
-                    written += try self.descriptor.write(
-                        toAbsoluteOffset: offset + Int64(written),
-                        UnsafeRawBufferPointer(rebasing: aligned[written...])
-                    )
-                } catch Errno.invalidArgument where written == 0 {
-                    // This file system (or device) wants other alignment, or no direct
-                    // writes at all.
-                    self.refused.store(true, ordering: .relaxed)
-                    return false
+            try bytes.withUnsafeReadableBytes { chunk in
+                // A chunk the frame decoder placed (`ChunkBufferAllocator`) is written as it
+                // is; any other is copied into an aligned buffer first.
+                if Int(bitPattern: chunk.baseAddress) % Self.alignment == 0 {
+                    return try self.writeAligned(chunk, at: offset)
                 }
+                let buffer = self.takeBuffer(capacity: length)
+                defer { self.giveBack(buffer) }
+                let aligned = UnsafeMutableRawBufferPointer(start: buffer.pointer.baseAddress, count: length)
+                aligned.copyMemory(from: chunk)
+                return try self.writeAligned(UnsafeRawBufferPointer(aligned), at: offset)
             }
-            return true
         }
+    }
+
+    /// Writes aligned bytes; false, having written nothing, if the file system refuses.
+    private func writeAligned(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws -> Bool {
+        var written = 0
+        while written < bytes.count {
+            do {
+                written += try self.descriptor.write(
+                    toAbsoluteOffset: offset + Int64(written),
+                    UnsafeRawBufferPointer(rebasing: bytes[written...])
+                )
+            } catch Errno.invalidArgument where written == 0 {
+                // This file system (or device) wants other alignment, or no direct writes
+                // at all.
+                self.refused.store(true, ordering: .relaxed)
+                return false
+            }
+        }
+        return true
     }
 
     private func takeBuffer(capacity: Int) -> AlignedBuffer {

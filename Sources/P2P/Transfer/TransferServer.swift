@@ -336,9 +336,14 @@ public enum TransferConnection {
     ) throws {
         try channel.pipeline.syncOperations.addHandler(
             // Opening a sealed frame writes its plaintext into a new buffer: the decoder
-            // need not copy the sealed payload out of the receive buffer first.
+            // need not copy the sealed payload out of the receive buffer first. Chunks
+            // are placed where a direct write can take them (`ChunkBufferAllocator`).
             ByteToMessageHandler(
-                FrameDecoder(maximumPayloadLength: maximumPayloadLength, copiesPayloads: security == nil)
+                FrameDecoder(
+                    maximumPayloadLength: maximumPayloadLength,
+                    copiesPayloads: security == nil,
+                    largePayloadAllocator: ChunkBufferAllocator.allocator
+                )
             )
         )
         try channel.pipeline.syncOperations.addHandler(FrameEncoder())

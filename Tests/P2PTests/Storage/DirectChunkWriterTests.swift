@@ -86,3 +86,68 @@ struct DirectChunkWriterTests {
         #expect(written == Data(chunks.joined()))
     }
 }
+
+@Suite("ChunkBufferAllocator")
+struct ChunkBufferAllocatorTests {
+    /// Where byte `offset` of `buffer`'s readable bytes is, modulo the direct-write alignment.
+    static func misalignment(of buffer: ByteBuffer, at offset: Int) -> Int {
+        buffer.withUnsafeReadableBytes { Int(bitPattern: $0.baseAddress! + offset) % DirectChunkWriter.alignment }
+    }
+
+    @Test(
+        "byte 32 of every buffer, where a chunk starts behind its file id, is on a boundary",
+        arguments: [1, 4096, 262_176, 1_048_600]
+    )
+    func placesChunks(capacity: Int) {
+        var buffer = ChunkBufferAllocator.allocator.buffer(capacity: capacity)
+        buffer.writeBytes([UInt8](repeating: 9, count: capacity))
+        #expect(Self.misalignment(of: buffer, at: FileID.byteCount) == 0)
+    }
+
+    @Test("a buffer that grows moves to a new block: still placed, its bytes kept")
+    func growsPlaced() {
+        var buffer = ChunkBufferAllocator.allocator.buffer(capacity: 100)
+        let first = StorageFixture.bytes(100, seed: 1)
+        let more = StorageFixture.bytes(300_000, seed: 2)
+        buffer.writeBytes(first)
+        buffer.writeBytes(more)
+        #expect(Self.misalignment(of: buffer, at: FileID.byteCount) == 0)
+        #expect(Array(buffer.readableBytesView) == first + more)
+    }
+
+    @Test("a chunk frame decoded over many reads has its chunk on a boundary")
+    func decodedChunksArePlaced() throws {
+        let id = try #require(FileID(bytes: [UInt8](repeating: 4, count: FileID.byteCount)))
+        let chunk = ByteBuffer(bytes: StorageFixture.bytes(262_144, seed: 3))
+        var stream = TransferMessage.chunkData(id, chunk: 5, bytes: chunk).frame().encoded()
+        var decoder = FrameDecoder(largePayloadAllocator: ChunkBufferAllocator.allocator)
+        var frames: [Frame] = []
+        while stream.readableBytes > 0 {
+            var read = stream.readSlice(length: min(stream.readableBytes, 50_000))!
+            while let frame = try decoder.decode(buffer: &read) { frames.append(frame) }
+        }
+        let frame = try #require(frames.first)
+        #expect(frames.count == 1)
+        guard case .chunkData(let file, 5, let bytes) = try TransferMessage(frame: frame) else {
+            Issue.record("not the chunk sent")
+            return
+        }
+        #expect(file == id && bytes == chunk)
+        #expect(Self.misalignment(of: bytes, at: 0) == 0)
+    }
+
+    @Test("DirectChunkWriter writes a placed chunk as it is, and the file holds it")
+    func writesPlacedChunk() async throws {
+        let (folder, path) = try DirectChunkWriterTests.file(size: 0)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let writer = try #require(DirectChunkWriter.open(path))
+        let chunk = StorageFixture.bytes(262_144, seed: 8)
+        var buffer = ChunkBufferAllocator.allocator.buffer(capacity: FileID.byteCount + chunk.count)
+        buffer.writeBytes([UInt8](repeating: 0xAA, count: FileID.byteCount))
+        buffer.writeBytes(chunk)
+        buffer.moveReaderIndex(forwardBy: FileID.byteCount)
+        #expect(Self.misalignment(of: buffer, at: 0) == 0)
+        #expect(try await writer.write(buffer, at: 0))
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: path.string))) == chunk)
+    }
+}
