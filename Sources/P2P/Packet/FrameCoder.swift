@@ -62,6 +62,12 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
         if var assembly = self.assembly.take() {
             let missing = assembly.header.length - assembly.payload.readableBytes
             var arrived = buffer.readSlice(length: min(missing, buffer.readableBytes))!
+            if arrived.readableBytes > assembly.payload.writableBytes {
+                // Past the first megabyte the peer has shown it sends what it declared:
+                // make room for all of it at once rather than growing (and copying) by
+                // doubling.
+                assembly.payload.reserveCapacity(assembly.header.length)
+            }
             assembly.payload.writeBuffer(&arrived)
             guard assembly.payload.readableBytes == assembly.header.length else {
                 self.assembly = assembly

@@ -3,23 +3,18 @@ import NIOPosix
 import Synchronization
 import SystemPackage
 
-#if canImport(Glibc)
-import Glibc
-#elseif canImport(Musl)
-import Musl
-#elseif canImport(Darwin)
-import Darwin
-#endif
-
-/// Writes a download's chunks around the page cache (`O_DIRECT`), from an aligned copy of
-/// each chunk straight to the device.
+/// Writes a download's chunks around the page cache (`O_DIRECT`), straight from the chunk's
+/// buffer to the device when it arrived placed on a boundary (`ChunkBufferAllocator`), from
+/// an aligned copy otherwise.
 ///
 /// Why: a buffered write makes the kernel copy every downloaded byte into page-cache pages
 /// it must first find, and keeps them dirty until writeback, though a download is written
 /// once and read back rarely. On a host that gives freed memory back to its hypervisor
 /// (free page reporting), each of those pages is also a fresh fault: buffered writes were
 /// the largest single cost of a 16-peer swarm on 2 cores (BENCHMARKS.md). Written directly,
-/// a chunk costs one copy into a reused aligned buffer, and the device does the rest.
+/// a chunk costs the kernel no copy at all, and the device does the rest. The writes block
+/// a thread of the shared pool while the device works (two, on two cores: two writes in
+/// flight were enough for this VM's disk to keep up with a 1 GiB loopback download).
 ///
 /// Only whole blocks can be written this way: a chunk whose offset or length is not a
 /// multiple of `alignment` (a file's short last chunk) is left to the caller's buffered
@@ -56,27 +51,28 @@ final class DirectChunkWriter: Sendable {
     /// - Returns: the writer, or `nil` where this platform or file system has no direct
     ///   writes (the caller then writes everything buffered).
     static func open(_ path: FilePath, threadPool: NIOThreadPool = .singleton) -> DirectChunkWriter? {
-        #if os(Linux)
-        guard let descriptor = try? SystemPackage.FileDescriptor.open(path, .writeOnly, options: [Self.directOption])
-        else {
-            return nil
-        }
+        guard let direct = Self.directOption,
+            let descriptor = try? SystemPackage.FileDescriptor.open(
+                path,
+                .writeOnly,
+                options: [direct, .closeOnExec]
+            )
+        else { return nil }
         return DirectChunkWriter(descriptor: descriptor, threadPool: threadPool)
-        #else
-        return nil
-        #endif
     }
 
-    #if os(Linux)
-    /// `O_DIRECT`, which Swift's Glibc module does not export (its value is per architecture).
-    private static var directOption: SystemPackage.FileDescriptor.OpenOptions {
-        #if arch(x86_64) || arch(i386)
+    /// `O_DIRECT`, which Swift's Glibc module does not export: its value differs between
+    /// architectures, so it is given only for those whose value is known here; elsewhere
+    /// every write is buffered.
+    private static var directOption: SystemPackage.FileDescriptor.OpenOptions? {
+        #if os(Linux) && (arch(x86_64) || arch(i386))
         SystemPackage.FileDescriptor.OpenOptions(rawValue: 0o40000)
-        #else
+        #elseif os(Linux) && (arch(arm64) || arch(arm))
         SystemPackage.FileDescriptor.OpenOptions(rawValue: 0o200000)
+        #else
+        nil
         #endif
     }
-    #endif
 
     /// Writes a chunk directly, if it can be.
     /// - Parameters:
@@ -107,24 +103,30 @@ final class DirectChunkWriter: Sendable {
         }
     }
 
-    /// Writes aligned bytes; false, having written nothing, if the file system refuses.
+    /// Writes aligned bytes; false if the file system refuses, or if a short write left
+    /// the rest unaligned: the caller then writes the whole chunk buffered (over whatever
+    /// part went directly, with the same bytes).
     private func writeAligned(_ bytes: UnsafeRawBufferPointer, at offset: Int64) throws -> Bool {
         var written = 0
         while written < bytes.count {
+            guard written % Self.alignment == 0 else { return false }
             do {
                 written += try self.descriptor.write(
                     toAbsoluteOffset: offset + Int64(written),
                     UnsafeRawBufferPointer(rebasing: bytes[written...])
                 )
-            } catch Errno.invalidArgument where written == 0 {
+            } catch Errno.invalidArgument {
                 // This file system (or device) wants other alignment, or no direct writes
                 // at all.
-                self.refused.store(true, ordering: .relaxed)
+                if written == 0 { self.refused.store(true, ordering: .relaxed) }
                 return false
             }
         }
         return true
     }
+
+    /// Aligned buffers kept for chunks that did not arrive placed (for tests).
+    var spareBufferCount: Int { self.spareBuffers.withLock { $0.count } }
 
     private func takeBuffer(capacity: Int) -> AlignedBuffer {
         let spare = self.spareBuffers.withLock { spare -> AlignedBuffer? in

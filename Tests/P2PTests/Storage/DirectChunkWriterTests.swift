@@ -148,6 +148,15 @@ struct ChunkBufferAllocatorTests {
         buffer.moveReaderIndex(forwardBy: FileID.byteCount)
         #expect(Self.misalignment(of: buffer, at: 0) == 0)
         #expect(try await writer.write(buffer, at: 0))
+        // Written from its own buffer: no aligned copy was needed.
+        #expect(writer.spareBufferCount == 0)
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: path.string))) == chunk)
+        // The same bytes elsewhere in memory go through an aligned copy (kept for reuse).
+        #expect(try await writer.write(ByteBuffer(bytes: [0x55] + chunk), at: 0) == false)
+        var unplaced = ByteBuffer(bytes: [0x55] + chunk)
+        unplaced.moveReaderIndex(forwardBy: 1)
+        #expect(Self.misalignment(of: unplaced, at: 0) != 0)
+        #expect(try await writer.write(unplaced, at: 262_144))
+        #expect(writer.spareBufferCount == 1)
     }
 }
