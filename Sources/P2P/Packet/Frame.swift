@@ -105,8 +105,6 @@ extension Frame {
     /// payload is there: version, type and length. The checksum waits for the payload.
     struct Header {
         var length: Int
-        var version: UInt8
-        var typeValue: UInt8
         var type: FrameType
         var checksum: UInt16
         var chunkNumber: UInt32
@@ -128,8 +126,6 @@ extension Frame {
             }
             return Header(
                 length: length,
-                version: version,
-                typeValue: typeValue,
                 type: type,
                 checksum: buffer.getInteger(at: start + 6, as: UInt16.self)!,
                 chunkNumber: buffer.getInteger(at: start + 8, as: UInt32.self)!
@@ -139,14 +135,25 @@ extension Frame {
         /// The frame this header begins, once its whole payload is there.
         /// - Throws: `PacketError.badChecksum` if header and payload do not add up.
         func frame(payload: ByteBuffer) throws(PacketError) -> Frame {
+            // `peek` accepted only this version and a known type.
             let actual = Frame.checksum(
-                version: self.version,
-                type: self.typeValue,
+                version: Frame.protocolVersion,
+                type: self.type.rawValue,
                 chunkNumber: self.chunkNumber,
                 payload: payload
             )
             guard actual == self.checksum else { throw .badChecksum(expected: self.checksum, actual: actual) }
             return Frame(type: self.type, chunkNumber: self.chunkNumber, payload: payload)
+        }
+
+        /// Consumes this header and the payload after it from `buffer`, which must hold
+        /// them whole, as a slice of `buffer`; on a bad checksum nothing is consumed.
+        /// - Throws: `PacketError.badChecksum` if header and payload do not add up.
+        func read(from buffer: inout ByteBuffer) throws(PacketError) -> Frame {
+            let payload = buffer.getSlice(at: buffer.readerIndex + Frame.headerLength, length: self.length)!
+            let frame = try self.frame(payload: payload)
+            buffer.moveReaderIndex(forwardBy: Frame.headerLength + self.length)
+            return frame
         }
     }
 
@@ -168,10 +175,7 @@ extension Frame {
         guard let header = try Header.peek(buffer, maximumPayloadLength: maximumPayloadLength),
             buffer.readableBytes - Self.headerLength >= header.length
         else { return nil }
-        let payload = buffer.getSlice(at: buffer.readerIndex + Self.headerLength, length: header.length)!
-        let frame = try header.frame(payload: payload)
-        buffer.moveReaderIndex(forwardBy: Self.headerLength + header.length)
-        return frame
+        return try header.read(from: &buffer)
     }
 
     /// Parses bytes that must hold exactly one whole frame.

@@ -92,7 +92,7 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
             self.assembly = (header, payload)
             return nil
         }
-        var frame = try Frame.read(from: &buffer, maximumPayloadLength: self.maximumPayloadLength)!
+        var frame = try header.read(from: &buffer)
         // The payload is a slice of the receive buffer (up to 1 MiB, several frames). Kept
         // as a slice, a frame that waits (queued for the reader, being verified, being
         // written) keeps that whole buffer alive, and the next read appended to it copies
