@@ -14,6 +14,15 @@ struct ChunkSchedulerTests {
         return bitmap
     }
 
+    /// A scheduler of `count` chunks, relaying, with `a` as the one peer that holds them all.
+    func relayingScheduler(count: Int, grace: Double) -> ChunkScheduler {
+        var scheduler = ChunkScheduler(have: ChunkBitmap(count: count))
+        scheduler.relaying = true
+        scheduler.relayGrace = grace
+        scheduler.update(self.a, holding: .full(count: count), now: 0)
+        return scheduler
+    }
+
     @Test("rarest chunks are asked for first")
     func rarestFirst() {
         var scheduler = ChunkScheduler(have: ChunkBitmap(count: 4))
@@ -75,10 +84,7 @@ struct ChunkSchedulerTests {
 
     @Test("relaying: the one seeder is asked for work, and relayed chunks are not asked for until overdue")
     func relaying() {
-        var scheduler = ChunkScheduler(have: ChunkBitmap(count: 4))
-        scheduler.relaying = true
-        scheduler.relayGrace = 1.0
-        scheduler.update(self.a, holding: .full(count: 4), now: 0)
+        var scheduler = self.relayingScheduler(count: 4, grace: 1.0)
         scheduler.update(self.b, holding: self.bitmap(4, []), now: 0)
         #expect(scheduler.workSource == self.a)
         // Nothing may be pulled: the seeder's chunks come as work, the rest relayed.
@@ -99,10 +105,7 @@ struct ChunkSchedulerTests {
 
     @Test("relaying: no endgame copies while the seeder still hands out work; once it is done, they come back")
     func noEndgameWhileSeederHasWork() {
-        var scheduler = ChunkScheduler(have: ChunkBitmap(count: 4))
-        scheduler.relaying = true
-        scheduler.relayGrace = 1.0
-        scheduler.update(self.a, holding: .full(count: 4), now: 0)
+        var scheduler = self.relayingScheduler(count: 4, grace: 1.0)
         // Two downloaders hold chunk 0: the first one's, handed out before anyone
         // subscribed to its relays, and a copy it passed on.
         scheduler.update(self.b, holding: self.bitmap(4, [0]), now: 0)
@@ -118,10 +121,7 @@ struct ChunkSchedulerTests {
     @Test("relaying: once the seeder has no work, a lone downloader pulls at once; with another downloader it waits")
     func loneDownloaderAfterWork() {
         // The seeder handed every chunk to a peer that has gone (an earlier download).
-        var alone = ChunkScheduler(have: ChunkBitmap(count: 3))
-        alone.relaying = true
-        alone.relayGrace = 1.5
-        alone.update(self.a, holding: .full(count: 3), now: 0)
+        var alone = self.relayingScheduler(count: 3, grace: 1.5)
         alone.update(self.b, holding: self.bitmap(3, []), now: 0)  // a peer without the file
         #expect(alone.workSource == self.a)
         #expect(alone.next(for: self.a, now: 0.1) == nil)
@@ -130,10 +130,7 @@ struct ChunkSchedulerTests {
 
         // Another downloader holds part of the file: what only the seeder holds may still
         // be on its way from it, so the grace applies.
-        var crowd = ChunkScheduler(have: ChunkBitmap(count: 3))
-        crowd.relaying = true
-        crowd.relayGrace = 1.5
-        crowd.update(self.a, holding: .full(count: 3), now: 0)
+        var crowd = self.relayingScheduler(count: 3, grace: 1.5)
         crowd.update(self.b, holding: self.bitmap(3, [0]), now: 0)
         crowd.workExhausted(now: 0.1)
         #expect(crowd.next(for: self.a, now: 0.2) == nil)
