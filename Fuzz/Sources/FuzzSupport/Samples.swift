@@ -74,6 +74,7 @@ public enum Samples {
                 "assigned-chunk",
                 .assignedChunk(id, chunk: 4, bytes: ByteBuffer(bytes: [UInt8](repeating: 0x5A, count: 64)))
             ),
+            ("unrelayed", .unrelayed(id, chunks: [0x90, 0x01])),
         ]
     }
 }

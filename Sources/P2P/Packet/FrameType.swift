@@ -26,6 +26,9 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// A chunk handed out by a seeder, answering a work request; the receiver forwards it
     /// to the peers that asked it to relay.
     case assignedChunk = 12
+    /// Sent by a relayer as it takes a relay request: the chunks of the file it was handed
+    /// before, which it will not forward to the sender.
+    case unrelayed = 13
 
     public var description: String {
         switch self {
@@ -41,6 +44,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .relayRequest: "relay-request"
         case .workRequest: "work-request"
         case .assignedChunk: "assigned-chunk"
+        case .unrelayed: "unrelayed"
         }
     }
 }

@@ -110,6 +110,19 @@ struct ChunkScheduler {
         self.holdings[peer] = holding
     }
 
+    /// A relayer says it was handed `chunks` before this peer asked it to relay, so they
+    /// will not come forwarded: they may be asked for at once (of it or of anyone holding
+    /// them), with no grace. It holds them, verified.
+    mutating func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID, now: Double = 0) {
+        guard chunks.count == self.chunkCount else { return }
+        var holding = self.holdings[peer] ?? ChunkBitmap(count: self.chunkCount)
+        for index in chunks.indices {
+            self.firstSeen[index] = -.infinity
+            holding.insert(index)
+        }
+        self.update(peer, holding: holding, now: now)
+    }
+
     /// Forgets a peer: it left or was dropped. Its requests in flight are free to go to
     /// others.
     mutating func remove(_ peer: PeerID) {

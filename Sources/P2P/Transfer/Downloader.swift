@@ -318,6 +318,10 @@ public final class Downloader: Sendable {
         for (peer, bitmap) in file.holders where peer != PeerID(high: 0, low: 0) {
             run.update(peer, holding: bitmap)
         }
+        // Relayed chunks are recorded from the first, so that peers that subscribe late
+        // learn which ones they missed.
+        self.relayHub.beginDownload(of: manifest.id, chunkCount: manifest.chunkCount)
+        defer { self.relayHub.endDownload(of: manifest.id) }
         do {
             try await self.fetchChunks(run, deadline: deadline, progress: progress)
         } catch {
@@ -659,6 +663,11 @@ public final class Downloader: Sendable {
                 case .assignedChunk(let fileID, let chunk, let bytes) where fileID == file:
                     try link.answered(.work, bytes: bytes.readableBytes)
                     try await write(bytes, chunk: chunk, as: .assigned)
+                case .unrelayed(let fileID, let bytes) where fileID == file:
+                    guard let chunks = ChunkBitmap(bytes: bytes, count: run.manifest.chunkCount) else {
+                        throw P2PError(code: .protocolViolation, "unrelayed chunks that do not fit the file")
+                    }
+                    run.unrelayed(chunks, by: id)
                 case .inventory(let entries):
                     try link.answered(.inventory, bytes: 0)
                     let entry = entries.first { $0.id == file }
@@ -983,6 +992,12 @@ final class DownloadRun: Sendable {
     func update(_ peer: PeerID, holding: ChunkBitmap) {
         let now = self.now
         self.state.withLock { $0.scheduler.update(peer, holding: holding, now: now) }
+        self.wakeEveryone()
+    }
+
+    func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID) {
+        let now = self.now
+        self.state.withLock { $0.scheduler.unrelayed(chunks, by: peer, now: now) }
         self.wakeEveryone()
     }
 

@@ -11,6 +11,12 @@ import Synchronization
 /// and a queue that grows past `maximumQueuedBytes` drops what it cannot take (that peer
 /// fetches those chunks itself later). The longest queue of a file is its forwarding
 /// backlog: a downloader asks the seeder for more work only while it is short.
+///
+/// A peer that subscribes late misses what was forwarded before it came: in a crowd that
+/// starts together, the first chunks go to the first downloaders while the others are
+/// still connecting. The hub keeps, for each file downloaded here, which chunks it has
+/// forwarded, and tells each new subscriber which of them it missed, so that the
+/// subscriber fetches those at once rather than after waiting to see if they come.
 public final class RelayHub: Sendable {
     /// A chunk to forward.
     public struct Relayed: Sendable {
@@ -33,6 +39,8 @@ public final class RelayHub: Sendable {
         var subscribers: [UInt64: Subscriber] = [:]
         /// Tasks waiting for a file's backlog to fall, with the level they wait for.
         var backlogWaiters: [(file: FileID, below: Int, wakeup: Wakeup)] = []
+        /// The files downloaded here, with the chunks forwarded so far.
+        var forwarded: [FileID: ChunkBitmap] = [:]
     }
 
     private let state = Mutex(State())
@@ -49,6 +57,9 @@ public final class RelayHub: Sendable {
     public struct Subscription: Sendable {
         /// The chunks, in the order they were forwarded.
         public let chunks: AsyncStream<Relayed>
+        /// The chunks of the file forwarded before this subscription, which will not come
+        /// on it; `nil` if the file is not being downloaded here.
+        public let missed: ChunkBitmap?
         fileprivate let id: UInt64
         fileprivate let hub: RelayHub
 
@@ -67,13 +78,25 @@ public final class RelayHub: Sendable {
     /// Subscribes a connection to the chunks of `file` forwarded from now on.
     public func subscribe(to file: FileID) -> Subscription {
         let (stream, continuation) = AsyncStream.makeStream(of: Relayed.self, bufferingPolicy: .unbounded)
-        let id = self.state.withLock { state in
+        let (id, missed) = self.state.withLock { state in
             state.nextID += 1
             state.subscribers[state.nextID] = Subscriber(file: file, continuation: continuation)
-            return state.nextID
+            return (state.nextID, state.forwarded[file])
         }
         continuation.onTermination = { [weak self] _ in self?.unsubscribe(id) }
-        return Subscription(chunks: stream, id: id, hub: self)
+        return Subscription(chunks: stream, missed: missed, id: id, hub: self)
+    }
+
+    /// Starts recording which chunks of `file` are forwarded: this peer downloads it.
+    public func beginDownload(of file: FileID, chunkCount: Int) {
+        self.state.withLock { state in
+            if state.forwarded[file]?.count != chunkCount { state.forwarded[file] = ChunkBitmap(count: chunkCount) }
+        }
+    }
+
+    /// Stops recording for `file`: the download here has ended.
+    public func endDownload(of file: FileID) {
+        self.state.withLock { state in _ = state.forwarded.removeValue(forKey: file) }
     }
 
     /// Queues a verified chunk for every subscriber of its file.
@@ -82,6 +105,7 @@ public final class RelayHub: Sendable {
     public func forward(_ bytes: ByteBuffer, chunk: Int, of file: FileID) -> Int {
         let relayed = Relayed(file: file, chunk: chunk, bytes: bytes)
         return self.state.withLock { state in
+            state.forwarded[file]?.insert(chunk)
             var count = 0
             for (id, var subscriber) in state.subscribers where subscriber.file == file {
                 guard subscriber.queuedBytes + bytes.readableBytes <= self.maximumQueuedBytes else { continue }

@@ -93,6 +93,9 @@ public struct SwarmResponder: TransferResponder {
                     }
                     let subscription = self.relayHub.subscribe(to: id)
                     subscriptions[id] = subscription
+                    if let missed = subscription.missed, missed.setCount > 0 {
+                        try await outbound.write(TransferMessage.unrelayed(id, chunks: missed.bytes).frame())
+                    }
                     relays.addTask {
                         // Through the channel, not the outbound writer, and awaited: the
                         // chunk counts as forwarding backlog until its bytes have gone to
@@ -130,7 +133,7 @@ public struct SwarmResponder: TransferResponder {
                     if outcome == .corrupt {
                         throw P2PError(code: .corrupt, "pushed chunk \(chunk) of \(id.short) does not verify")
                     }
-                case .inventory, .chunkData, .assignedChunk, .failure:
+                case .inventory, .chunkData, .assignedChunk, .unrelayed, .failure:
                     throw P2PError(code: .protocolViolation, "unexpected \(frame.type) from a client")
                 }
             }

@@ -18,6 +18,7 @@ import NIOCore
 /// | relay-request | id |
 /// | work-request | id, then the sender's chunk bitmap (empty: none held) |
 /// | assigned-chunk | id, chunk bytes |
+/// | unrelayed | id, chunk bitmap |
 public enum TransferMessage: Sendable, Equatable {
     /// Asks for the receiver's inventory.
     case inventoryRequest
@@ -43,6 +44,10 @@ public enum TransferMessage: Sendable, Equatable {
     /// A chunk handed out by a seeder in answer to a work request: the receiver is the
     /// one that spreads it to the others.
     case assignedChunk(FileID, chunk: Int, bytes: ByteBuffer)
+    /// The relayer's answer-free notice on taking a relay request: `chunks` (bitmap bytes)
+    /// are the ones it was handed before it, which it will not forward. The receiver
+    /// fetches them at once instead of waiting to see whether they come forwarded.
+    case unrelayed(FileID, chunks: [UInt8])
 
     /// Why a request failed.
     public enum FailureReason: UInt8, Sendable, Equatable {
@@ -99,6 +104,11 @@ public enum TransferMessage: Sendable, Equatable {
             return Frame(type: .workRequest, payload: payload)
         case .assignedChunk(let id, let chunk, let bytes):
             return Frame(type: .assignedChunk, chunkNumber: UInt32(chunk), payload: Self.prefixed(id, bytes, allocator))
+        case .unrelayed(let id, let chunks):
+            var payload = allocator.buffer(capacity: FileID.byteCount + chunks.count)
+            payload.writeBytes(id.bytes)
+            payload.writeBytes(chunks)
+            return Frame(type: .unrelayed, payload: payload)
         case .failure(let id, let chunk, let reason, let message):
             var payload = allocator.buffer(capacity: 33 + message.utf8.count)
             payload.writeBytes((id ?? Self.noFile).bytes)
@@ -215,6 +225,9 @@ public enum TransferMessage: Sendable, Equatable {
         case .assignedChunk:
             let id = try readID()
             self = .assignedChunk(id, chunk: chunk, bytes: payload)
+        case .unrelayed:
+            let id = try readID()
+            self = .unrelayed(id, chunks: Array(payload.readableBytesView))
         }
     }
 }

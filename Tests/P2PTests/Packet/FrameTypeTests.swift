@@ -18,6 +18,7 @@ struct FrameTypeTests {
             (.relayRequest, 10, "relay-request"),
             (.workRequest, 11, "work-request"),
             (.assignedChunk, 12, "assigned-chunk"),
+            (.unrelayed, 13, "unrelayed"),
         ]
         #expect(FrameType.allCases.count == expected.count)
         for (type, value, name) in expected {
@@ -26,6 +27,6 @@ struct FrameTypeTests {
             #expect(type.description == name)
         }
         #expect(FrameType(rawValue: 0) == nil)
-        #expect(FrameType(rawValue: 13) == nil)
+        #expect(FrameType(rawValue: 14) == nil)
     }
 }

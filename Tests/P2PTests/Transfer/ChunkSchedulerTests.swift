@@ -103,6 +103,23 @@ struct ChunkSchedulerTests {
         #expect(late == 0 || late == 2 || late == 3)
     }
 
+    @Test("relaying: chunks a relayer says it will not forward are asked for at once, of whoever holds them")
+    func unrelayedChunksAreNotWaitedFor() {
+        var scheduler = self.relayingScheduler(count: 4, grace: 1.0)
+        // b and c each hold chunk 0; c also holds 1 and 2. All seen at 1 s.
+        scheduler.update(self.b, holding: self.bitmap(4, [0]), now: 1)
+        scheduler.update(self.c, holding: self.bitmap(4, [0, 1, 2]), now: 1)
+        #expect(scheduler.next(for: self.c, now: 1.1) == nil)
+        // b was handed chunks 0 and 3 before this peer subscribed: 0 is asked of c right
+        // away, and 3, which b's inventory did not list yet, of b.
+        scheduler.unrelayed(self.bitmap(4, [0, 3]), by: self.b, now: 1.2)
+        #expect(scheduler.next(for: self.c, now: 1.2) == 0)
+        #expect(scheduler.next(for: self.b, now: 1.2) == 3)
+        // Chunks 1 and 2 may still come forwarded: they wait for the grace.
+        #expect(scheduler.next(for: self.c, now: 1.3) == nil)
+        #expect(scheduler.next(for: self.c, now: 2.1) != nil)
+    }
+
     @Test("relaying: no endgame copies while the seeder still hands out work; once it is done, they come back")
     func noEndgameWhileSeederHasWork() {
         var scheduler = self.relayingScheduler(count: 4, grace: 1.0)

@@ -64,4 +64,29 @@ struct RelayTests {
         unrelated.cancel()
         #expect(hub.subscriberCount(of: self.file) == 0)
     }
+
+    @Test("a subscriber learns which chunks of a file downloaded here were forwarded before it came")
+    func hubTellsLateSubscribersWhatTheyMissed() {
+        let hub = RelayHub()
+        let bytes = ByteBuffer(bytes: [UInt8](repeating: 3, count: 10))
+        // Not downloaded here: nothing is recorded.
+        hub.forward(bytes, chunk: 0, of: self.file)
+        let before = hub.subscribe(to: self.file)
+        #expect(before.missed == nil)
+
+        hub.beginDownload(of: self.file, chunkCount: 6)
+        hub.forward(bytes, chunk: 1, of: self.file)
+        hub.forward(bytes, chunk: 4, of: self.file)
+        hub.forward(bytes, chunk: 9, of: self.file)  // out of range: ignored
+        let late = hub.subscribe(to: self.file)
+        #expect(late.missed?.indices == [1, 4])
+        // What is forwarded after it subscribed comes on its stream, not in what it missed.
+        hub.forward(bytes, chunk: 2, of: self.file)
+        #expect(late.missed?.indices == [1, 4])
+        #expect(hub.subscribe(to: self.file).missed?.indices == [1, 2, 4])
+        // Another file, and a file whose download ended, have no record.
+        #expect(hub.subscribe(to: self.other).missed == nil)
+        hub.endDownload(of: self.file)
+        #expect(hub.subscribe(to: self.file).missed == nil)
+    }
 }

@@ -41,6 +41,8 @@ struct TransferMessageTests {
             .workRequest(id, held: []),
             .workRequest(id, held: [0xC0, 0x01]),
             .assignedChunk(id, chunk: 9, bytes: ByteBuffer(bytes: [UInt8](repeating: 2, count: 300))),
+            .unrelayed(id, chunks: [0xA0]),
+            .unrelayed(id, chunks: []),
         ]
     }
 
@@ -104,6 +106,7 @@ struct TransferMessageTests {
             Frame(type: .relayRequest, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 33))),
             Frame(type: .workRequest, payload: ByteBuffer(bytes: [1, 2])),
             Frame(type: .assignedChunk, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 31))),
+            Frame(type: .unrelayed, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 20))),
             // An inventory claiming a billion entries in a few bytes.
             Frame(type: .inventory, payload: ByteBuffer(bytes: [0x3B, 0x9A, 0xCA, 0x00, 1, 2, 3])),
         ]

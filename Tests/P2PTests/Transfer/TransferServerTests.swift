@@ -13,6 +13,7 @@ struct TransferServerTests {
         limits: TransferServer.Limits = TransferServer.Limits(),
         pushAllowance: PushAllowance = PushAllowance(),
         statistics: TransferStatistics = TransferStatistics(),
+        relayHub: RelayHub = RelayHub(),
         _ body: @Sendable (SocketAddress, FileID, [UInt8]) async throws -> Void
     ) async throws {
         let fixture = try StorageFixture()
@@ -28,6 +29,7 @@ struct TransferServerTests {
                 store: store,
                 statistics: statistics,
                 pushAllowance: pushAllowance,
+                relayHub: relayHub,
                 logger: StorageFixture.logger
             ),
             logger: StorageFixture.logger
@@ -202,6 +204,40 @@ struct TransferServerTests {
                 let inventory = try await session.inventory()
                 let entry = try #require(inventory.first { $0.id == otherID })
                 #expect(entry.bitmap.indices == [0])
+            }
+        }
+    }
+
+    @Test("a relay request is told which chunks were forwarded before it, then gets what is forwarded after")
+    func relayRequestLearnsWhatItMissed() async throws {
+        let hub = RelayHub()
+        let downloading = FileID(bytes: [UInt8](repeating: 5, count: 32))!
+        let chunk = ByteBuffer(bytes: [UInt8](repeating: 0x5A, count: 1000))
+        hub.beginDownload(of: downloading, chunkCount: 10)
+        hub.forward(chunk, chunk: 1, of: downloading)
+        hub.forward(chunk, chunk: 8, of: downloading)
+        try await self.withServer(relayHub: hub) { address, id, _ in
+            try await PeerSession.connect(to: address, answerTimeout: .seconds(5)) { session in
+                try await session.send(.relayRequest(downloading))
+                guard case .unrelayed(downloading, let bytes) = try await session.receive() else {
+                    Issue.record("expected the chunks forwarded before the relay request")
+                    return
+                }
+                #expect(ChunkBitmap(bytes: bytes, count: 10)?.indices == [1, 8])
+                // Relays to this connection start once the request was handled.
+                while hub.subscriberCount(of: downloading) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+                hub.forward(chunk, chunk: 4, of: downloading)
+                guard case .pushedChunk(downloading, 4, let relayed) = try await session.receive() else {
+                    Issue.record("expected the chunk forwarded after the relay request")
+                    return
+                }
+                #expect(relayed == chunk)
+                // A file this peer does not download: no such notice, the next answer comes.
+                try await session.send([.relayRequest(id), .inventoryRequest])
+                guard case .inventory = try await session.receive() else {
+                    Issue.record("expected the inventory next")
+                    return
+                }
             }
         }
     }
