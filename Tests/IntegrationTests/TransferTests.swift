@@ -387,6 +387,34 @@ struct TransferTests {
         }
     }
 
+    @Test(
+        "a peer whose notice of unrelayed chunks is malformed or repeated is dropped; the download completes",
+        arguments: [LyingPeer.Lie.misfitUnrelayedNotice, .repeatedUnrelayedNotice]
+    )
+    func badUnrelayedNotices(lie: LyingPeer.Lie) async throws {
+        let swarm = try TestSwarm()
+        defer { swarm.shutdown() }
+        let size = 6 * Self.chunk
+        let data = try TransferFixtures.share("notice.bin", size: size, peer: "seed", in: swarm)
+        try TransferFixtures.share("notice.bin", size: size, peer: "liar", in: swarm)
+        _ = try swarm.launch(["serve", "--upload-rate", "2M"], name: "seed")
+        try await LyingPeer.with(storage: TransferFixtures.storage(of: "liar", in: swarm), lie: lie, in: swarm) {
+            liar in
+            let (status, summary, process) = try await TransferFixtures.get("notice.bin", as: "fetch", in: swarm)
+            #expect(status == 0, "\(process.transcript())")
+            // Each connection to the liar ends at its notice, before any chunk.
+            #expect(summary?.bytesFromPeers[liar.id.description] == nil)
+            let expected =
+                lie == .misfitUnrelayedNotice
+                ? "unrelayed chunks that do not fit the file" : "a second notice of unrelayed chunks"
+            #expect(process.lines(.stderr).contains { $0.text.contains(expected) }, "\(process.transcript())")
+            #expect(
+                TransferFixtures.sha256(of: TransferFixtures.downloaded("notice.bin", peer: "fetch", in: swarm))
+                    == TransferFixtures.sha256(data)
+            )
+        }
+    }
+
     @Test("peak memory of a 256 MiB download stays under 64 MiB")
     func boundedMemory() async throws {
         let swarm = try TestSwarm()

@@ -15,7 +15,8 @@
 /// handed out everything and `relayGrace` has passed: what was lost on the way (a peer
 /// that left, a forward dropped) is fetched then. With no other downloader known, there is
 /// nothing to wait for: chunks only the seeder holds are asked of it as soon as it has no
-/// work left.
+/// work left. Nor for chunks a relayer says it was handed before this peer subscribed to it
+/// (`unrelayed`): they will not come forwarded, so they may be asked for at once.
 struct ChunkScheduler {
     /// The chunks held and verified.
     private(set) var have: ChunkBitmap
@@ -38,7 +39,8 @@ struct ChunkScheduler {
     /// Peers holding some chunks but not all: other downloaders, the only ones that relay.
     private var partialHolders: Set<PeerID> = []
     /// When (seconds into the download) each chunk was first seen at a peer that does not
-    /// hold the whole file; infinity if never.
+    /// hold the whole file; infinity if never; minus infinity if it will not come forwarded
+    /// (ask now).
     private var firstSeen: [Double]
     /// When the work source said it had handed out every chunk.
     private var workExhaustedAt: Double? = nil
@@ -112,7 +114,10 @@ struct ChunkScheduler {
 
     /// A relayer says it was handed `chunks` before this peer asked it to relay, so they
     /// will not come forwarded: they may be asked for at once (of it or of anyone holding
-    /// them), with no grace. It holds them, verified.
+    /// them), with no grace. That is what matters here. The relayer has verified them, so
+    /// they are also counted as its holdings until its next inventory says otherwise; its
+    /// write of the last ones may still be under way, and a request that comes first is
+    /// answered "not held" and goes to another holder.
     mutating func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID, now: Double = 0) {
         guard chunks.count == self.chunkCount else { return }
         var holding = self.holdings[peer] ?? ChunkBitmap(count: self.chunkCount)

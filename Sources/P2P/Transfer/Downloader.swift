@@ -643,6 +643,9 @@ public final class Downloader: Sendable {
         let file = run.manifest.id
         try await withThrowingTaskGroup(of: Void.self) { writers in
             var writing = 0
+            // The one notice of chunks the peer will not forward, sent as it takes this
+            // connection's relay request; a second is a peer trying to steer the scheduler.
+            var toldUnrelayed = false
             func write(_ bytes: ByteBuffer, chunk: Int, as arrival: DownloadRun.Arrival) async throws {
                 if writing >= self.configuration.writesInFlight {
                     try await writers.next()
@@ -664,6 +667,10 @@ public final class Downloader: Sendable {
                     try link.answered(.work, bytes: bytes.readableBytes)
                     try await write(bytes, chunk: chunk, as: .assigned)
                 case .unrelayed(let fileID, let bytes) where fileID == file:
+                    guard !toldUnrelayed else {
+                        throw P2PError(code: .protocolViolation, "a second notice of unrelayed chunks")
+                    }
+                    toldUnrelayed = true
                     guard let chunks = ChunkBitmap(bytes: bytes, count: run.manifest.chunkCount) else {
                         throw P2PError(code: .protocolViolation, "unrelayed chunks that do not fit the file")
                     }

@@ -15,8 +15,9 @@ import Synchronization
 /// A peer that subscribes late misses what was forwarded before it came: in a crowd that
 /// starts together, the first chunks go to the first downloaders while the others are
 /// still connecting. The hub keeps, for each file downloaded here, which chunks it has
-/// forwarded, and tells each new subscriber which of them it missed, so that the
-/// subscriber fetches those at once rather than after waiting to see if they come.
+/// forwarded; each new subscription carries the ones it missed, which the responder sends
+/// to the subscriber (`unrelayed`) so that it fetches them at once rather than after
+/// waiting to see if they come.
 public final class RelayHub: Sendable {
     /// A chunk to forward.
     public struct Relayed: Sendable {
@@ -40,7 +41,14 @@ public final class RelayHub: Sendable {
         /// Tasks waiting for a file's backlog to fall, with the level they wait for.
         var backlogWaiters: [(file: FileID, below: Int, wakeup: Wakeup)] = []
         /// The files downloaded here, with the chunks forwarded so far.
-        var forwarded: [FileID: ChunkBitmap] = [:]
+        var forwarded: [FileID: Record] = [:]
+    }
+
+    /// What the hub knows of one file downloaded here.
+    private struct Record {
+        /// Downloads of the file running here (the library allows more than one).
+        var downloads: Int
+        var chunks: ChunkBitmap
     }
 
     private let state = Mutex(State())
@@ -81,22 +89,32 @@ public final class RelayHub: Sendable {
         let (id, missed) = self.state.withLock { state in
             state.nextID += 1
             state.subscribers[state.nextID] = Subscriber(file: file, continuation: continuation)
-            return (state.nextID, state.forwarded[file])
+            return (state.nextID, state.forwarded[file]?.chunks)
         }
         continuation.onTermination = { [weak self] _ in self?.unsubscribe(id) }
         return Subscription(chunks: stream, missed: missed, id: id, hub: self)
     }
 
-    /// Starts recording which chunks of `file` are forwarded: this peer downloads it.
+    /// Starts recording which chunks of `file` are forwarded: this peer downloads it. Each
+    /// call is matched by one `endDownload`.
     public func beginDownload(of file: FileID, chunkCount: Int) {
         self.state.withLock { state in
-            if state.forwarded[file]?.count != chunkCount { state.forwarded[file] = ChunkBitmap(count: chunkCount) }
+            if var record = state.forwarded[file], record.chunks.count == chunkCount {
+                record.downloads += 1
+                state.forwarded[file] = record
+            } else {
+                state.forwarded[file] = Record(downloads: 1, chunks: ChunkBitmap(count: chunkCount))
+            }
         }
     }
 
-    /// Stops recording for `file`: the download here has ended.
+    /// A download of `file` here has ended; the record goes with the last one.
     public func endDownload(of file: FileID) {
-        self.state.withLock { state in _ = state.forwarded.removeValue(forKey: file) }
+        self.state.withLock { state in
+            guard var record = state.forwarded[file] else { return }
+            record.downloads -= 1
+            state.forwarded[file] = record.downloads > 0 ? record : nil
+        }
     }
 
     /// Queues a verified chunk for every subscriber of its file.
@@ -105,7 +123,7 @@ public final class RelayHub: Sendable {
     public func forward(_ bytes: ByteBuffer, chunk: Int, of file: FileID) -> Int {
         let relayed = Relayed(file: file, chunk: chunk, bytes: bytes)
         return self.state.withLock { state in
-            state.forwarded[file]?.insert(chunk)
+            state.forwarded[file]?.chunks.insert(chunk)
             var count = 0
             for (id, var subscriber) in state.subscribers where subscriber.file == file {
                 guard subscriber.queuedBytes + bytes.readableBytes <= self.maximumQueuedBytes else { continue }

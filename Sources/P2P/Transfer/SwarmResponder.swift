@@ -8,7 +8,8 @@ import NIOCore
 /// message that makes no sense from a client (a chunk it was not asked for, a malformed
 /// payload) ends that connection. A client that downloads a file may ask, once per file,
 /// for the chunks this peer is handed by a seeder: they are written to it on the same
-/// connection, between answers, as pushed chunks.
+/// connection, between answers, as pushed chunks; and it is told at once which of them
+/// were forwarded before it asked (`unrelayed`), so that it fetches those itself.
 public struct SwarmResponder: TransferResponder {
     private let store: ChunkStore
     private let logger: Logger

@@ -18,6 +18,11 @@ struct LyingPeer {
         case wrongManifest
         /// Claims every chunk in its inventory, then answers every request with "not held".
         case claimsAllServesNone
+        /// Answers a relay request with a notice of unrelayed chunks whose bitmap does not
+        /// fit the file.
+        case misfitUnrelayedNotice
+        /// Answers a relay request with two notices of unrelayed chunks.
+        case repeatedUnrelayedNotice
     }
 
     let id: PeerID
@@ -79,6 +84,11 @@ private struct LyingResponder: TransferResponder {
         var nextAssigned = 0
         for try await frame in inbound {
             switch try TransferMessage(frame: frame) {
+            case .relayRequest(let id) where self.lie == .misfitUnrelayedNotice:
+                try await outbound.write(TransferMessage.unrelayed(id, chunks: [0xFF, 0xFF, 0xFF]).frame())
+            case .relayRequest(let id) where self.lie == .repeatedUnrelayedNotice:
+                let notice = TransferMessage.unrelayed(id, chunks: [0x80])
+                try await outbound.write(contentsOf: [notice.frame(), notice.frame()])
             case .relayRequest:
                 // Says nothing, relays nothing.
                 continue

@@ -84,8 +84,11 @@ struct RelayTests {
         hub.forward(bytes, chunk: 2, of: self.file)
         #expect(late.missed?.indices == [1, 4])
         #expect(hub.subscribe(to: self.file).missed?.indices == [1, 2, 4])
-        // Another file, and a file whose download ended, have no record.
+        // Another file, and a file whose downloads all ended, have no record.
         #expect(hub.subscribe(to: self.other).missed == nil)
+        hub.beginDownload(of: self.file, chunkCount: 6)  // a second download of the same file
+        hub.endDownload(of: self.file)
+        #expect(hub.subscribe(to: self.file).missed?.indices == [1, 2, 4])
         hub.endDownload(of: self.file)
         #expect(hub.subscribe(to: self.file).missed == nil)
     }

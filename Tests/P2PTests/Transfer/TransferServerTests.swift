@@ -224,16 +224,19 @@ struct TransferServerTests {
                     return
                 }
                 #expect(ChunkBitmap(bytes: bytes, count: 10)?.indices == [1, 8])
-                // Relays to this connection start once the request was handled.
-                while hub.subscriberCount(of: downloading) == 0 { try await Task.sleep(for: .milliseconds(5)) }
+                // The notice is written after the subscription is made: what is forwarded
+                // now comes on this connection.
                 hub.forward(chunk, chunk: 4, of: downloading)
                 guard case .pushedChunk(downloading, 4, let relayed) = try await session.receive() else {
                     Issue.record("expected the chunk forwarded after the relay request")
                     return
                 }
                 #expect(relayed == chunk)
-                // A file this peer does not download: no such notice, the next answer comes.
-                try await session.send([.relayRequest(id), .inventoryRequest])
+                // A file this peer does not download, and one it downloads but has forwarded
+                // nothing of: no notice, the next answer comes.
+                let quiet = FileID(bytes: [UInt8](repeating: 6, count: 32))!
+                hub.beginDownload(of: quiet, chunkCount: 10)
+                try await session.send([.relayRequest(id), .relayRequest(quiet), .inventoryRequest])
                 guard case .inventory = try await session.receive() else {
                     Issue.record("expected the inventory next")
                     return
