@@ -1,0 +1,101 @@
+import Foundation
+import Logging
+import NIOCore
+import Testing
+import _NIOFileSystem
+
+@testable import P2P
+
+@Suite("A downloader that subscribes to a relayer late, over loopback", .timeLimit(.minutes(1)))
+struct LateSubscriberTests {
+    static let chunk = 256 * 1024
+
+    /// A transfer server on 127.0.0.1 for `responder`, known in `table` as `id`, for `body`.
+    func serving<Result: Sendable>(
+        _ responder: SwarmResponder,
+        as id: PeerID,
+        in table: PeerTable,
+        _ body: @Sendable () async throws -> Result
+    ) async throws -> Result {
+        let server = try await TransferServer.bind(
+            host: "127.0.0.1",
+            port: 0,
+            responder: responder,
+            logger: StorageFixture.logger
+        )
+        // Announced once, with an interval long enough that it never expires here.
+        table.record(
+            Announcement(
+                kind: .start,
+                peerID: id,
+                transferPort: UInt16(server.port),
+                announceIntervalMilliseconds: 60_000
+            ),
+            from: try SocketAddress(ipAddress: "127.0.0.1", port: 9)
+        )
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            defer { group.cancelAll() }
+            return try await body()
+        }
+    }
+
+    @Test("chunks a relayer forwarded before the subscription are fetched from it at once, not after the grace")
+    func fetchesWhatItMissedAtOnce() async throws {
+        let seederFolder = try StorageFixture()
+        let relayerFolder = try StorageFixture()
+        let downloaderFolder = try StorageFixture()
+        defer { for folder in [seederFolder, relayerFolder, downloaderFolder] { folder.remove() } }
+        let data = try seederFolder.share("late.bin", size: 6 * Self.chunk)
+        let logger = StorageFixture.logger
+
+        // The seeder holds the whole file and sends slowly: 1 MiB/s, a quarter second a chunk.
+        let seederStore = try await ChunkStore.open(configuration: seederFolder.configuration(), logger: logger)
+        let id = try #require(await seederStore.inventory().first?.id)
+        let manifest = try #require(await seederStore.manifest(for: id))
+        // The relayer is downloading it too: it was handed chunks 1–4 and forwarded them
+        // before this downloader subscribed.
+        let relayerStore = try await ChunkStore.open(configuration: relayerFolder.configuration(), logger: logger)
+        let relayerFile = try await relayerStore.beginDownload(manifest)
+        let relayerHub = RelayHub()
+        relayerHub.beginDownload(of: id, chunkCount: manifest.chunkCount)
+        for index in 1...4 {
+            let bytes = try #require(try await seederStore.readChunk(id, index: index))
+            _ = try await relayerFile.write(bytes, chunk: index)
+            relayerHub.forward(bytes, chunk: index, of: id)
+        }
+        let downloaderStore = try await ChunkStore.open(configuration: downloaderFolder.configuration(), logger: logger)
+
+        let table = PeerTable()
+        let seederID = PeerID(high: 0, low: 1)
+        let relayerID = PeerID(high: 0, low: 2)
+        let seeder = SwarmResponder(
+            store: seederStore,
+            statistics: TransferStatistics(),
+            uploadLimiter: RateLimiter(bytesPerSecond: 1 << 20),
+            logger: logger
+        )
+        let relayer = SwarmResponder(
+            store: relayerStore,
+            statistics: TransferStatistics(),
+            relayHub: relayerHub,
+            logger: logger
+        )
+        // A grace far longer than the download: without the notice, nothing the relayer
+        // holds would be asked of it.
+        let configuration = {
+            var configuration = Downloader.Configuration()
+            configuration.relayGrace = .seconds(60)
+            return configuration
+        }()
+        let result = try await self.serving(seeder, as: seederID, in: table) {
+            try await self.serving(relayer, as: relayerID, in: table) {
+                try await Downloader(store: downloaderStore, table: table, configuration: configuration, logger: logger)
+                    .download(name: "late.bin", timeout: .seconds(30))
+            }
+        }
+        #expect((result.bytesFromPeer[relayerID] ?? 0) > 0, "nothing came from the relayer: \(result.bytesFromPeer)")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: result.path.string)) == Data(data))
+        for store in [seederStore, relayerStore, downloaderStore] { await store.close() }
+    }
+}
