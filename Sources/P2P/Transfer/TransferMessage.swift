@@ -98,17 +98,11 @@ public enum TransferMessage: Sendable, Equatable {
         case .relayRequest(let id):
             return Frame(type: .relayRequest, payload: ByteBuffer(bytes: id.bytes))
         case .workRequest(let id, let held):
-            var payload = allocator.buffer(capacity: FileID.byteCount + held.count)
-            payload.writeBytes(id.bytes)
-            payload.writeBytes(held)
-            return Frame(type: .workRequest, payload: payload)
+            return Frame(type: .workRequest, payload: Self.idThen(id, held, allocator))
         case .assignedChunk(let id, let chunk, let bytes):
             return Frame(type: .assignedChunk, chunkNumber: UInt32(chunk), payload: Self.prefixed(id, bytes, allocator))
         case .unrelayed(let id, let chunks):
-            var payload = allocator.buffer(capacity: FileID.byteCount + chunks.count)
-            payload.writeBytes(id.bytes)
-            payload.writeBytes(chunks)
-            return Frame(type: .unrelayed, payload: payload)
+            return Frame(type: .unrelayed, payload: Self.idThen(id, chunks, allocator))
         case .failure(let id, let chunk, let reason, let message):
             var payload = allocator.buffer(capacity: 33 + message.utf8.count)
             payload.writeBytes((id ?? Self.noFile).bytes)
@@ -116,6 +110,15 @@ public enum TransferMessage: Sendable, Equatable {
             payload.writeString(String(message.prefix(512)))
             return Frame(type: .failure, chunkNumber: UInt32(chunk), payload: payload)
         }
+    }
+
+    /// The payload of a message that carries a file id and then bytes of its own (a chunk
+    /// bitmap).
+    static func idThen(_ id: FileID, _ bytes: [UInt8], _ allocator: ByteBufferAllocator) -> ByteBuffer {
+        var payload = allocator.buffer(capacity: FileID.byteCount + bytes.count)
+        payload.writeBytes(id.bytes)
+        payload.writeBytes(bytes)
+        return payload
     }
 
     /// The payload of a chunk message: the file id, then the chunk.
