@@ -87,6 +87,12 @@ public final class Downloader: Sendable {
         public var refreshInterval: Duration = .milliseconds(500)
         /// Chunks being verified and written at once, per peer.
         public var writesInFlight = 4
+        /// How long a name lookup waits for any one peer's inventory.
+        public var inventoryTimeout: Duration = .seconds(3)
+        /// How long a name lookup waits for the other peers' inventories once those in
+        /// resolve the name: the rest are counted for the choice among files of one name
+        /// only if they answer by then.
+        public var lookupGrace: Duration = .milliseconds(100)
 
         /// The defaults.
         public init() {}
@@ -149,9 +155,17 @@ public final class Downloader: Sendable {
     }
 
     /// Asks peers for their inventories, at once.
+    ///
+    /// With `enough`, the answers may end early: once those in make `enough` true, the
+    /// others get `grace` more and are then given up. Why: peers that start with this one
+    /// (a crowd released together) answer late, each busy with its own start on shared
+    /// cores, and a download that waited for the slowest of them started up to half a
+    /// second after the seeder had answered.
     /// - Parameters:
     ///   - peers: whom to ask.
     ///   - timeout: how long to wait for each peer.
+    ///   - enough: whether the answers so far settle what the caller wants to know.
+    ///   - grace: how long the others may take once they do.
     ///   - maximumPayloadLength: the largest frame payload accepted.
     ///   - group: the event loops.
     ///   - logger: where to log peers that do not answer.
@@ -159,12 +173,19 @@ public final class Downloader: Sendable {
     public static func inventories(
         of peers: [KnownPeer],
         timeout: Duration = .seconds(3),
+        enough: (@Sendable ([(KnownPeer, [InventoryEntry])]) -> Bool)? = nil,
+        grace: Duration = .milliseconds(100),
         maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
         networkKey: NetworkKey? = nil,
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger
     ) async -> [(KnownPeer, [InventoryEntry])] {
-        await withTaskGroup(of: (KnownPeer, [InventoryEntry])?.self) { tasks in
+        /// One child's outcome: a peer's answer (nil if none), or the grace is over.
+        enum Outcome: Sendable {
+            case answer((KnownPeer, [InventoryEntry])?)
+            case graceOver
+        }
+        return await withTaskGroup(of: Outcome.self) { tasks in
             for peer in peers {
                 tasks.addTask {
                     do {
@@ -177,20 +198,38 @@ public final class Downloader: Sendable {
                                 group: group
                             ) { session in try await session.inventory() }
                         }
-                        return (peer, entries)
+                        return .answer((peer, entries))
                     } catch {
-                        logger.debug(
-                            "no inventory from peer",
-                            metadata: ["remote.peer.id": "\(peer.id.short)", "error": "\(error)"]
-                        )
-                        return nil
+                        if !Task.isCancelled {
+                            logger.debug(
+                                "no inventory from peer",
+                                metadata: ["remote.peer.id": "\(peer.id.short)", "error": "\(error)"]
+                            )
+                        }
+                        return .answer(nil)
                     }
                 }
             }
             var results: [(KnownPeer, [InventoryEntry])] = []
-            for await result in tasks {
-                if let result { results.append(result) }
+            var pending = peers.count
+            var graceStarted = false
+            while pending > 0, let outcome = await tasks.next() {
+                guard case .answer(let answer) = outcome else {
+                    tasks.cancelAll()
+                    break
+                }
+                pending -= 1
+                guard let answer else { continue }
+                results.append(answer)
+                if !graceStarted, pending > 0, let enough, enough(results) {
+                    graceStarted = true
+                    tasks.addTask {
+                        try? await Task.sleep(for: grace)
+                        return .graceOver
+                    }
+                }
             }
+            tasks.cancelAll()
             return results.sorted { $0.0.id < $1.0.id }
         }
     }
@@ -365,7 +404,22 @@ public final class Downloader: Sendable {
             defer { group.cancelAll() }
             var lastError: (any Error)? = nil
             for attempt in 0..<41 {
-                let files = Self.swarmFiles(await self.inventories(), local: (PeerID(high: 0, low: 0), local))
+                // The name is settled once the answers in resolve it; the rest get a moment
+                // more, to be counted for the choice among files of one name.
+                let answers = await Self.inventories(
+                    of: self.table.servingPeers(),
+                    timeout: self.configuration.inventoryTimeout,
+                    enough: { answers in
+                        let files = Self.swarmFiles(answers, local: (PeerID(high: 0, low: 0), local))
+                        return (try? Self.resolve(name: name, idPrefix: idPrefix, in: files)) != nil
+                    },
+                    grace: self.configuration.lookupGrace,
+                    maximumPayloadLength: self.maximumPayloadLength,
+                    networkKey: self.networkKey,
+                    group: self.group,
+                    logger: self.logger
+                )
+                let files = Self.swarmFiles(answers, local: (PeerID(high: 0, low: 0), local))
                 do {
                     return try Self.resolve(name: name, idPrefix: idPrefix, in: files)
                 } catch let error as P2PError where error.code == .notFound {
