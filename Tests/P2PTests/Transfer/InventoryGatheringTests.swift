@@ -10,17 +10,6 @@ import _NIOFileSystem
 /// for the slowest peer once the answers in settle it.
 @Suite("Downloader.inventories, early end", .timeLimit(.minutes(1)))
 struct InventoryGatheringTests {
-    func knownPeer(_ low: UInt64, at address: SocketAddress) -> KnownPeer {
-        KnownPeer(
-            id: PeerID(high: 0, low: low),
-            transferAddress: address,
-            discoveryAddress: address,
-            lastSeen: .now(),
-            expires: .now() + .seconds(6),
-            isObserver: false
-        )
-    }
-
     /// Runs `body` with the address of a listener on 127.0.0.1 that accepts connections
     /// and never answers on them: a peer stuck in its own start, or hung.
     func withSilentListener<Result>(_ body: (SocketAddress) async throws -> Result) async throws -> Result {
@@ -45,7 +34,7 @@ struct InventoryGatheringTests {
             try await self.withSilentListener { silent in
                 let started = ContinuousClock.now
                 let answers = await Downloader.inventories(
-                    of: [self.knownPeer(1, at: address), self.knownPeer(2, at: silent)],
+                    of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: silent)],
                     timeout: .seconds(120),
                     enough: { !$0.isEmpty },
                     grace: .milliseconds(50),
@@ -65,7 +54,7 @@ struct InventoryGatheringTests {
             try await self.withSilentListener { silent in
                 let started = ContinuousClock.now
                 let answers = await Downloader.inventories(
-                    of: [self.knownPeer(1, at: address), self.knownPeer(2, at: silent)],
+                    of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: silent)],
                     timeout: .milliseconds(500),
                     logger: StorageFixture.logger
                 )
@@ -80,7 +69,7 @@ struct InventoryGatheringTests {
         try await TransferServerTests().withServer { first, _, _ in
             try await TransferServerTests().withServer { second, _, _ in
                 let answers = await Downloader.inventories(
-                    of: [self.knownPeer(1, at: first), self.knownPeer(2, at: second)],
+                    of: [KnownPeer.fixture(1, at: first), KnownPeer.fixture(2, at: second)],
                     timeout: .seconds(120),
                     enough: { !$0.isEmpty },
                     grace: .seconds(60),

@@ -6,15 +6,7 @@ import Testing
 @Suite("Downloader.manifestSources")
 struct ManifestSourcesTests {
     func peer(_ low: UInt64) throws -> KnownPeer {
-        let address = try SocketAddress(ipAddress: "198.18.0.\(low)", port: 4000)
-        return KnownPeer(
-            id: PeerID(high: 0, low: low),
-            transferAddress: address,
-            discoveryAddress: address,
-            lastSeen: .now(),
-            expires: .now() + .seconds(6),
-            isObserver: false
-        )
+        .fixture(low, at: try SocketAddress(ipAddress: "198.18.0.\(low)", port: 4000))
     }
 
     @Test("the manifest is asked of whole-file holders first, then of peers downloading it, then of the rest")
