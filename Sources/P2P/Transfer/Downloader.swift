@@ -140,40 +140,27 @@ public final class Downloader: Sendable {
 
     // MARK: The swarm's files
 
-    /// Asks every serving peer for its inventory, at once.
-    /// - Parameter timeout: how long to wait for each peer.
-    /// - Returns: each answering peer's inventory.
-    public func inventories(timeout: Duration = .seconds(3)) async -> [(KnownPeer, [InventoryEntry])] {
-        await Self.inventories(
-            of: self.table.servingPeers(),
-            timeout: timeout,
-            maximumPayloadLength: self.maximumPayloadLength,
-            networkKey: self.networkKey,
-            group: self.group,
-            logger: self.logger
-        )
-    }
-
     /// Asks peers for their inventories, at once.
     ///
-    /// With `enough`, the answers may end early: once those in make `enough` true, the
-    /// others get `grace` more and are then given up. Why: peers that start with this one
-    /// (a crowd released together) answer late, each busy with its own start on shared
-    /// cores, and a download that waited for the slowest of them started up to half a
-    /// second after the seeder had answered.
+    /// With `enough`, gathering may end before every peer has answered: once the answers
+    /// received make `enough` true, the peers still to answer get `grace` more and are then
+    /// given up (their connections closed, even mid-connect). So a peer that never answers,
+    /// or a host that is gone but still in the table, costs the caller `grace`, not
+    /// `timeout`.
     /// - Parameters:
     ///   - peers: whom to ask.
-    ///   - timeout: how long to wait for each peer.
-    ///   - enough: whether the answers so far settle what the caller wants to know.
+    ///   - timeout: how long to wait for each peer, connecting included.
+    ///   - enough: whether the answers so far settle what the caller wants to know; called
+    ///     on the calling task after each answer, with the answers in order of arrival.
     ///   - grace: how long the others may take once they do.
     ///   - maximumPayloadLength: the largest frame payload accepted.
     ///   - group: the event loops.
-    ///   - logger: where to log peers that do not answer.
-    /// - Returns: each answering peer's inventory, by peer id.
+    ///   - logger: where to log peers that do not answer, and peers given up.
+    /// - Returns: the inventory of each peer that answered in time, by peer id.
     public static func inventories(
         of peers: [KnownPeer],
         timeout: Duration = .seconds(3),
-        enough: (@Sendable ([(KnownPeer, [InventoryEntry])]) -> Bool)? = nil,
+        enough: (([(KnownPeer, [InventoryEntry])]) -> Bool)? = nil,
         grace: Duration = .milliseconds(100),
         maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
         networkKey: NetworkKey? = nil,
@@ -193,6 +180,7 @@ public final class Downloader: Sendable {
                             try await PeerSession.connect(
                                 to: peer.transferAddress,
                                 maximumPayloadLength: maximumPayloadLength,
+                                connectTimeout: .nanoseconds(Int64(timeout.seconds * 1e9)),
                                 answerTimeout: timeout,
                                 networkKey: networkKey,
                                 group: group
@@ -211,17 +199,16 @@ public final class Downloader: Sendable {
                 }
             }
             var results: [(KnownPeer, [InventoryEntry])] = []
-            var pending = peers.count
+            var failed = 0
             var graceStarted = false
-            while pending > 0, let outcome = await tasks.next() {
-                guard case .answer(let answer) = outcome else {
-                    tasks.cancelAll()
-                    break
+            while results.count + failed < peers.count, let outcome = await tasks.next() {
+                guard case .answer(let answer) = outcome else { break }
+                guard let answer else {
+                    failed += 1
+                    continue
                 }
-                pending -= 1
-                guard let answer else { continue }
                 results.append(answer)
-                if !graceStarted, pending > 0, let enough, enough(results) {
+                if !graceStarted, results.count + failed < peers.count, let enough, enough(results) {
                     graceStarted = true
                     tasks.addTask {
                         try? await Task.sleep(for: grace)
@@ -229,14 +216,25 @@ public final class Downloader: Sendable {
                     }
                 }
             }
+            // The grace is over (or everyone answered): close what is still open.
             tasks.cancelAll()
+            if results.count + failed < peers.count {
+                let answered = Set(results.map(\.0.id))
+                logger.debug(
+                    "gave up on peers' inventories after the grace",
+                    metadata: [
+                        "peers": "\(peers.filter { !answered.contains($0.id) }.map(\.id.short))",
+                        "grace": "\(grace)",
+                    ]
+                )
+            }
             return results.sorted { $0.0.id < $1.0.id }
         }
     }
 
     /// The files in the swarm and here, with who holds which chunks.
     /// - Parameters:
-    ///   - inventories: the peers' inventories, from `inventories()`.
+    ///   - inventories: the peers' inventories, from `inventories(of:)`.
     ///   - local: this peer's own inventory and id, counted as a holder.
     /// - Returns: one entry per file id, by name.
     public static func swarmFiles(
@@ -274,6 +272,17 @@ public final class Downloader: Sendable {
         }.sorted { ($0.name, $0.id) < ($1.name, $1.id) }
     }
 
+    /// The files a name (or id prefix) may mean: same name, id starting with the prefix.
+    static func matching(name: String?, idPrefix: String?, in files: [SwarmFile]) -> [SwarmFile] {
+        var matches = files
+        if let name { matches = matches.filter { $0.name.value == name } }
+        if let idPrefix {
+            let prefix = idPrefix.lowercased()
+            matches = matches.filter { $0.id.description.hasPrefix(prefix) }
+        }
+        return matches
+    }
+
     /// Picks the file a name (or id prefix) means.
     /// - Parameters:
     ///   - name: the file name, or `nil` to go by id alone.
@@ -282,12 +291,7 @@ public final class Downloader: Sendable {
     /// - Returns: the file: the one most peers hold, if several match the name.
     /// - Throws: `P2PError` (`notFound` or `ambiguous`) saying what matched.
     public static func resolve(name: String?, idPrefix: String?, in files: [SwarmFile]) throws -> SwarmFile {
-        var matches = files
-        if let name { matches = matches.filter { $0.name.value == name } }
-        if let idPrefix {
-            let prefix = idPrefix.lowercased()
-            matches = matches.filter { $0.id.description.hasPrefix(prefix) }
-        }
+        let matches = Self.matching(name: name, idPrefix: idPrefix, in: files)
         let what = [name.map { "'\($0)'" }, idPrefix.map { "id \($0)…" }].compactMap { $0 }.joined(separator: " with ")
         guard !matches.isEmpty else {
             throw P2PError(code: .notFound, "no peer offers \(what)")
@@ -312,8 +316,10 @@ public final class Downloader: Sendable {
     ///   - timeout: give up after this long, keeping the `.partial`; `nil` for never.
     ///   - progress: called about five times a second.
     /// - Returns: what was downloaded, from whom.
-    /// - Throws: `P2PError`: `notFound`, `ambiguous`, `timedOut` (saying which chunks
-    ///   are missing and which peers were tried), `storage`.
+    /// - Throws: `P2PError`: `notFound`, `ambiguous` (several files of the name, held by
+    ///   equally many of the peers that answered; a peer that had not answered within
+    ///   `lookupGrace` of the first answers naming exactly one file is not counted),
+    ///   `timedOut` (saying which chunks are missing and which peers were tried), `storage`.
     public func download(
         name: String?,
         idPrefix: String? = nil,
@@ -404,14 +410,17 @@ public final class Downloader: Sendable {
             defer { group.cancelAll() }
             var lastError: (any Error)? = nil
             for attempt in 0..<41 {
-                // The name is settled once the answers in resolve it; the rest get a moment
-                // more, to be counted for the choice among files of one name.
+                // The lookup need not wait for the slowest peer once the answers received
+                // name exactly one file: the rest get `lookupGrace` more, then are given up.
+                // A peer slower than that is not counted among the holders, so in a swarm
+                // where two files share a name it can change which one most peers seem to
+                // hold; once two files of the name have shown up, every peer is waited for.
                 let answers = await Self.inventories(
                     of: self.table.servingPeers(),
                     timeout: self.configuration.inventoryTimeout,
                     enough: { answers in
                         let files = Self.swarmFiles(answers, local: (PeerID(high: 0, low: 0), local))
-                        return (try? Self.resolve(name: name, idPrefix: idPrefix, in: files)) != nil
+                        return Self.matching(name: name, idPrefix: idPrefix, in: files).count == 1
                     },
                     grace: self.configuration.lookupGrace,
                     maximumPayloadLength: self.maximumPayloadLength,

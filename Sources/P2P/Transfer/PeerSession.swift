@@ -35,19 +35,30 @@ public struct PeerSession: ~Copyable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         _ body: (inout PeerSession) async throws -> Result
     ) async throws -> Result {
-        let channel = try await ClientBootstrap(group: group)
-            .connectTimeout(connectTimeout)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
-            .channelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
-            .connect(to: address) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try TransferConnection.configure(
-                        channel,
-                        maximumPayloadLength: maximumPayloadLength,
-                        security: networkKey.map { .init(key: $0, isServer: false, logger: Logger(label: "p2p")) }
-                    )
+        // NIO's connect does not end when the task is cancelled; closing the channel does.
+        // Without this, a caller that gave up on a peer (a timeout, a lookup that has its
+        // answer) still waited for a connect to a gone host for the whole `connectTimeout`.
+        let attempt = ConnectAttempt()
+        let channel: NIOAsyncChannel<Frame, Frame> = try await withTaskCancellationHandler {
+            try await ClientBootstrap(group: group)
+                .connectTimeout(connectTimeout)
+                .channelOption(.socketOption(.tcp_nodelay), value: 1)
+                .channelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
+                .connect(to: address) { (channel: any Channel) -> EventLoopFuture<NIOAsyncChannel<Frame, Frame>> in
+                    guard attempt.begin(channel) else {
+                        return channel.eventLoop.makeFailedFuture(CancellationError())
+                    }
+                    return channel.eventLoop.makeCompletedFuture {
+                        try TransferConnection.configure(
+                            channel,
+                            maximumPayloadLength: maximumPayloadLength,
+                            security: networkKey.map { .init(key: $0, isServer: false, logger: Logger(label: "p2p")) }
+                        )
+                    }
                 }
-            }
+        } onCancel: {
+            attempt.cancel()
+        }
         return try await channel.executeThenClose { inbound, outbound in
             var session = PeerSession(
                 inbound: inbound.makeAsyncIterator(),
@@ -187,4 +198,27 @@ private final class TimeoutFlag: Sendable {
     private let value = Mutex(false)
     func set() { self.value.withLock { $0 = true } }
     var isSet: Bool { self.value.withLock { $0 } }
+}
+
+/// A connection being opened, so that a cancelled task can close it before it is up.
+private final class ConnectAttempt: Sendable {
+    private let state = Mutex<(channel: (any Channel)?, cancelled: Bool)>((nil, false))
+
+    /// Records the channel being connected.
+    /// - Returns: false if the attempt was cancelled already: do not go on.
+    func begin(_ channel: any Channel) -> Bool {
+        self.state.withLock { state in
+            state.channel = channel
+            return !state.cancelled
+        }
+    }
+
+    /// Closes the channel if there is one yet; stops `begin` from going on if not.
+    func cancel() {
+        let channel = self.state.withLock { state in
+            state.cancelled = true
+            return state.channel
+        }
+        channel?.close(promise: nil)
+    }
 }

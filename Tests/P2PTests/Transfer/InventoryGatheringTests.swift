@@ -7,14 +7,15 @@ import _NIOFileSystem
 @testable import P2P
 
 /// `Downloader.inventories(of:enough:grace:)` over loopback: a name lookup must not wait
-/// for the slowest peer once the answers in settle it.
+/// for the slowest peer once the answers received settle it, and must still count every
+/// peer that answers within the grace.
 @Suite("Downloader.inventories, early end", .timeLimit(.minutes(1)))
 struct InventoryGatheringTests {
     /// Runs `body` with the address of a listener on 127.0.0.1 that accepts connections
     /// and never answers on them: a peer stuck in its own start, or hung.
     func withSilentListener<Result>(_ body: (SocketAddress) async throws -> Result) async throws -> Result {
         let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .childChannelInitializer { _ in MultiThreadedEventLoopGroup.singleton.any().makeSucceededVoidFuture() }
+            .childChannelInitializer { channel in channel.eventLoop.makeSucceededVoidFuture() }
             .bind(host: "127.0.0.1", port: 0)
             .get()
         let result: Result
@@ -28,6 +29,53 @@ struct InventoryGatheringTests {
         return result
     }
 
+    /// Runs `body` with the address of a peer that answers every inventory request with an
+    /// empty inventory, `delay` late.
+    func withSlowPeer<Result: Sendable>(
+        answeringAfter delay: Duration,
+        _ body: (SocketAddress) async throws -> Result
+    ) async throws -> Result {
+        let server = try await TransferServer.bind(
+            host: "127.0.0.1",
+            port: 0,
+            responder: SlowInventory(delay: delay),
+            logger: StorageFixture.logger
+        )
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            defer { group.cancelAll() }
+            return try await body(address)
+        }
+    }
+
+    /// Runs `body` with the address of a listener on 127.0.0.1 whose accept queue is full,
+    /// so that the kernel drops every new SYN: a connect there hangs, like one to a host
+    /// that is gone.
+    func withUnreachableAddress<Result>(_ body: (SocketAddress) async throws -> Result) async throws -> Result {
+        // A backlog of 0 holds one connection, and a listener that does not read never
+        // takes it off the queue: one filler connection makes it full.
+        let listener = try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.backlog, value: 0)
+            .serverChannelOption(.autoRead, value: false)
+            .childChannelInitializer { channel in channel.eventLoop.makeSucceededVoidFuture() }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+        let address = try #require(listener.localAddress)
+        let filler = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(to: address).get()
+        let result: Result
+        do {
+            result = try await body(address)
+        } catch {
+            try? await filler.close()
+            try? await listener.close()
+            throw error
+        }
+        try await filler.close()
+        try await listener.close()
+        return result
+    }
+
     @Test("once the answers in are enough, a peer that never answers is given up after the grace, not the timeout")
     func silentPeerGivenUp() async throws {
         try await TransferServerTests().withServer { address, id, _ in
@@ -35,49 +83,110 @@ struct InventoryGatheringTests {
                 let started = ContinuousClock.now
                 let answers = await Downloader.inventories(
                     of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: silent)],
-                    timeout: .seconds(120),
+                    timeout: .seconds(20),
                     enough: { !$0.isEmpty },
-                    grace: .milliseconds(50),
+                    grace: .milliseconds(300),
                     logger: StorageFixture.logger
                 )
+                let elapsed = ContinuousClock.now - started
                 #expect(answers.map(\.0.id) == [PeerID(high: 0, low: 1)])
                 #expect(answers.first?.1.map(\.id) == [id])
-                // Waiting for the silent peer would take the whole timeout.
-                #expect(ContinuousClock.now - started < .seconds(60))
+                // The silent peer had its grace, and not the 20 s timeout.
+                #expect(elapsed >= .milliseconds(300))
+                #expect(elapsed < .seconds(10))
             }
         }
     }
 
-    @Test("without `enough`, every peer is waited for, up to the timeout")
-    func waitsForEveryPeerByDefault() async throws {
+    @Test("a connect that hangs (the host is gone) is given up after the grace too")
+    func hangingConnectGivenUp() async throws {
         try await TransferServerTests().withServer { address, _, _ in
-            try await self.withSilentListener { silent in
+            try await self.withUnreachableAddress { unreachable in
+                // The address really does not answer: a connect there times out.
+                await #expect(throws: (any Error).self) {
+                    try await PeerSession.connect(to: unreachable, connectTimeout: .milliseconds(300)) { _ in }
+                }
                 let started = ContinuousClock.now
                 let answers = await Downloader.inventories(
-                    of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: silent)],
-                    timeout: .milliseconds(500),
+                    of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: unreachable)],
+                    timeout: .seconds(20),
+                    enough: { !$0.isEmpty },
+                    grace: .milliseconds(100),
                     logger: StorageFixture.logger
                 )
                 #expect(answers.map(\.0.id) == [PeerID(high: 0, low: 1)])
-                #expect(ContinuousClock.now - started >= .milliseconds(500))
+                // NIO's connect ignores cancellation; without closing the channel this
+                // waited for the whole connect timeout (here the 20 s timeout).
+                #expect(ContinuousClock.now - started < .seconds(10))
             }
         }
     }
 
-    @Test("peers that answer within the grace are all counted")
-    func answersWithinGraceCounted() async throws {
-        try await TransferServerTests().withServer { first, _, _ in
-            try await TransferServerTests().withServer { second, _, _ in
+    @Test("a peer that answers within the grace is counted, and the grace is not waited out once all are in")
+    func slowPeerWithinGraceCounted() async throws {
+        try await TransferServerTests().withServer { address, _, _ in
+            try await self.withSlowPeer(answeringAfter: .milliseconds(300)) { slow in
+                let started = ContinuousClock.now
                 let answers = await Downloader.inventories(
-                    of: [KnownPeer.fixture(1, at: first), KnownPeer.fixture(2, at: second)],
-                    timeout: .seconds(120),
+                    of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: slow)],
+                    timeout: .seconds(20),
                     enough: { !$0.isEmpty },
-                    grace: .seconds(60),
+                    grace: .seconds(8),
                     logger: StorageFixture.logger
                 )
                 #expect(answers.map(\.0.id) == [PeerID(high: 0, low: 1), PeerID(high: 0, low: 2)])
+                #expect(ContinuousClock.now - started < .seconds(6))
             }
         }
+    }
+
+    @Test("a peer that answers after the grace is not counted")
+    func slowPeerPastGraceNotCounted() async throws {
+        try await TransferServerTests().withServer { address, _, _ in
+            try await self.withSlowPeer(answeringAfter: .seconds(5)) { slow in
+                let started = ContinuousClock.now
+                let answers = await Downloader.inventories(
+                    of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: slow)],
+                    timeout: .seconds(20),
+                    enough: { !$0.isEmpty },
+                    grace: .milliseconds(200),
+                    logger: StorageFixture.logger
+                )
+                #expect(answers.map(\.0.id) == [PeerID(high: 0, low: 1)])
+                #expect(ContinuousClock.now - started < .seconds(4))
+            }
+        }
+    }
+
+    @Test("without `enough`, or while it stays false, every peer is waited for, up to the timeout")
+    func waitsForEveryPeerUnlessEnough() async throws {
+        try await TransferServerTests().withServer { address, _, _ in
+            try await self.withSilentListener { silent in
+                for enough in [nil, { (_: [(KnownPeer, [InventoryEntry])]) in false }] {
+                    let started = ContinuousClock.now
+                    let answers = await Downloader.inventories(
+                        of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: silent)],
+                        timeout: .milliseconds(500),
+                        enough: enough,
+                        grace: .milliseconds(10),
+                        logger: StorageFixture.logger
+                    )
+                    #expect(answers.map(\.0.id) == [PeerID(high: 0, low: 1)])
+                    #expect(ContinuousClock.now - started >= .milliseconds(500))
+                }
+            }
+        }
+    }
+
+    @Test("no peers, no answers, no wait")
+    func noPeers() async {
+        let answers = await Downloader.inventories(
+            of: [],
+            timeout: .seconds(20),
+            enough: { _ in true },
+            logger: StorageFixture.logger
+        )
+        #expect(answers.isEmpty)
     }
 
     @Test("a download's name lookup goes on without the inventory of a peer that never answers")
@@ -97,22 +206,52 @@ struct InventoryGatheringTests {
             configuration.inventoryTimeout = .seconds(120)
             return configuration
         }()
-        let result = try await self.withSilentListener { silent in
-            table.record(
-                Announcement(
-                    kind: .start,
-                    peerID: PeerID(high: 0, low: 2),
-                    transferPort: UInt16(try #require(silent.port)),
-                    announceIntervalMilliseconds: 60_000
-                ),
-                from: try SocketAddress(ipAddress: "127.0.0.1", port: 9)
+        let outcome: Result<DownloadResult, any Error>
+        do {
+            outcome = .success(
+                try await self.withSilentListener { silent in
+                    table.record(
+                        Announcement(
+                            kind: .start,
+                            peerID: PeerID(high: 0, low: 2),
+                            transferPort: UInt16(try #require(silent.port)),
+                            announceIntervalMilliseconds: 60_000
+                        ),
+                        from: try SocketAddress(ipAddress: "127.0.0.1", port: 9)
+                    )
+                    return try await LateSubscriberTests().serving(seeder, as: PeerID(high: 0, low: 1), in: table) {
+                        try await Downloader(
+                            store: downloaderStore,
+                            table: table,
+                            configuration: configuration,
+                            logger: logger
+                        )
+                        .download(name: "wanted.bin", timeout: .seconds(30))
+                    }
+                }
             )
-            return try await LateSubscriberTests().serving(seeder, as: PeerID(high: 0, low: 1), in: table) {
-                try await Downloader(store: downloaderStore, table: table, configuration: configuration, logger: logger)
-                    .download(name: "wanted.bin", timeout: .seconds(30))
-            }
+        } catch {
+            outcome = .failure(error)
         }
-        #expect(try Data(contentsOf: URL(fileURLWithPath: result.path.string)) == Data(data))
         for store in [seederStore, downloaderStore] { await store.close() }
+        let result = try outcome.get()
+        #expect(try Data(contentsOf: URL(fileURLWithPath: result.path.string)) == Data(data))
+    }
+}
+
+/// Answers every inventory request with an empty inventory, `delay` late.
+private struct SlowInventory: TransferResponder {
+    let delay: Duration
+
+    func serve(
+        inbound: NIOAsyncChannelInboundStream<Frame>,
+        outbound: NIOAsyncChannelOutboundWriter<Frame>,
+        remote: SocketAddress?,
+        channel: any Channel
+    ) async throws {
+        for try await _ in inbound {
+            try await Task.sleep(for: self.delay)
+            try await outbound.write(TransferMessage.inventory([]).frame())
+        }
     }
 }
