@@ -115,9 +115,9 @@ struct ChunkScheduler {
     /// A relayer says it was handed `chunks` before this peer asked it to relay, so they
     /// will not come forwarded: they may be asked for at once (of it or of anyone holding
     /// them), with no grace. That is what matters here. The relayer has verified them, so
-    /// they are also counted as its holdings until its next inventory says otherwise; its
-    /// write of the last ones may still be under way, and a request that comes first is
-    /// answered "not held" and goes to another holder.
+    /// they are also counted as its holdings until its next inventory says otherwise. Its
+    /// write of the last ones may still be under way; a request that comes first waits for
+    /// it there (up to 100 ms, `SwarmResponder.writeWaitSteps`).
     mutating func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID, now: Double = 0) {
         guard chunks.count == self.chunkCount else { return }
         var holding = self.holdings[peer] ?? ChunkBitmap(count: self.chunkCount)

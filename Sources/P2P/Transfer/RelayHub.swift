@@ -117,6 +117,12 @@ public final class RelayHub: Sendable {
         }
     }
 
+    /// Whether `chunk` of `file`, downloaded here, has been forwarded: it was verified
+    /// here, and is on disk or about to be (forwarding comes before the write).
+    public func hasForwarded(_ chunk: Int, of file: FileID) -> Bool {
+        self.state.withLock { state in state.forwarded[file]?.chunks.contains(chunk) ?? false }
+    }
+
     /// Queues a verified chunk for every subscriber of its file.
     /// - Returns: how many subscribers it was queued for.
     @discardableResult

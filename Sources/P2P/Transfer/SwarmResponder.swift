@@ -178,9 +178,26 @@ public struct SwarmResponder: TransferResponder {
         }
     }
 
+    /// How long a request may wait for a chunk this peer forwarded but has not written
+    /// yet, in steps of `writeWaitStep`.
+    static let writeWaitSteps = 20
+    static let writeWaitStep: Duration = .milliseconds(5)
+
     private func answer(_ id: FileID, chunk: Int) async -> TransferMessage {
         do {
-            guard let bytes = try await self.store.readChunk(id, index: chunk) else {
+            var read = try await self.store.readChunk(id, index: chunk)
+            // A chunk forwarded here is verified, and its write follows the forward: a
+            // subscriber told of it (`unrelayed`) may ask within that moment. Answered "not
+            // held", it would count this peer as lacking the chunk until the next inventory.
+            var steps = 0
+            while read == nil && steps < Self.writeWaitSteps && !Task.isCancelled
+                && self.relayHub.hasForwarded(chunk, of: id)
+            {
+                try? await Task.sleep(for: Self.writeWaitStep)
+                steps += 1
+                read = try await self.store.readChunk(id, index: chunk)
+            }
+            guard let bytes = read else {
                 return .failure(id, chunk: chunk, reason: .chunkNotHeld, message: "chunk not held")
             }
             try await self.uploadLimiter.acquire(bytes.readableBytes)

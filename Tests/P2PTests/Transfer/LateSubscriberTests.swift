@@ -98,4 +98,59 @@ struct LateSubscriberTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: result.path.string)) == Data(data))
         for store in [seederStore, relayerStore, downloaderStore] { await store.close() }
     }
+
+    @Test("a chunk forwarded but not yet written is served once the write lands, not answered 'not held'")
+    func forwardedChunkWaitsForItsWrite() async throws {
+        let seederFolder = try StorageFixture()
+        let relayerFolder = try StorageFixture()
+        defer { for folder in [seederFolder, relayerFolder] { folder.remove() } }
+        _ = try seederFolder.share("racing.bin", size: 4 * Self.chunk)
+        let logger = StorageFixture.logger
+        let seederStore = try await ChunkStore.open(configuration: seederFolder.configuration(), logger: logger)
+        let id = try #require(await seederStore.inventory().first?.id)
+        let manifest = try #require(await seederStore.manifest(for: id))
+        let relayerStore = try await ChunkStore.open(configuration: relayerFolder.configuration(), logger: logger)
+        let relayerFile = try await relayerStore.beginDownload(manifest)
+        let hub = RelayHub()
+        hub.beginDownload(of: id, chunkCount: manifest.chunkCount)
+        // Chunk 2 is verified and forwarded; its write has not happened yet. Chunk 3 was
+        // forwarded and its write never comes (a write that failed).
+        let bytes = try #require(try await seederStore.readChunk(id, index: 2))
+        hub.forward(bytes, chunk: 2, of: id)
+        hub.forward(bytes, chunk: 3, of: id)
+        let server = try await TransferServer.bind(
+            host: "127.0.0.1",
+            port: 0,
+            responder: SwarmResponder(
+                store: relayerStore,
+                statistics: TransferStatistics(),
+                relayHub: hub,
+                logger: logger
+            ),
+            logger: logger
+        )
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await server.run() }
+            defer { group.cancelAll() }
+            try await PeerSession.connect(to: address, answerTimeout: .seconds(5)) { session in
+                try await session.send(.chunkRequest(id, chunk: 2))
+                // The write lands while the request waits.
+                try await Task.sleep(for: .milliseconds(30))
+                #expect(try await relayerFile.write(bytes, chunk: 2))
+                guard case .chunkData(id, 2, let served) = try await session.receive() else {
+                    Issue.record("expected chunk 2's data")
+                    return
+                }
+                #expect(served == bytes)
+                // The wait is bounded: a write that never comes is answered "not held".
+                try await session.send(.chunkRequest(id, chunk: 3))
+                guard case .failure(id, 3, .chunkNotHeld, _) = try await session.receive() else {
+                    Issue.record("expected chunk 3 'not held'")
+                    return
+                }
+            }
+        }
+        for store in [seederStore, relayerStore] { await store.close() }
+    }
 }
