@@ -180,7 +180,7 @@ public final class Downloader: Sendable {
                             try await PeerSession.connect(
                                 to: peer.transferAddress,
                                 maximumPayloadLength: maximumPayloadLength,
-                                connectTimeout: .nanoseconds(Int64(timeout.seconds * 1e9)),
+                                connectTimeout: timeout.timeAmount,
                                 answerTimeout: timeout,
                                 networkKey: networkKey,
                                 group: group

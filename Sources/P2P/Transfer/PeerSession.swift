@@ -132,7 +132,7 @@ public struct PeerSession: ~Copyable {
         // loop that closes the connection; the wait then ends and is reported as a timeout.
         let timedOut = TimeoutFlag()
         let channel = self.channel
-        let watchdog = channel.eventLoop.scheduleTask(in: .nanoseconds(Self.nanoseconds(self.answerTimeout))) {
+        let watchdog = channel.eventLoop.scheduleTask(in: self.answerTimeout.timeAmount) {
             timedOut.set()
             channel.close(promise: nil)
         }
@@ -153,11 +153,6 @@ public struct PeerSession: ~Copyable {
 
     private static func timeoutError(_ timeout: Duration) -> P2PError {
         P2PError(code: .timedOut, "the peer sent nothing for \(timeout)")
-    }
-
-    private static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 
     /// Half-closes the connection: the peer sees the end of requests and closes its side.
