@@ -76,19 +76,37 @@ struct InventoryGatheringTests {
         return result
     }
 
+    /// Asks the peer at `first` (id 1) and the one at `second` (id 2) for their
+    /// inventories, and times the call.
+    func gather(
+        from first: SocketAddress,
+        and second: SocketAddress,
+        timeout: Duration,
+        enough: (([(KnownPeer, [InventoryEntry])]) -> Bool)?,
+        grace: Duration
+    ) async -> (answers: [(KnownPeer, [InventoryEntry])], elapsed: Duration) {
+        let started = ContinuousClock.now
+        let answers = await Downloader.inventories(
+            of: [KnownPeer.fixture(1, at: first), KnownPeer.fixture(2, at: second)],
+            timeout: timeout,
+            enough: enough,
+            grace: grace,
+            logger: StorageFixture.logger
+        )
+        return (answers, ContinuousClock.now - started)
+    }
+
     @Test("once the answers in are enough, a peer that never answers is given up after the grace, not the timeout")
     func silentPeerGivenUp() async throws {
         try await TransferServerTests().withServer { address, id, _ in
             try await self.withSilentListener { silent in
-                let started = ContinuousClock.now
-                let answers = await Downloader.inventories(
-                    of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: silent)],
+                let (answers, elapsed) = await self.gather(
+                    from: address,
+                    and: silent,
                     timeout: .seconds(20),
                     enough: { !$0.isEmpty },
-                    grace: .milliseconds(300),
-                    logger: StorageFixture.logger
+                    grace: .milliseconds(300)
                 )
-                let elapsed = ContinuousClock.now - started
                 #expect(answers.map(\.0.id) == [PeerID(high: 0, low: 1)])
                 #expect(answers.first?.1.map(\.id) == [id])
                 // The silent peer had its grace, and not the 20 s timeout.
@@ -106,18 +124,17 @@ struct InventoryGatheringTests {
                 await #expect(throws: (any Error).self) {
                     try await PeerSession.connect(to: unreachable, connectTimeout: .milliseconds(300)) { _ in }
                 }
-                let started = ContinuousClock.now
-                let answers = await Downloader.inventories(
-                    of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: unreachable)],
+                let (answers, elapsed) = await self.gather(
+                    from: address,
+                    and: unreachable,
                     timeout: .seconds(20),
                     enough: { !$0.isEmpty },
-                    grace: .milliseconds(100),
-                    logger: StorageFixture.logger
+                    grace: .milliseconds(100)
                 )
                 #expect(answers.map(\.0.id) == [PeerID(high: 0, low: 1)])
                 // NIO's connect ignores cancellation; without closing the channel this
                 // waited for the whole connect timeout (here the 20 s timeout).
-                #expect(ContinuousClock.now - started < .seconds(10))
+                #expect(elapsed < .seconds(10))
             }
         }
     }
@@ -126,16 +143,15 @@ struct InventoryGatheringTests {
     func slowPeerWithinGraceCounted() async throws {
         try await TransferServerTests().withServer { address, _, _ in
             try await self.withSlowPeer(answeringAfter: .milliseconds(300)) { slow in
-                let started = ContinuousClock.now
-                let answers = await Downloader.inventories(
-                    of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: slow)],
+                let (answers, elapsed) = await self.gather(
+                    from: address,
+                    and: slow,
                     timeout: .seconds(20),
                     enough: { !$0.isEmpty },
-                    grace: .seconds(8),
-                    logger: StorageFixture.logger
+                    grace: .seconds(8)
                 )
                 #expect(answers.map(\.0.id) == [PeerID(high: 0, low: 1), PeerID(high: 0, low: 2)])
-                #expect(ContinuousClock.now - started < .seconds(6))
+                #expect(elapsed < .seconds(6))
             }
         }
     }
@@ -144,16 +160,15 @@ struct InventoryGatheringTests {
     func slowPeerPastGraceNotCounted() async throws {
         try await TransferServerTests().withServer { address, _, _ in
             try await self.withSlowPeer(answeringAfter: .seconds(5)) { slow in
-                let started = ContinuousClock.now
-                let answers = await Downloader.inventories(
-                    of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: slow)],
+                let (answers, elapsed) = await self.gather(
+                    from: address,
+                    and: slow,
                     timeout: .seconds(20),
                     enough: { !$0.isEmpty },
-                    grace: .milliseconds(200),
-                    logger: StorageFixture.logger
+                    grace: .milliseconds(200)
                 )
                 #expect(answers.map(\.0.id) == [PeerID(high: 0, low: 1)])
-                #expect(ContinuousClock.now - started < .seconds(4))
+                #expect(elapsed < .seconds(4))
             }
         }
     }
@@ -163,16 +178,15 @@ struct InventoryGatheringTests {
         try await TransferServerTests().withServer { address, _, _ in
             try await self.withSilentListener { silent in
                 for enough in [nil, { (_: [(KnownPeer, [InventoryEntry])]) in false }] {
-                    let started = ContinuousClock.now
-                    let answers = await Downloader.inventories(
-                        of: [KnownPeer.fixture(1, at: address), KnownPeer.fixture(2, at: silent)],
+                    let (answers, elapsed) = await self.gather(
+                        from: address,
+                        and: silent,
                         timeout: .milliseconds(500),
                         enough: enough,
-                        grace: .milliseconds(10),
-                        logger: StorageFixture.logger
+                        grace: .milliseconds(10)
                     )
                     #expect(answers.map(\.0.id) == [PeerID(high: 0, low: 1)])
-                    #expect(ContinuousClock.now - started >= .milliseconds(500))
+                    #expect(elapsed >= .milliseconds(500))
                 }
             }
         }
