@@ -24,9 +24,12 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
+        // glibc's `mallopt`, for `AllocatorTuning`.
+        .target(name: "CMalloc"),
         .target(
             name: "P2P",
             dependencies: [
+                "CMalloc",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "_NIOFileSystem", package: "swift-nio"),

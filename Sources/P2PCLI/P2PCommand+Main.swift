@@ -1,11 +1,14 @@
 import ArgumentParser
 import Foundation
+import P2P
 
 extension P2PCommand {
     /// Parses the arguments and runs the command, like argument-parser's own `main()`, except
     /// that a bad argument is reported as one line on stderr (SPEC §6: "one clear line on
     /// stderr and a non-zero exit"), not the message followed by the usage screen.
     static func main() async {
+        // Before any thread allocates: see `AllocatorTuning`.
+        AllocatorTuning.apply()
         let command: any ParsableCommand
         do {
             command = try await Self.asyncParseAsRoot()
