@@ -7,7 +7,8 @@ extension P2PCommand {
     /// that a bad argument is reported as one line on stderr (SPEC §6: "one clear line on
     /// stderr and a non-zero exit"), not the message followed by the usage screen.
     static func main() async {
-        // Before any thread allocates: see `AllocatorTuning`.
+        // Before the peer starts, so that its first chunk buffers are kept for reuse too
+        // (`AllocatorTuning`; the settings are process-wide).
         AllocatorTuning.apply()
         let command: any ParsableCommand
         do {

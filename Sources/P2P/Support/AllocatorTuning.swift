@@ -1,38 +1,63 @@
-#if os(Linux) && canImport(Glibc)
 import CMalloc
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
 #endif
 
-/// Keeps chunk-sized buffers in `malloc`'s heap, to be reused, rather than mapping and
-/// unmapping them: call once, first thing in a process that runs a peer.
+/// Keeps chunk buffers in `malloc`'s heap, to be reused, rather than mapping and unmapping
+/// them: call once, before a peer starts (the settings are process-wide).
 ///
-/// Why: a peer allocates and frees a buffer the size of a chunk (256 KiB) for every chunk it
-/// receives, reads or assembles. glibc's defaults give such blocks mappings of their own at
-/// first, and later hand the heap's free top back to the kernel whenever more than two
-/// blocks' worth is free there; either way the next buffer's pages are new, and each 4 KiB
-/// of them is a page fault (on a VM that returns freed memory to its host, a fault of the
-/// host's too). With these settings a freed buffer is the next one handed out. Measured
-/// (BENCHMARKS.md, session 8): a 1 GiB loopback download took 3,600 faults instead of
-/// 30,000–45,000, its seeder 2,900 instead of 100,000–160,000; a 16-peer flash crowd
-/// 95,000–110,000 instead of 160,000–200,000, with about half a CPU-second less kernel
-/// time. The price is up to `trimThreshold` of freed memory kept (peak RSS +2 MiB in the
-/// memory benchmark).
-public enum AllocatorTuning {
-    /// Blocks from this size up still get mappings of their own: the chunks of files above
-    /// 128 GiB, which are rare and large enough that a fault per page matters less.
-    public static let mmapThreshold: Int32 = 4 << 20
+/// Why: a peer allocates and frees a buffer for every chunk it receives, reads or
+/// assembles: 512 KiB for a 256 KiB chunk, since NIO rounds a buffer's capacity up to a
+/// power of two. glibc's defaults give such blocks mappings of their own at first, and
+/// later hand the heap's free top back to the kernel whenever more than twice the largest
+/// block freed so far is free there; either way the next buffer's pages are new, and each
+/// 4 KiB of them is a page fault (on a VM that returns freed memory to its host, a fault of
+/// the host's too). Setting both thresholds also ends glibc's sliding of them, so a freed
+/// buffer is the next one handed out. Measured (BENCHMARKS.md, session 8): a 1 GiB loopback
+/// download took 3,600 faults instead of 27,000–45,000, its seeder 2,900 instead of
+/// 95,000–160,000; a flash crowd of a seeder and 15 downloaders 95,000–110,000 instead of
+/// 160,000–200,000, with about half a CPU-second less kernel time. The price is up to
+/// `trimThreshold` of freed memory kept (peak RSS +1–3 MiB in the memory benchmark).
+///
+/// Settings a user made through the environment (`GLIBC_TUNABLES`' `glibc.malloc.*`, or
+/// `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`) are left as they are.
+package enum AllocatorTuning {
+    /// Blocks below this size always come from the heap: the buffers of chunks up to 2 MiB
+    /// (files up to 128 GiB; a 2 MiB chunk's buffer is 4 MiB). Larger ones may get mappings
+    /// of their own, which go back to the kernel as soon as they are freed, so that a peer
+    /// moving a huge file does not keep a heap of its 8 MiB buffers.
+    package static let mmapThreshold: Int32 = 8 << 20
     /// Free memory at the top of a heap is given back only beyond this.
-    public static let trimThreshold: Int32 = 32 << 20
+    package static let trimThreshold: Int32 = 32 << 20
 
-    /// Applies the settings.
-    /// - Returns: whether the allocator took them; false where it is not glibc's (nothing
-    ///   changes there).
+    /// Applies the settings, unless the environment already tunes the allocator.
+    /// - Parameter environment: looks up an environment variable (the process's own by
+    ///   default).
+    /// - Returns: whether the allocator took them; false where the user's settings stand,
+    ///   or where the allocator is not glibc's (nothing changes there).
     @discardableResult
-    public static func apply() -> Bool {
-        #if os(Linux) && canImport(Glibc)
+    package static func apply(environment: (String) -> String? = Self.processEnvironment) -> Bool {
+        guard !Self.isTunedByUser(environment: environment) else { return false }
         return c_malloc_set_mmap_threshold(Self.mmapThreshold) == 1
             && c_malloc_set_trim_threshold(Self.trimThreshold) == 1
-        #else
-        return false
-        #endif
+    }
+
+    /// Whether the environment sets glibc's mapping or trim threshold.
+    static func isTunedByUser(environment: (String) -> String?) -> Bool {
+        if environment("MALLOC_MMAP_THRESHOLD_") != nil || environment("MALLOC_TRIM_THRESHOLD_") != nil {
+            return true
+        }
+        guard let tunables = environment("GLIBC_TUNABLES") else { return false }
+        return tunables.contains("glibc.malloc.mmap_threshold") || tunables.contains("glibc.malloc.trim_threshold")
+    }
+
+    /// The process's environment.
+    package static func processEnvironment(_ name: String) -> String? {
+        getenv(name).map { String(cString: $0) }
     }
 }
