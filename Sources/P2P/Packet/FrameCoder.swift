@@ -22,7 +22,7 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     /// receive buffers.
     public let copiesPayloads: Bool
     /// Where payloads of `largePayloadLength` bytes or more get their buffers.
-    private let largePayloadAllocator: ByteBufferAllocator
+    private let largePayloadBuffer: @Sendable (_ capacity: Int) -> ByteBuffer
     private let allocator = ByteBufferAllocator()
     /// The frame being assembled: its header and the payload so far.
     private var assembly: (header: Frame.Header, payload: ByteBuffer)?
@@ -40,22 +40,25 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     ///   - maximumPayloadLength: the largest payload accepted.
     ///   - copiesPayloads: give each payload a buffer of its own; pass `false` only if the
     ///     next handler replaces every payload with a buffer of its own.
-    ///   - largePayloadAllocator: where payloads of 64 KiB or more get their buffers (a
-    ///     transfer connection places chunks for direct writes).
+    ///   - largePayloadBuffer: makes the buffer, of the capacity given, for a payload of
+    ///     64 KiB or more (a transfer connection's are exactly that size, and place chunks
+    ///     for direct writes).
     public init(
         maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
         copiesPayloads: Bool = true,
-        largePayloadAllocator: ByteBufferAllocator = ByteBufferAllocator()
+        largePayloadBuffer: @escaping @Sendable (_ capacity: Int) -> ByteBuffer = {
+            ByteBufferAllocator().buffer(capacity: $0)
+        }
     ) {
         self.maximumPayloadLength = maximumPayloadLength
         self.copiesPayloads = copiesPayloads
-        self.largePayloadAllocator = largePayloadAllocator
+        self.largePayloadBuffer = largePayloadBuffer
     }
 
     /// A buffer of its own for a payload of `length` bytes, of `capacity` to begin with.
     private func payloadBuffer(length: Int, capacity: Int) -> ByteBuffer {
-        let allocator = length >= Self.largePayloadLength ? self.largePayloadAllocator : self.allocator
-        return allocator.buffer(capacity: capacity)
+        length >= Self.largePayloadLength
+            ? self.largePayloadBuffer(capacity) : self.allocator.buffer(capacity: capacity)
     }
 
     public mutating func decode(buffer: inout ByteBuffer) throws -> Frame? {

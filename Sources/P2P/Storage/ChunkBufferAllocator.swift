@@ -35,6 +35,24 @@ enum ChunkBufferAllocator {
     /// Bytes asked of `malloc` beyond the buffer: room to reach the boundary, and the
     /// block's address in front.
     static let overhead = DirectChunkWriter.alignment + FileID.byteCount + MemoryLayout<UnsafeMutableRawPointer>.size
+
+    /// A buffer of exactly `capacity` bytes, placed like the allocator's, with nothing
+    /// written yet; should it grow, it moves to a block the allocator's way.
+    ///
+    /// Why: `ByteBufferAllocator.buffer(capacity:)` rounds every capacity up to a power of
+    /// two, so a 256 KiB chunk behind its 32-byte file id got a 512 KiB block, half of which
+    /// was never used: twice the memory per chunk held (in flight, being verified, queued
+    /// for forwarding), and twice the heap for `malloc` to keep.
+    static func buffer(exactCapacity capacity: Int) -> ByteBuffer {
+        guard capacity > 0, let memory = chunkBufferAllocate(size_t(capacity)) else {
+            return Self.allocator.buffer(capacity: capacity)
+        }
+        return ByteBuffer(
+            takingOwnershipOf: UnsafeMutableRawBufferPointer(start: memory, count: capacity),
+            allocator: Self.allocator,
+            writerIndex: 0
+        )
+    }
 }
 
 private func chunkBufferAllocate(_ size: size_t) -> UnsafeMutableRawPointer? {

@@ -18,7 +18,8 @@ extension FileHandleProtocol {
     func readChunk(_ range: Range<Int64>, of id: FileID) async throws -> ByteBuffer {
         try await self.withUnsafeDescriptor { descriptor in
             let length = range.count
-            var buffer = ByteBufferAllocator().buffer(capacity: FileID.byteCount + length)
+            // Exactly the frame's payload (see `ChunkBufferAllocator.buffer(exactCapacity:)`).
+            var buffer = ChunkBufferAllocator.buffer(exactCapacity: FileID.byteCount + length)
             buffer.writeBytes(id.bytes)
             buffer.moveReaderIndex(forwardBy: FileID.byteCount)
             try buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: length) { free in

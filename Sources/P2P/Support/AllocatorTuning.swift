@@ -12,8 +12,7 @@ import Darwin
 /// them: call once, before a peer starts (the settings are process-wide).
 ///
 /// Why: a peer allocates and frees a buffer for every chunk it receives, reads or
-/// assembles: 512 KiB for a 256 KiB chunk, since NIO rounds a buffer's capacity up to a
-/// power of two. glibc's defaults give such blocks mappings of their own at first, and
+/// assembles (256 KiB and the file id in front, `ChunkBufferAllocator`). glibc's defaults give such blocks mappings of their own at first, and
 /// later hand the heap's free top back to the kernel whenever more than twice the largest
 /// block freed so far is free there; either way the next buffer's pages are new, and each
 /// 4 KiB of them is a page fault (on a VM that returns freed memory to its host, a fault of
@@ -27,10 +26,10 @@ import Darwin
 /// Settings a user made through the environment (`GLIBC_TUNABLES`' `glibc.malloc.*`, or
 /// `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`) are left as they are.
 package enum AllocatorTuning {
-    /// Blocks below this size always come from the heap: the buffers of chunks up to 2 MiB
-    /// (files up to 128 GiB; a 2 MiB chunk's buffer is 4 MiB). Larger ones may get mappings
-    /// of their own, which go back to the kernel as soon as they are freed, so that a peer
-    /// moving a huge file does not keep a heap of its 8 MiB buffers.
+    /// Blocks below this size always come from the heap: the buffers of chunks up to 4 MiB
+    /// (files up to 256 GiB). Larger ones may get mappings of their own, which go back to
+    /// the kernel as soon as they are freed, so that a peer moving a huge file does not keep
+    /// a heap of its 8–16 MiB buffers.
     package static let mmapThreshold: Int32 = 8 << 20
     /// Free memory at the top of a heap is given back only beyond this.
     package static let trimThreshold: Int32 = 32 << 20

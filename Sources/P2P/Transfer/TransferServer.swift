@@ -342,7 +342,7 @@ public enum TransferConnection {
                 FrameDecoder(
                     maximumPayloadLength: maximumPayloadLength,
                     copiesPayloads: security == nil,
-                    largePayloadAllocator: ChunkBufferAllocator.allocator
+                    largePayloadBuffer: ChunkBufferAllocator.buffer(exactCapacity:)
                 )
             )
         )

@@ -34,6 +34,8 @@ struct ChunkStoreTests {
             #expect(manifest.verify(chunk, chunk: index))
             // Read with room for the file id in front, so that answering needs no copy.
             #expect(Self.bytesInFront(of: chunk) == entry.id.bytes)
+            // In a block of exactly the frame payload's size, not rounded up to a power of two.
+            #expect(chunk.storageCapacity == FileID.byteCount + chunk.readableBytes)
             joined += Array(chunk.readableBytesView)
         }
         #expect(joined == data)

@@ -137,7 +137,7 @@ struct ChunkBufferAllocatorTests {
         let id = try #require(FileID(bytes: [UInt8](repeating: 4, count: FileID.byteCount)))
         let chunk = ByteBuffer(bytes: StorageFixture.bytes(262_144, seed: 3))
         var stream = TransferMessage.chunkData(id, chunk: 5, bytes: chunk).frame().encoded()
-        var decoder = FrameDecoder(largePayloadAllocator: ChunkBufferAllocator.allocator)
+        var decoder = FrameDecoder(largePayloadBuffer: ChunkBufferAllocator.buffer(exactCapacity:))
         var frames: [Frame] = []
         while stream.readableBytes > 0 {
             var read = stream.readSlice(length: min(stream.readableBytes, 50_000))!
@@ -151,6 +151,23 @@ struct ChunkBufferAllocatorTests {
         }
         #expect(file == id && bytes == chunk)
         #expect(Self.misalignment(of: bytes, at: 0) == 0)
+        // Assembled in a block of exactly the payload's size (NIO's own would be 512 KiB).
+        #expect(frame.payload.storageCapacity == FileID.byteCount + chunk.readableBytes)
+    }
+
+    @Test("an exact buffer has the capacity asked for, its byte 32 placed; grown, it stays placed")
+    func exactBuffers() {
+        let capacity = FileID.byteCount + 262_144
+        var buffer = ChunkBufferAllocator.buffer(exactCapacity: capacity)
+        #expect(buffer.capacity == capacity && buffer.readableBytes == 0)
+        let bytes = StorageFixture.bytes(capacity, seed: 5)
+        buffer.writeBytes(bytes)
+        #expect(buffer.capacity == capacity)
+        #expect(Self.misalignment(of: buffer, at: FileID.byteCount) == 0)
+        buffer.writeBytes([1, 2, 3])
+        #expect(buffer.capacity > capacity)
+        #expect(Self.misalignment(of: buffer, at: FileID.byteCount) == 0)
+        #expect(Array(buffer.readableBytesView) == bytes + [1, 2, 3])
     }
 
     @Test(

@@ -24,7 +24,7 @@ struct AllocatorTuningTests {
         let before = Self.threadFaults()
         var buffers: [ByteBuffer] = []
         for _ in 0..<8 {
-            var buffer = ChunkBufferAllocator.allocator.buffer(capacity: capacity)
+            var buffer = ChunkBufferAllocator.buffer(exactCapacity: capacity)
             buffer.writeRepeatingByte(0x5A, count: buffer.capacity)
             buffers.append(buffer)
         }
@@ -38,18 +38,19 @@ struct AllocatorTuningTests {
     @Test("chunk buffers freed are reused: later rounds of allocations take few new pages")
     func freedChunkBuffersAreReused() {
         #expect(AllocatorTuning.apply(environment: { _ in nil }))
-        // A chunk frame's payload: the file id, then a 256 KiB chunk (a 512 KiB buffer).
+        // A chunk frame's payload: the file id, then a chunk. The largest chunks below
+        // 16 MiB must still come from the heap.
         let capacity = FileID.byteCount + ChunkSizing.baseChunkSize
-        let bufferCapacity = ChunkBufferAllocator.allocator.buffer(capacity: capacity).capacity
         #expect(
-            bufferCapacity + ChunkBufferAllocator.overhead < Int(AllocatorTuning.mmapThreshold),
-            "a chunk's buffer must come from the heap"
+            FileID.byteCount + ChunkSizing.maximumChunkSize / 4 + ChunkBufferAllocator.overhead
+                < Int(AllocatorTuning.mmapThreshold),
+            "4 MiB chunks' buffers must come from the heap"
         )
         // Under glibc's defaults (with nothing else freed in this process before) every
-        // round's buffers are new memory: about 1,000 faults a round (measured with `apply`
-        // stubbed out). One block taken meanwhile by another thread sharing this arena
-        // would cost 128.
-        let touchedPages = 8 * bufferCapacity / 4096
+        // round's buffers are new memory: a fault for nearly every page written (measured
+        // with `apply` stubbed out). One block taken meanwhile by another thread sharing this
+        // arena would cost 65.
+        let touchedPages = 8 * ((capacity + 4095) / 4096)
         let first = Self.churn(capacity: capacity)
         let second = Self.churn(capacity: capacity)
         let third = Self.churn(capacity: capacity)
