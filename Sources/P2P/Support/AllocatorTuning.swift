@@ -42,8 +42,8 @@ package enum AllocatorTuning {
     @discardableResult
     package static func apply(environment: (String) -> String? = Self.processEnvironment) -> Bool {
         guard !Self.isTunedByUser(environment: environment) else { return false }
-        return c_malloc_set_mmap_threshold(Self.mmapThreshold) == 1
-            && c_malloc_set_trim_threshold(Self.trimThreshold) == 1
+        return c_malloc_set(c_malloc_mmap_threshold, Self.mmapThreshold) == 1
+            && c_malloc_set(c_malloc_trim_threshold, Self.trimThreshold) == 1
     }
 
     /// Whether the environment sets glibc's mapping or trim threshold.
