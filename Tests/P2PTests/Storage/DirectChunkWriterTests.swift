@@ -1,5 +1,6 @@
 import Foundation
 import NIOCore
+import NIOPosix
 import Testing
 import _NIOFileSystem
 
@@ -34,6 +35,15 @@ struct DirectChunkWriterTests {
     }
 
     static func buffer(_ bytes: [UInt8]) -> ByteBuffer { ByteBuffer(bytes: bytes) }
+
+    /// `bytes` placed as the frame decoder places a chunk: on a boundary, behind a file id.
+    static func placed(_ bytes: [UInt8]) -> ByteBuffer {
+        var buffer = ChunkBufferAllocator.buffer(exactCapacity: FileID.byteCount + bytes.count)
+        buffer.writeBytes([UInt8](repeating: 0xAA, count: FileID.byteCount))
+        buffer.writeBytes(bytes)
+        buffer.moveReaderIndex(forwardBy: FileID.byteCount)
+        return buffer
+    }
 
     @Test("the descriptor really is opened for direct I/O (O_DIRECT's value on this architecture)")
     func opensDirect() throws {
@@ -101,6 +111,78 @@ struct DirectChunkWriterTests {
         }
         let written = try Data(contentsOf: URL(fileURLWithPath: path.string))
         #expect(written == Data(chunks.joined()))
+    }
+
+    /// Writes `chunks` at their offsets (in `chunkSize` units) through a writer whose only
+    /// pool thread is held until every write has queued, so that the lanes find them all
+    /// waiting; returns the writer's statistics once the file holds them.
+    static func writeQueued(
+        _ slots: [Int],
+        chunkSize: Int
+    ) async throws -> (statistics: DirectChunkWriter.Statistics, file: Data, chunks: [Int: [UInt8]]) {
+        let (folder, path) = try Self.file(size: 0)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        let writer = try #require(DirectChunkWriter.open(path, threadPool: pool))
+        let hold = DispatchSemaphore(value: 0)
+        pool.submit { _ in hold.wait() }
+        let chunks = Dictionary(
+            uniqueKeysWithValues: slots.map { ($0, StorageFixture.bytes(chunkSize, seed: UInt64($0) + 40)) }
+        )
+        try await withThrowingTaskGroup(of: Bool.self) { group in
+            for (slot, chunk) in chunks {
+                group.addTask { try await writer.write(Self.placed(chunk), at: Int64(slot * chunkSize)) }
+            }
+            // Bounded: 500 × 10 ms.
+            for _ in 0..<500 where writer.pendingCount < slots.count { try await Task.sleep(for: .milliseconds(10)) }
+            #expect(writer.pendingCount == slots.count)
+            hold.signal()
+            for try await written in group { #expect(written) }
+        }
+        let statistics = writer.currentStatistics
+        try await pool.shutdownGracefully()
+        return (statistics, try Data(contentsOf: URL(fileURLWithPath: path.string)), chunks)
+    }
+
+    @Test("chunks that wait together and lie end to end go to the device as one write")
+    func batchesAdjacentChunks() async throws {
+        let (statistics, file, chunks) = try await Self.writeQueued(Array(0..<8), chunkSize: 65_536)
+        #expect(statistics == .init(deviceWrites: 1, chunks: 8, alignedCopies: 0))
+        #expect(file == Data((0..<8).flatMap { chunks[$0]! }))
+    }
+
+    @Test("chunks with gaps between them are written one by one, each where it belongs")
+    func separateChunksStaySeparate() async throws {
+        let (statistics, file, chunks) = try await Self.writeQueued([0, 2, 5], chunkSize: 65_536)
+        #expect(statistics.deviceWrites == 3 && statistics.chunks == 3)
+        #expect(file.count == 6 * 65_536)
+        for slot in 0..<6 {
+            let part = file[(slot * 65_536)..<((slot + 1) * 65_536)]
+            if let chunk = chunks[slot] { #expect(Array(part) == chunk) } else { #expect(part.allSatisfy { $0 == 0 }) }
+        }
+    }
+
+    @Test("a run longer than one write allows is cut at maximumBatchBytes")
+    func batchesAreBounded() async throws {
+        let chunkSize = 262_144
+        let count = DirectChunkWriter.maximumBatchBytes / chunkSize + 1
+        let (statistics, file, chunks) = try await Self.writeQueued(Array(0..<count), chunkSize: chunkSize)
+        #expect(statistics.deviceWrites == 2 && statistics.chunks == count)
+        #expect(file == Data((0..<count).flatMap { chunks[$0]! }))
+    }
+
+    @Test("a write after the thread pool has stopped fails rather than waiting forever")
+    func stoppedPoolFails() async throws {
+        let (folder, path) = try Self.file(size: 0)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        try await pool.shutdownGracefully()
+        let writer = try #require(DirectChunkWriter.open(path, threadPool: pool))
+        await #expect(throws: NIOThreadPoolError.ThreadPoolInactive.self) {
+            try await writer.write(Self.buffer(StorageFixture.bytes(4096, seed: 1)), at: 0)
+        }
     }
 }
 
@@ -186,14 +268,15 @@ struct ChunkBufferAllocatorTests {
         #expect(Self.misalignment(of: buffer, at: 0) == 0)
         #expect(try await writer.write(buffer, at: 0))
         // Written from its own buffer: no aligned copy was needed.
-        #expect(writer.spareBufferCount == 0)
+        #expect(writer.currentStatistics.alignedCopies == 0)
         #expect(Array(try Data(contentsOf: URL(fileURLWithPath: path.string))) == chunk)
-        // The same bytes elsewhere in memory go through an aligned copy (kept for reuse).
+        // The same bytes elsewhere in memory go through an aligned copy.
         #expect(try await writer.write(ByteBuffer(bytes: [0x55] + chunk), at: 0) == false)
         var unplaced = ByteBuffer(bytes: [0x55] + chunk)
         unplaced.moveReaderIndex(forwardBy: 1)
         #expect(Self.misalignment(of: unplaced, at: 0) != 0)
         #expect(try await writer.write(unplaced, at: 262_144))
-        #expect(writer.spareBufferCount == 1)
+        #expect(writer.currentStatistics.alignedCopies == 1)
+        #expect(Array(try Data(contentsOf: URL(fileURLWithPath: path.string))) == chunk + chunk)
     }
 }
