@@ -30,7 +30,8 @@ import Darwin
 /// writes block a thread of their own pool while the device works, one at a time per file;
 /// what arrives meanwhile queues, and the next write takes the oldest queued chunk with
 /// every queued chunk that continues it on either side (`pwritev`, one request). Chunks
-/// that arrive out of order (a swarm) are written one by one.
+/// that are not adjacent (most of a swarm's) are written one by one. A file's lane writes
+/// one batch per turn on the pool, so that files sharing it take turns.
 ///
 /// Only whole blocks can be written this way: a chunk whose offset or length is not a
 /// multiple of `alignment` (a file's short last chunk) is left to the caller's buffered
@@ -58,7 +59,7 @@ final class DirectChunkWriter: Sendable {
     /// nothing else: a direct write holds its thread for the device's whole latency, and on
     /// NIO's shared pool that held up the work queued behind it (the record appends that
     /// follow each chunk, the file reads that serve other peers). Started on first use and
-    /// kept for the process's life, like NIO's own.
+    /// never shut down: its threads wait, idle, for the process's life.
     static let threadPool: NIOThreadPool = {
         let pool = NIOThreadPool(numberOfThreads: DirectChunkWriter.poolThreads)
         pool.start()
@@ -76,16 +77,19 @@ final class DirectChunkWriter: Sendable {
     private struct Queue {
         var pending: [PendingWrite] = []
         var activeLanes = 0
+        var nextID: UInt64 = 0
     }
 
     /// What the writer has done, for tests.
-    struct Statistics: Equatable {
-        /// Requests made of the device (one per batch, more if one was cut short).
+    struct Statistics {
+        /// Calls of `pwritev`: one per batch, more if one was cut short or interrupted.
         var deviceWrites = 0
-        /// Chunks written.
+        /// Chunks handed to the device, whatever came of them.
         var chunks = 0
         /// Chunks that had to be copied into aligned memory first.
         var alignedCopies = 0
+        /// When the last batch was done with.
+        var lastBatchDone: ContinuousClock.Instant? = nil
     }
 
     private init(descriptor: SystemPackage.FileDescriptor, threadPool: NIOThreadPool) {
@@ -137,25 +141,42 @@ final class DirectChunkWriter: Sendable {
     /// - Parameters:
     ///   - bytes: the chunk.
     ///   - offset: where it goes in the file.
-    /// - Returns: false, having written nothing, if the chunk cannot be written directly
-    ///   (unaligned, or the file system refuses direct writes): the caller writes it
-    ///   buffered.
-    /// - Throws: the device's error (a full disk, for one), or `NIOThreadPoolError` if the
+    /// - Returns: false if the chunk was not written directly (unaligned, the file system
+    ///   refuses direct writes, or a write cut short left the rest unaligned): the caller
+    ///   writes it buffered, over whatever part went directly, with the same bytes.
+    /// - Throws: the device's error (a full disk, for one); `CancellationError` if the task
+    ///   is cancelled before its chunk goes to the device; `NIOThreadPoolError` if the
     ///   thread pool has been shut down.
     func write(_ bytes: ByteBuffer, at offset: Int64) async throws -> Bool {
         let length = bytes.readableBytes
         guard length > 0, length % Self.alignment == 0, offset % Int64(Self.alignment) == 0,
             !self.refused.load(ordering: .relaxed)
         else { return false }
+        try Task.checkCancellation()
         let aligned = self.aligned(bytes)
-        return try await withCheckedThrowingContinuation { continuation in
-            let startLane = self.queue.withLock { queue -> Bool in
-                queue.pending.append(PendingWrite(offset: offset, bytes: aligned, continuation: continuation))
-                guard queue.activeLanes < Self.lanes else { return false }
-                queue.activeLanes += 1
-                return true
+        let id = self.queue.withLock { queue in
+            queue.nextID += 1
+            return queue.nextID
+        }
+        return try await withTaskCancellationHandler {
+            try await withCheckedThrowingContinuation { continuation in
+                let startLane = self.queue.withLock { queue -> Bool in
+                    queue.pending.append(
+                        PendingWrite(id: id, offset: offset, bytes: aligned, continuation: continuation)
+                    )
+                    guard queue.activeLanes < Self.lanes else { return false }
+                    queue.activeLanes += 1
+                    return true
+                }
+                if startLane { self.threadPool.submit { state in self.runLane(state) } }
             }
-            if startLane { self.threadPool.submit { state in self.runLane(state) } }
+        } onCancel: {
+            // Only a chunk still queued is taken back; one a lane has taken is written.
+            let withdrawn = self.queue.withLock { queue -> PendingWrite? in
+                guard let index = queue.pending.firstIndex(where: { $0.id == id }) else { return nil }
+                return queue.pending.remove(at: index)
+            }
+            withdrawn?.continuation.resume(throwing: CancellationError())
         }
     }
 
@@ -174,15 +195,26 @@ final class DirectChunkWriter: Sendable {
         return copy
     }
 
-    /// One lane: writes batches from the queue until it is empty. Runs on a pool thread.
+    /// One turn of a lane, on a pool thread: writes one batch, then goes to the back of the
+    /// pool's queue if more chunks wait, so that the lanes of other files get their turns
+    /// (a lane that wrote until its queue was empty kept a thread from them for as long as
+    /// its chunks came faster than the device took them). With the pool shut down, fails
+    /// every queued chunk instead.
     private func runLane(_ state: NIOThreadPool.WorkItemState) {
-        while let batch = self.nextBatch() {
-            guard case .active = state else {
+        guard case .active = state else {
+            while let batch = self.nextBatch() {
                 for write in batch { write.continuation.resume(throwing: NIOThreadPoolError.ThreadPoolInactive()) }
-                continue
             }
-            self.writeBatch(batch)
+            return
         }
+        guard let batch = self.nextBatch() else { return }
+        self.writeBatch(batch)
+        let more = self.queue.withLock { queue -> Bool in
+            guard queue.pending.isEmpty else { return true }
+            queue.activeLanes -= 1
+            return false
+        }
+        if more { self.threadPool.submit { state in self.runLane(state) } }
     }
 
     /// The oldest queued chunk with every queued chunk that continues it on either side, up
@@ -229,31 +261,34 @@ final class DirectChunkWriter: Sendable {
         while written < total {
             guard written % Self.alignment == 0 else { break }
             requests += 1
-            let result = Self.withSegments(of: batch, from: written) { segments in
-                pwritev(
+            let (result, error) = Self.withSegments(of: batch, from: written) { segments in
+                let result = pwritev(
                     self.descriptor.rawValue,
                     segments.baseAddress,
                     Int32(segments.count),
                     off_t(batch[0].offset) + off_t(written)
                 )
+                // Read at once: releasing the segments may call `free`, which may set it.
+                return (result, result < 0 ? errno : 0)
             }
             if result > 0 {
                 written += result
-            } else if result < 0 && errno == EINTR {
+            } else if result < 0 && error == EINTR {
                 continue
-            } else if result < 0 && errno == EINVAL {
+            } else if result < 0 && error == EINVAL {
                 // This file system (or device) wants other alignment, or no direct writes
                 // at all.
                 if written == 0 { self.refused.store(true, ordering: .relaxed) }
                 break
             } else {
-                outcome = .failure(result < 0 ? Errno(rawValue: errno) : Errno.noSpace)
+                outcome = .failure(result < 0 ? Errno(rawValue: error) : Errno.noSpace)
                 break
             }
         }
         self.statistics.withLock { statistics in
             statistics.deviceWrites += requests
             statistics.chunks += batch.count
+            statistics.lastBatchDone = .now
         }
         var start = 0
         for write in batch {
@@ -272,14 +307,14 @@ final class DirectChunkWriter: Sendable {
 
     /// Calls `body` with the `iovec`s of the batch's bytes from byte `position` on. Each
     /// buffer's bytes are reached inside its own `withUnsafeReadableBytes`, nested.
-    private static func withSegments(
+    private static func withSegments<Result>(
         of batch: [PendingWrite],
         from position: Int,
-        _ body: (UnsafeBufferPointer<iovec>) -> Int
-    ) -> Int {
+        _ body: (UnsafeBufferPointer<iovec>) -> Result
+    ) -> Result {
         var segments: [iovec] = []
         segments.reserveCapacity(batch.count)
-        func collect(_ index: Int, skipping skip: Int) -> Int {
+        func collect(_ index: Int, skipping skip: Int) -> Result {
             guard index < batch.count else { return segments.withUnsafeBufferPointer(body) }
             let bytes = batch[index].bytes
             guard skip < bytes.readableBytes else { return collect(index + 1, skipping: skip - bytes.readableBytes) }
@@ -297,6 +332,8 @@ final class DirectChunkWriter: Sendable {
 
 /// A chunk waiting for a lane, with its aligned bytes and the task waiting for it.
 private struct PendingWrite {
+    /// Tells the write apart from others at the same offset, for cancellation.
+    let id: UInt64
     let offset: Int64
     let bytes: ByteBuffer
     let continuation: CheckedContinuation<Bool, any Error>

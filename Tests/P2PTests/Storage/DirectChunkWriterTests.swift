@@ -22,7 +22,9 @@ enum DirectWriteSupport {
     .enabled(
         if: DirectWriteSupport.available,
         "the temporary folder's file system takes no direct writes (downloads fall back to buffered ones there)"
-    )
+    ),
+    // A lane that never runs would hang a test, not fail it.
+    .timeLimit(.minutes(1))
 )
 struct DirectChunkWriterTests {
     /// A file of `size` zero bytes in a fresh temporary folder, removed by the caller.
@@ -96,7 +98,7 @@ struct DirectChunkWriterTests {
         try await reader.close()
     }
 
-    @Test("many chunks written at once, sharing the writer's aligned buffers, each land where they belong")
+    @Test("many unplaced chunks written at once, each through an aligned copy, land where they belong")
     func concurrentWrites() async throws {
         let count = 24
         let (folder, path) = try Self.file(size: 0)
@@ -113,43 +115,108 @@ struct DirectChunkWriterTests {
         #expect(written == Data(chunks.joined()))
     }
 
-    /// Writes `chunks` at their offsets (in `chunkSize` units) through a writer whose only
-    /// pool thread is held until every write has queued, so that the lanes find them all
-    /// waiting; returns the writer's statistics once the file holds them.
+    /// Holds a pool's only thread until `release` is signalled.
+    static func heldPool() -> (pool: NIOThreadPool, release: DispatchSemaphore) {
+        let pool = NIOThreadPool(numberOfThreads: 1)
+        pool.start()
+        let release = DispatchSemaphore(value: 0)
+        pool.submit { _ in release.wait() }
+        return (pool, release)
+    }
+
+    /// Starts a write of `bytes` at `offset` and returns once it has queued (bounded:
+    /// 500 × 10 ms), so that writes queue in the order they are started.
+    static func queue(
+        _ bytes: [UInt8],
+        at offset: Int,
+        on writer: DirectChunkWriter
+    ) async throws -> Task<Bool, any Error> {
+        let before = writer.pendingCount
+        let task = Task { try await writer.write(Self.placed(bytes), at: Int64(offset)) }
+        for _ in 0..<500 where writer.pendingCount == before { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(writer.pendingCount == before + 1)
+        return task
+    }
+
+    /// Writes chunks at `slots` (in `chunkSize` units, queued in that order) through a
+    /// writer whose only pool thread is held until every write has queued, so that the lane
+    /// finds them all waiting; returns the writer's statistics once the file holds them.
     static func writeQueued(
         _ slots: [Int],
         chunkSize: Int
     ) async throws -> (statistics: DirectChunkWriter.Statistics, file: Data, chunks: [Int: [UInt8]]) {
         let (folder, path) = try Self.file(size: 0)
         defer { try? FileManager.default.removeItem(at: folder) }
-        let pool = NIOThreadPool(numberOfThreads: 1)
-        pool.start()
+        let (pool, release) = Self.heldPool()
         let writer = try #require(DirectChunkWriter.open(path, threadPool: pool))
-        let hold = DispatchSemaphore(value: 0)
-        pool.submit { _ in hold.wait() }
         let chunks = Dictionary(
             uniqueKeysWithValues: slots.map { ($0, StorageFixture.bytes(chunkSize, seed: UInt64($0) + 40)) }
         )
-        try await withThrowingTaskGroup(of: Bool.self) { group in
-            for (slot, chunk) in chunks {
-                group.addTask { try await writer.write(Self.placed(chunk), at: Int64(slot * chunkSize)) }
-            }
-            // Bounded: 500 × 10 ms.
-            for _ in 0..<500 where writer.pendingCount < slots.count { try await Task.sleep(for: .milliseconds(10)) }
-            #expect(writer.pendingCount == slots.count)
-            hold.signal()
-            for try await written in group { #expect(written) }
-        }
+        var tasks: [Task<Bool, any Error>] = []
+        for slot in slots { tasks.append(try await Self.queue(chunks[slot]!, at: slot * chunkSize, on: writer)) }
+        release.signal()
+        for task in tasks { #expect(try await task.value) }
         let statistics = writer.currentStatistics
         try await pool.shutdownGracefully()
         return (statistics, try Data(contentsOf: URL(fileURLWithPath: path.string)), chunks)
     }
 
-    @Test("chunks that wait together and lie end to end go to the device as one write")
+    @Test("chunks that wait together and lie end to end, before and after the oldest, go to the device as one write")
     func batchesAdjacentChunks() async throws {
-        let (statistics, file, chunks) = try await Self.writeQueued(Array(0..<8), chunkSize: 65_536)
-        #expect(statistics == .init(deviceWrites: 1, chunks: 8, alignedCopies: 0))
+        let (statistics, file, chunks) = try await Self.writeQueued([3, 0, 1, 2, 4, 5, 6, 7], chunkSize: 65_536)
+        #expect(statistics.deviceWrites == 1 && statistics.chunks == 8 && statistics.alignedCopies == 0)
         #expect(file == Data((0..<8).flatMap { chunks[$0]! }))
+    }
+
+    @Test("files sharing the pool take turns: one batch each, not one file's queue until it is empty")
+    func filesTakeTurns() async throws {
+        let (folderA, pathA) = try Self.file(size: 0)
+        let (folderB, pathB) = try Self.file(size: 0)
+        defer {
+            try? FileManager.default.removeItem(at: folderA)
+            try? FileManager.default.removeItem(at: folderB)
+        }
+        let (pool, release) = Self.heldPool()
+        let first = try #require(DirectChunkWriter.open(pathA, threadPool: pool))
+        let second = try #require(DirectChunkWriter.open(pathB, threadPool: pool))
+        let chunk = StorageFixture.bytes(65_536, seed: 9)
+        // The first file's lane is queued before the second's, with two batches waiting
+        // (its chunks are not adjacent); the second file's one batch goes between them.
+        let a1 = try await Self.queue(chunk, at: 0, on: first)
+        let b1 = try await Self.queue(chunk, at: 0, on: second)
+        let a2 = try await Self.queue(chunk, at: 2 * 65_536, on: first)
+        release.signal()
+        for task in [a1, b1, a2] { #expect(try await task.value) }
+        let (statisticsA, statisticsB) = (first.currentStatistics, second.currentStatistics)
+        #expect(statisticsA.deviceWrites == 2 && statisticsB.deviceWrites == 1)
+        let doneA = try #require(statisticsA.lastBatchDone)
+        let doneB = try #require(statisticsB.lastBatchDone)
+        #expect(doneB < doneA)
+        try await pool.shutdownGracefully()
+    }
+
+    @Test("a write whose task is cancelled while it waits is taken back; the writer goes on")
+    func cancelledWhileQueued() async throws {
+        let (folder, path) = try Self.file(size: 0)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (pool, release) = Self.heldPool()
+        let writer = try #require(DirectChunkWriter.open(path, threadPool: pool))
+        let chunk = StorageFixture.bytes(65_536, seed: 12)
+        let cancelled = try await Self.queue(chunk, at: 0, on: writer)
+        cancelled.cancel()
+        // Bounded: 500 × 10 ms. Released either way, so that a write not taken back ends
+        // (and fails the test) rather than waiting forever.
+        for _ in 0..<500 where writer.pendingCount > 0 { try await Task.sleep(for: .milliseconds(10)) }
+        #expect(writer.pendingCount == 0)
+        release.signal()
+        await #expect(throws: CancellationError.self) { try await cancelled.value }
+        // The lane that was started for it finds nothing and ends; a later write starts
+        // another.
+        #expect(try await writer.write(Self.placed(chunk), at: 65_536))
+        #expect(writer.currentStatistics.chunks == 1)
+        let written = try Data(contentsOf: URL(fileURLWithPath: path.string))
+        #expect(written.count == 2 * 65_536 && written.prefix(65_536).allSatisfy { $0 == 0 })
+        try await pool.shutdownGracefully()
     }
 
     @Test("chunks with gaps between them are written one by one, each where it belongs")
