@@ -30,8 +30,9 @@ import Darwin
 /// writes block a thread of their own pool while the device works, one at a time per file;
 /// what arrives meanwhile queues, and the next write takes the oldest queued chunk with
 /// every queued chunk that continues it on either side (`pwritev`, one request). Chunks
-/// that are not adjacent (most of a swarm's) are written one by one. A file's lane writes
-/// one batch per turn on the pool, so that files sharing it take turns.
+/// that are not adjacent (most of a swarm's) are written one by one. While another file's
+/// lane waits for a thread, a lane gives up its thread after each batch, so that files
+/// sharing the pool take turns.
 ///
 /// Only whole blocks can be written this way: a chunk whose offset or length is not a
 /// multiple of `alignment` (a file's short last chunk) is left to the caller's buffered
@@ -168,7 +169,7 @@ final class DirectChunkWriter: Sendable {
                     queue.activeLanes += 1
                     return true
                 }
-                if startLane { self.threadPool.submit { state in self.runLane(state) } }
+                if startLane { self.submitLane() }
             }
         } onCancel: {
             // Only a chunk still queued is taken back; one a lane has taken is written.
@@ -195,11 +196,23 @@ final class DirectChunkWriter: Sendable {
         return copy
     }
 
-    /// One turn of a lane, on a pool thread: writes one batch, then goes to the back of the
-    /// pool's queue if more chunks wait, so that the lanes of other files get their turns
-    /// (a lane that wrote until its queue was empty kept a thread from them for as long as
-    /// its chunks came faster than the device took them). With the pool shut down, fails
-    /// every queued chunk instead.
+    /// Lanes of any writer submitted to a pool and not yet running.
+    private static let waitingLanes = Atomic<Int>(0)
+
+    private func submitLane() {
+        Self.waitingLanes.add(1, ordering: .relaxed)
+        self.threadPool.submit { state in
+            Self.waitingLanes.subtract(1, ordering: .relaxed)
+            self.runLane(state)
+        }
+    }
+
+    /// A lane, on a pool thread: writes batches while chunks wait. While another lane waits
+    /// for a thread, it goes to the back of the pool's queue after each batch instead, so
+    /// that files take turns (a lane that wrote until its queue was empty kept a thread
+    /// from the others for as long as its chunks came faster than the device took them;
+    /// giving the thread up after every batch cost a wake-up per write). With the pool shut
+    /// down, fails every queued chunk instead.
     private func runLane(_ state: NIOThreadPool.WorkItemState) {
         guard case .active = state else {
             while let batch = self.nextBatch() {
@@ -207,14 +220,19 @@ final class DirectChunkWriter: Sendable {
             }
             return
         }
-        guard let batch = self.nextBatch() else { return }
-        self.writeBatch(batch)
-        let more = self.queue.withLock { queue -> Bool in
-            guard queue.pending.isEmpty else { return true }
-            queue.activeLanes -= 1
-            return false
+        while let batch = self.nextBatch() {
+            self.writeBatch(batch)
+            let more = self.queue.withLock { queue -> Bool in
+                guard queue.pending.isEmpty else { return true }
+                queue.activeLanes -= 1
+                return false
+            }
+            guard more else { return }
+            if Self.waitingLanes.load(ordering: .relaxed) > 0 {
+                self.submitLane()
+                return
+            }
         }
-        if more { self.threadPool.submit { state in self.runLane(state) } }
     }
 
     /// The oldest queued chunk with every queued chunk that continues it on either side, up
