@@ -26,13 +26,12 @@ import Darwin
 /// Why batches: a device takes a few large writes faster than many small ones (this VM's
 /// disk: 1 GiB in 256 KiB direct writes in 0.95–1.06 s, in 1 MiB ones 0.62–0.77 s), and one
 /// limited in writes per second (a cloud volume, a throttled cgroup) takes no more chunks a
-/// second than it takes writes. The
-/// writes block a thread of their own pool while the device works, one at a time per file;
-/// what arrives meanwhile queues, and the next write takes the oldest queued chunk with
-/// every queued chunk that continues it on either side (`pwritev`, one request). Chunks
-/// that are not adjacent (most of a swarm's) are written one by one. While another file's
-/// lane waits for a thread, a lane gives up its thread after each batch, so that files
-/// sharing the pool take turns.
+/// second than it takes writes. The writes block a thread of their own pool while the
+/// device works, one at a time per file; what arrives meanwhile queues, and the next write
+/// takes the oldest queued chunk with every queued chunk that continues it on either side
+/// (`pwritev`, one request). Chunks that are not adjacent (most of a swarm's) are written
+/// one by one. While another file's lane waits for a thread, a lane gives up its thread
+/// after each batch, so that files sharing the pool take turns.
 ///
 /// Only whole blocks can be written this way: a chunk whose offset or length is not a
 /// multiple of `alignment` (a file's short last chunk) is left to the caller's buffered
@@ -220,14 +219,9 @@ final class DirectChunkWriter: Sendable {
             }
             return
         }
+        // `nextBatch` ends the lane (and counts it out) once the queue is empty.
         while let batch = self.nextBatch() {
             self.writeBatch(batch)
-            let more = self.queue.withLock { queue -> Bool in
-                guard queue.pending.isEmpty else { return true }
-                queue.activeLanes -= 1
-                return false
-            }
-            guard more else { return }
             if Self.waitingLanes.load(ordering: .relaxed) > 0 {
                 self.submitLane()
                 return
