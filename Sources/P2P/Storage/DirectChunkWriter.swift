@@ -92,9 +92,31 @@ final class DirectChunkWriter: Sendable {
         var lastBatchDone: ContinuousClock.Instant? = nil
     }
 
-    private init(descriptor: SystemPackage.FileDescriptor, threadPool: NIOThreadPool) {
+    /// One vectored write at an offset: the system call's result and, when it is negative,
+    /// `errno` as read right after it.
+    typealias VectorWrite =
+        @Sendable (
+            _ descriptor: Int32, _ segments: UnsafeBufferPointer<iovec>, _ offset: off_t
+        ) -> (result: Int, errno: Int32)
+
+    /// `pwritev`, with `errno` read at once: releasing the segments afterwards may call
+    /// `free`, which may set it.
+    static let systemWrite: VectorWrite = { descriptor, segments, offset in
+        let result = pwritev(descriptor, segments.baseAddress, Int32(segments.count), offset)
+        return (result, result < 0 ? errno : 0)
+    }
+
+    /// What the writes go through: the system call, or a device that fails as a test needs.
+    private let vectorWrite: VectorWrite
+
+    private init(
+        descriptor: SystemPackage.FileDescriptor,
+        threadPool: NIOThreadPool,
+        vectorWrite: @escaping VectorWrite
+    ) {
         self.descriptor = descriptor
         self.threadPool = threadPool
+        self.vectorWrite = vectorWrite
     }
 
     deinit {
@@ -107,7 +129,12 @@ final class DirectChunkWriter: Sendable {
     ///   - threadPool: where the blocking writes run.
     /// - Returns: the writer, or `nil` where this platform or file system has no direct
     ///   writes (the caller then writes everything buffered).
-    static func open(_ path: FilePath, threadPool: NIOThreadPool = DirectChunkWriter.threadPool) -> DirectChunkWriter? {
+    ///   - vectorWrite: what the writes go through (tests give a failing device).
+    static func open(
+        _ path: FilePath,
+        threadPool: NIOThreadPool = DirectChunkWriter.threadPool,
+        vectorWrite: @escaping VectorWrite = DirectChunkWriter.systemWrite
+    ) -> DirectChunkWriter? {
         guard let direct = Self.directOption,
             let descriptor = try? SystemPackage.FileDescriptor.open(
                 path,
@@ -115,7 +142,7 @@ final class DirectChunkWriter: Sendable {
                 options: [direct, .closeOnExec]
             )
         else { return nil }
-        return DirectChunkWriter(descriptor: descriptor, threadPool: threadPool)
+        return DirectChunkWriter(descriptor: descriptor, threadPool: threadPool, vectorWrite: vectorWrite)
     }
 
     /// `O_DIRECT`, which Swift's Glibc module does not export: its value differs between
@@ -274,14 +301,7 @@ final class DirectChunkWriter: Sendable {
             guard written % Self.alignment == 0 else { break }
             requests += 1
             let (result, error) = Self.withSegments(of: batch, from: written) { segments in
-                let result = pwritev(
-                    self.descriptor.rawValue,
-                    segments.baseAddress,
-                    Int32(segments.count),
-                    off_t(batch[0].offset) + off_t(written)
-                )
-                // Read at once: releasing the segments may call `free`, which may set it.
-                return (result, result < 0 ? errno : 0)
+                self.vectorWrite(self.descriptor.rawValue, segments, off_t(batch[0].offset) + off_t(written))
             }
             if result > 0 {
                 written += result

@@ -1,6 +1,7 @@
 import Foundation
 import NIOCore
 import NIOPosix
+import Synchronization
 import Testing
 import _NIOFileSystem
 
@@ -159,6 +160,97 @@ struct DirectChunkWriterTests {
         let statistics = writer.currentStatistics
         try await pool.shutdownGracefully()
         return (statistics, try Data(contentsOf: URL(fileURLWithPath: path.string)), chunks)
+    }
+
+    /// A device that answers each write from a script (then takes whole writes), and
+    /// records the offset and length of each write it is asked for.
+    final class ScriptedDevice: Sendable {
+        let answers: Mutex<[(result: Int, errno: Int32)]>
+        let calls = Mutex<[(offset: Int, length: Int)]>([])
+
+        init(_ answers: [(result: Int, errno: Int32)]) { self.answers = Mutex(answers) }
+
+        var write: DirectChunkWriter.VectorWrite {
+            { _, segments, offset in
+                let length = segments.reduce(0) { $0 + Int($1.iov_len) }
+                self.calls.withLock { $0.append((Int(offset), length)) }
+                return self.answers.withLock { $0.isEmpty ? (length, 0) : $0.removeFirst() }
+            }
+        }
+    }
+
+    /// Three adjacent 8 KiB chunks, queued together so that they go as one batch, through a
+    /// device answering `answers`: what each chunk's writer got, what the device was asked.
+    static func writeThrough(
+        _ answers: [(result: Int, errno: Int32)]
+    ) async throws -> (
+        outcomes: [Result<Bool, any Error>], calls: [(offset: Int, length: Int)], writer: DirectChunkWriter
+    ) {
+        let (folder, path) = try Self.file(size: 0)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (pool, release) = Self.heldPool()
+        let device = ScriptedDevice(answers)
+        let writer = try #require(DirectChunkWriter.open(path, threadPool: pool, vectorWrite: device.write))
+        var tasks: [Task<Bool, any Error>] = []
+        for slot in 0..<3 {
+            tasks.append(
+                try await Self.queue(StorageFixture.bytes(8192, seed: UInt64(slot)), at: slot * 8192, on: writer)
+            )
+        }
+        release.signal()
+        var outcomes: [Result<Bool, any Error>] = []
+        for task in tasks { outcomes.append(await task.result) }
+        try await pool.shutdownGracefully()
+        return (outcomes, device.calls.withLock { $0 }, writer)
+    }
+
+    static func succeeded(_ outcome: Result<Bool, any Error>) -> Bool? { try? outcome.get() }
+
+    static func failed(_ outcome: Result<Bool, any Error>, with code: Errno) -> Bool {
+        if case .failure(let error as Errno) = outcome { return error == code }
+        return false
+    }
+
+    @Test("an interrupted write is repeated; a write cut short on a block boundary goes on from there")
+    func interruptedAndShortWritesGoOn() async throws {
+        let interrupted = try await Self.writeThrough([(-1, EINTR)])
+        #expect(interrupted.outcomes.map(Self.succeeded) == [true, true, true])
+        #expect(interrupted.calls.map(\.offset) == [0, 0] && interrupted.calls.map(\.length) == [24576, 24576])
+        #expect(interrupted.writer.currentStatistics.deviceWrites == 2)
+
+        let short = try await Self.writeThrough([(8192, 0)])
+        #expect(short.outcomes.map(Self.succeeded) == [true, true, true])
+        #expect(short.calls.map(\.offset) == [0, 8192] && short.calls.map(\.length) == [24576, 16384])
+    }
+
+    @Test("a write cut short off a block boundary: the chunks it covered are done, the rest go to the caller")
+    func unalignedShortWriteLeavesTheRest() async throws {
+        let cut = try await Self.writeThrough([(10000, 0)])
+        // Chunk 0 (0..<8192) is on the device; 1 and 2 are written buffered by the caller,
+        // over the 1,808 bytes of chunk 1 that went directly, with the same bytes.
+        #expect(cut.outcomes.map(Self.succeeded) == [true, false, false])
+        #expect(cut.calls.count == 1)
+    }
+
+    @Test("a file system that refuses direct writes: every chunk goes to the caller, now and from then on")
+    func refusalTurnsDirectWritesOff() async throws {
+        let refused = try await Self.writeThrough([(-1, EINVAL)])
+        #expect(refused.outcomes.map(Self.succeeded) == [false, false, false])
+        #expect(refused.calls.count == 1)
+        // Later chunks are not offered to the device at all.
+        #expect(try await refused.writer.write(Self.placed(StorageFixture.bytes(8192, seed: 4)), at: 0) == false)
+        #expect(refused.writer.currentStatistics.deviceWrites == 1)
+    }
+
+    @Test("a device error fails the chunks not yet written, with the device's error; a full device is one")
+    func deviceErrorsFailTheRest() async throws {
+        let broken = try await Self.writeThrough([(8192, 0), (-1, EIO)])
+        #expect(Self.succeeded(broken.outcomes[0]) == true)
+        #expect(Self.failed(broken.outcomes[1], with: .ioError) && Self.failed(broken.outcomes[2], with: .ioError))
+
+        // A write that takes nothing, without an error: the device is full.
+        let full = try await Self.writeThrough([(0, 0)])
+        #expect(full.outcomes.allSatisfy { Self.failed($0, with: .noSpace) })
     }
 
     @Test("chunks that wait together and lie end to end, before and after the oldest, go to the device as one write")
