@@ -127,9 +127,9 @@ final class DirectChunkWriter: Sendable {
     /// - Parameters:
     ///   - path: the file.
     ///   - threadPool: where the blocking writes run.
+    ///   - vectorWrite: what the writes go through (tests give a failing device).
     /// - Returns: the writer, or `nil` where this platform or file system has no direct
     ///   writes (the caller then writes everything buffered).
-    ///   - vectorWrite: what the writes go through (tests give a failing device).
     static func open(
         _ path: FilePath,
         threadPool: NIOThreadPool = DirectChunkWriter.threadPool,
