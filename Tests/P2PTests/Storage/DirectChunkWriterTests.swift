@@ -139,27 +139,38 @@ struct DirectChunkWriterTests {
         return task
     }
 
-    /// Writes chunks at `slots` (in `chunkSize` units, queued in that order) through a
-    /// writer whose only pool thread is held until every write has queued, so that the lane
-    /// finds them all waiting; returns the writer's statistics once the file holds them.
+    /// Writes `chunks` (queued in that order) through a writer whose only pool thread is
+    /// held until every write has queued, so that the lane finds them all waiting, and
+    /// through `vectorWrite`: what each chunk's writer got, the writer, and the file after.
+    static func writeHeld(
+        _ chunks: [(offset: Int, bytes: [UInt8])],
+        vectorWrite: @escaping DirectChunkWriter.VectorWrite = DirectChunkWriter.systemWrite
+    ) async throws -> (outcomes: [Result<Bool, any Error>], writer: DirectChunkWriter, file: Data) {
+        let (folder, path) = try Self.file(size: 0)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let (pool, release) = Self.heldPool()
+        let writer = try #require(DirectChunkWriter.open(path, threadPool: pool, vectorWrite: vectorWrite))
+        var tasks: [Task<Bool, any Error>] = []
+        for chunk in chunks { tasks.append(try await Self.queue(chunk.bytes, at: chunk.offset, on: writer)) }
+        release.signal()
+        var outcomes: [Result<Bool, any Error>] = []
+        for task in tasks { outcomes.append(await task.result) }
+        try await pool.shutdownGracefully()
+        return (outcomes, writer, try Data(contentsOf: URL(fileURLWithPath: path.string)))
+    }
+
+    /// Writes chunks at `slots` (in `chunkSize` units, queued in that order), all at once
+    /// (`writeHeld`); returns the writer's statistics once the file holds them.
     static func writeQueued(
         _ slots: [Int],
         chunkSize: Int
     ) async throws -> (statistics: DirectChunkWriter.Statistics, file: Data, chunks: [Int: [UInt8]]) {
-        let (folder, path) = try Self.file(size: 0)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let (pool, release) = Self.heldPool()
-        let writer = try #require(DirectChunkWriter.open(path, threadPool: pool))
         let chunks = Dictionary(
             uniqueKeysWithValues: slots.map { ($0, StorageFixture.bytes(chunkSize, seed: UInt64($0) + 40)) }
         )
-        var tasks: [Task<Bool, any Error>] = []
-        for slot in slots { tasks.append(try await Self.queue(chunks[slot]!, at: slot * chunkSize, on: writer)) }
-        release.signal()
-        for task in tasks { #expect(try await task.value) }
-        let statistics = writer.currentStatistics
-        try await pool.shutdownGracefully()
-        return (statistics, try Data(contentsOf: URL(fileURLWithPath: path.string)), chunks)
+        let (outcomes, writer, file) = try await Self.writeHeld(slots.map { ($0 * chunkSize, chunks[$0]!) })
+        for outcome in outcomes { #expect(try outcome.get()) }
+        return (writer.currentStatistics, file, chunks)
     }
 
     /// A device that answers each write from a script (then takes whole writes), and
@@ -186,21 +197,9 @@ struct DirectChunkWriterTests {
     ) async throws -> (
         outcomes: [Result<Bool, any Error>], calls: [(offset: Int, length: Int)], writer: DirectChunkWriter
     ) {
-        let (folder, path) = try Self.file(size: 0)
-        defer { try? FileManager.default.removeItem(at: folder) }
-        let (pool, release) = Self.heldPool()
         let device = ScriptedDevice(answers)
-        let writer = try #require(DirectChunkWriter.open(path, threadPool: pool, vectorWrite: device.write))
-        var tasks: [Task<Bool, any Error>] = []
-        for slot in 0..<3 {
-            tasks.append(
-                try await Self.queue(StorageFixture.bytes(8192, seed: UInt64(slot)), at: slot * 8192, on: writer)
-            )
-        }
-        release.signal()
-        var outcomes: [Result<Bool, any Error>] = []
-        for task in tasks { outcomes.append(await task.result) }
-        try await pool.shutdownGracefully()
+        let chunks = (0..<3).map { (offset: $0 * 8192, bytes: StorageFixture.bytes(8192, seed: UInt64($0))) }
+        let (outcomes, writer, _) = try await Self.writeHeld(chunks, vectorWrite: device.write)
         return (outcomes, device.calls.withLock { $0 }, writer)
     }
 
