@@ -75,6 +75,21 @@ public enum Samples {
                 .assignedChunk(id, chunk: 4, bytes: ByteBuffer(bytes: [UInt8](repeating: 0x5A, count: 64)))
             ),
             ("unrelayed", .unrelayed(id, chunks: [0x90, 0x01])),
+            ("work-request-pieces", .workRequest(id, held: [0x80], pieceLength: 65_536)),
+            (
+                "assigned-piece",
+                .assignedPiece(id, chunk: 2, offset: 0, bytes: ByteBuffer(bytes: [UInt8](repeating: 0x3C, count: 64)))
+            ),
+            (
+                "relayed-piece",
+                .relayedPiece(
+                    id,
+                    chunk: 2,
+                    offset: 65_536,
+                    bytes: ByteBuffer(bytes: [UInt8](repeating: 0xC3, count: 32))
+                )
+            ),
+            ("relay-abort", .relayAbort(id, chunk: 2)),
         ]
     }
 }

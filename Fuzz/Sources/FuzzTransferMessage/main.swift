@@ -28,7 +28,9 @@ func expectedRoundTrip(_ message: TransferMessage) -> TransferMessage {
 
 func carriesChunkNumber(_ type: FrameType) -> Bool {
     switch type {
-    case .chunkRequest, .chunkData, .pushedChunk, .failure, .assignedChunk: true
+    case .chunkRequest, .chunkData, .pushedChunk, .failure, .assignedChunk, .workRequest, .assignedPiece, .relayedPiece,
+        .relayAbort:
+        true
     default: false
     }
 }

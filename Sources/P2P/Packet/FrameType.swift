@@ -19,7 +19,9 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// The request cannot be answered (unknown file, chunk not held, ...).
     case failure = 9
     /// Asks the receiver to forward the chunks of a file it is handed by a seeder
-    /// (`assignedChunk`) to the sender, as `pushedChunk` frames on this connection.
+    /// (`assignedChunk`, `assignedPiece`) to the sender, on this connection: as
+    /// `relayedPiece` frames (a chunk's last piece once it has verified) or as `pushedChunk`
+    /// frames for chunks handed out whole.
     case relayRequest = 10
     /// Asks a seeder for a chunk of its choosing that it has not yet handed anyone.
     case workRequest = 11
@@ -29,6 +31,15 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// Sent by a relayer as it takes a relay request: the chunks of the file it was handed
     /// before, which it will not forward to the sender.
     case unrelayed = 13
+    /// Part of a chunk handed out by a seeder, answering a work request that asked for
+    /// pieces: the receiver forwards each piece as it comes, before the chunk is whole.
+    case assignedPiece = 14
+    /// Part of a chunk forwarded by a relayer; the piece that completes the chunk comes only
+    /// once the relayer has verified it.
+    case relayedPiece = 15
+    /// A relayer will not complete a chunk whose first pieces it forwarded (it did not
+    /// verify, or its source went away): the receiver drops those pieces.
+    case relayAbort = 16
 
     public var description: String {
         switch self {
@@ -45,6 +56,9 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .workRequest: "work-request"
         case .assignedChunk: "assigned-chunk"
         case .unrelayed: "unrelayed"
+        case .assignedPiece: "assigned-piece"
+        case .relayedPiece: "relayed-piece"
+        case .relayAbort: "relay-abort"
         }
     }
 }

@@ -62,7 +62,7 @@ public actor ChunkFile {
                 return try await Self.open(manifest: manifest, dataPath: dataPath, recordPath: recordPath, data: data)
             } catch {
                 // A handle must be closed before it is dropped.
-                try? await data.close()
+                await closeEvenIfCancelled { try await data.close() }
                 throw error
             }
         } catch let error as P2PError {
@@ -104,7 +104,7 @@ public actor ChunkFile {
             try await record.resize(to: .bytes(0))
             try await record.write(contentsOf: header.readableBytesView, toAbsoluteOffset: 0)
         } catch {
-            try? await record.close()
+            await closeEvenIfCancelled { try await record.close() }
             throw error
         }
         return ChunkFile(
@@ -133,7 +133,7 @@ public actor ChunkFile {
         {
             manifest = try? Manifest.decode(Array(body.readableBytesView))
         }
-        try? await handle.close()
+        await closeEvenIfCancelled { try await handle.close() }
         return manifest
     }
 
@@ -169,7 +169,7 @@ public actor ChunkFile {
         } catch {
             indices = []
         }
-        try? await handle.close()
+        await closeEvenIfCancelled { try await handle.close() }
         return indices
     }
 
@@ -224,9 +224,9 @@ public actor ChunkFile {
             // Make the size exact: a file whose last chunk arrived first is already right,
             // but one that ends in a short chunk written early is not longer than needed.
             try? await data.resize(to: .bytes(Int64(self.manifest.size)))
-            try? await data.close(makeChangesVisible: true)
+            await closeEvenIfCancelled { try await data.close(makeChangesVisible: true) }
         }
-        try? await self.record?.close(makeChangesVisible: true)
+        if let record = self.record { await closeEvenIfCancelled { try await record.close(makeChangesVisible: true) } }
         // Its descriptor closes once no write holds it.
         self.directWriter = nil
         self.data = nil

@@ -141,7 +141,9 @@ public actor ChunkStore {
             }
         }
         for (id, _) in self.complete where found[id] == nil || found[id]?.path != self.complete[id]?.path {
-            if let handle = self.readHandles.removeValue(forKey: id) { try? await handle.close() }
+            if let handle = self.readHandles.removeValue(forKey: id) {
+                await closeEvenIfCancelled { try await handle.close() }
+            }
         }
         let added = found.keys.filter { self.complete[$0] == nil }
         self.complete = found
@@ -292,7 +294,8 @@ public actor ChunkStore {
                     // Another read may have opened it while this one waited: keep one, and
                     // close the other (a handle dropped open is a fatal error in NIO).
                     if let raced = self.readHandles[id] {
-                        try? await handle.close()
+                        let extra = handle
+                        await closeEvenIfCancelled { try await extra.close() }
                         handle = raced
                     } else {
                         self.readHandles[id] = handle
@@ -439,7 +442,7 @@ public actor ChunkStore {
     /// Closes every open file: downloads in progress keep their `.partial` and record.
     /// Call before dropping the store.
     public func close() async {
-        for handle in self.readHandles.values { try? await handle.close() }
+        for handle in self.readHandles.values { await closeEvenIfCancelled { try await handle.close() } }
         self.readHandles.removeAll()
         for file in self.downloads.values { await file.close() }
         self.downloads.removeAll()

@@ -12,6 +12,15 @@ import Synchronization
 /// fetches those chunks itself later). The longest queue of a file is its forwarding
 /// backlog: a downloader asks the seeder for more work only while it is short.
 ///
+/// Chunks handed out in pieces are forwarded piece by piece as they arrive, so a chunk's
+/// forwarding starts after its first 64 KiB rather than its whole 256 KiB (SPEC §7: the
+/// unit forwarded need not be the unit verified). A subscriber takes a chunk whole or not at
+/// all: its first piece goes only where the queue has room for the whole chunk, and the
+/// rest follows it there. The piece that completes a chunk is forwarded only once the chunk
+/// has verified here; if it does not verify, or its source goes away first, the
+/// subscribers that have its first pieces get an abort instead. So a subscriber never
+/// completes a bad chunk from an honest relayer, and never blames one for its source.
+///
 /// A peer that subscribes late misses what was forwarded before it came: in a crowd that
 /// starts together, the first chunks go to the first downloaders while the others are
 /// still connecting. The hub keeps, for each file downloaded here, which chunks it has
@@ -19,13 +28,26 @@ import Synchronization
 /// to the subscriber (`unrelayed`) so that it fetches them at once rather than after
 /// waiting to see if they come.
 public final class RelayHub: Sendable {
-    /// A chunk to forward.
+    /// A chunk, or part of one, to forward.
     public struct Relayed: Sendable {
+        /// What is forwarded.
+        public enum Kind: Sendable, Equatable {
+            /// A whole chunk, verified.
+            case chunk
+            /// The chunk's bytes from `offset` on; the piece that completes the chunk is
+            /// forwarded only once the chunk has verified.
+            case piece(offset: Int)
+            /// The chunk whose first pieces were forwarded will not be completed.
+            case abort
+        }
+
         /// The file.
         public var file: FileID
         /// The chunk number.
         public var chunk: Int
-        /// The chunk's bytes, verified.
+        /// What this is.
+        public var kind: Kind
+        /// The bytes (none for an abort).
         public var bytes: ByteBuffer
     }
 
@@ -33,6 +55,10 @@ public final class RelayHub: Sendable {
         var file: FileID
         var continuation: AsyncStream<Relayed>.Continuation
         var queuedBytes = 0
+        /// Chunks whose first pieces were queued here and whose last is still to come: the
+        /// rest of each follows, whatever the queue's length, so that a chunk is taken whole
+        /// or not at all.
+        var piecesOpen: Set<Int> = []
     }
 
     private struct State {
@@ -127,7 +153,7 @@ public final class RelayHub: Sendable {
     /// - Returns: how many subscribers it was queued for.
     @discardableResult
     public func forward(_ bytes: ByteBuffer, chunk: Int, of file: FileID) -> Int {
-        let relayed = Relayed(file: file, chunk: chunk, bytes: bytes)
+        let relayed = Relayed(file: file, chunk: chunk, kind: .chunk, bytes: bytes)
         return self.state.withLock { state in
             state.forwarded[file]?.chunks.insert(chunk)
             var count = 0
@@ -139,6 +165,55 @@ public final class RelayHub: Sendable {
                 count += 1
             }
             return count
+        }
+    }
+
+    /// Queues a piece of a chunk for every subscriber of its file that takes the chunk: the
+    /// first piece goes to each subscriber whose queue has room for the whole chunk, and
+    /// the later ones to the same subscribers. The piece that completes the chunk must be
+    /// forwarded only once the chunk has verified; until then `abort` takes it back.
+    /// - Parameters:
+    ///   - bytes: the piece.
+    ///   - chunk: the chunk number.
+    ///   - offset: where in the chunk the piece starts.
+    ///   - chunkLength: the chunk's length.
+    ///   - file: the file.
+    /// - Returns: how many subscribers it was queued for.
+    @discardableResult
+    public func forwardPiece(_ bytes: ByteBuffer, chunk: Int, offset: Int, chunkLength: Int, of file: FileID) -> Int {
+        let relayed = Relayed(file: file, chunk: chunk, kind: .piece(offset: offset), bytes: bytes)
+        let completes = offset + bytes.readableBytes >= chunkLength
+        return self.state.withLock { state in
+            if offset == 0 { state.forwarded[file]?.chunks.insert(chunk) }
+            var count = 0
+            for (id, var subscriber) in state.subscribers where subscriber.file == file {
+                if offset == 0 {
+                    guard subscriber.queuedBytes + chunkLength <= self.maximumQueuedBytes else { continue }
+                    if !completes { subscriber.piecesOpen.insert(chunk) }
+                } else {
+                    guard subscriber.piecesOpen.contains(chunk) else { continue }
+                    if completes { subscriber.piecesOpen.remove(chunk) }
+                }
+                subscriber.queuedBytes += bytes.readableBytes
+                state.subscribers[id] = subscriber
+                subscriber.continuation.yield(relayed)
+                count += 1
+            }
+            return count
+        }
+    }
+
+    /// Tells every subscriber that got the first pieces of `chunk` that it will not be
+    /// completed (it did not verify here, or its source went away).
+    public func abort(_ chunk: Int, of file: FileID) {
+        let relayed = Relayed(file: file, chunk: chunk, kind: .abort, bytes: ByteBuffer())
+        self.state.withLock { state in
+            for (id, var subscriber) in state.subscribers
+            where subscriber.file == file && subscriber.piecesOpen.contains(chunk) {
+                subscriber.piecesOpen.remove(chunk)
+                state.subscribers[id] = subscriber
+                subscriber.continuation.yield(relayed)
+            }
         }
     }
 

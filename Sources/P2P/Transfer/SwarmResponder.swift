@@ -8,8 +8,11 @@ import NIOCore
 /// message that makes no sense from a client (a chunk it was not asked for, a malformed
 /// payload) ends that connection. A client that downloads a file may ask, once per file,
 /// for the chunks this peer is handed by a seeder: they are written to it on the same
-/// connection, between answers, as pushed chunks; and it is told at once which of them
-/// were forwarded before it asked (`unrelayed`), so that it fetches those itself.
+/// connection, between answers, as relayed pieces (or pushed chunks, for chunks handed out
+/// whole); and it is told at once which of them were forwarded before it asked
+/// (`unrelayed`), so that it fetches those itself. A work request that asks for pieces is
+/// answered with the chunk in pieces of that length, so that the downloader can forward
+/// each as it arrives.
 public struct SwarmResponder: TransferResponder {
     private let store: ChunkStore
     private let logger: Logger
@@ -85,8 +88,23 @@ public struct SwarmResponder: TransferResponder {
                     }
                 case .chunkRequest(let id, let chunk):
                     try await outbound.write(await self.answer(id, chunk: chunk).frame())
-                case .workRequest(let id, let held):
-                    try await outbound.write(await self.assign(id, held: held, handed: &handed).frame())
+                case .workRequest(let id, let held, let pieceLength):
+                    let answer = try await self.assign(id, held: held, handed: &handed)
+                    if case .assignedChunk(let id, let chunk, let bytes) = answer, pieceLength > 0 {
+                        for piece in Self.pieces(of: bytes, length: pieceLength) {
+                            try await outbound.write(
+                                TransferMessage.assignedPiece(
+                                    id,
+                                    chunk: chunk,
+                                    offset: piece.offset,
+                                    bytes: piece.bytes
+                                )
+                                .frame()
+                            )
+                        }
+                    } else {
+                        try await outbound.write(answer.frame())
+                    }
                 case .relayRequest(let id):
                     guard subscriptions[id] == nil else { continue }
                     guard subscriptions.count < Self.maximumFilesPerConnection else {
@@ -104,10 +122,21 @@ public struct SwarmResponder: TransferResponder {
                         // so megabytes could wait in NIO's buffer while the backlog read
                         // empty and this peer asked the seeder for more.
                         for await relayed in subscription.chunks {
-                            try await channel.writeAndFlush(
-                                TransferMessage.pushedChunk(relayed.file, chunk: relayed.chunk, bytes: relayed.bytes)
-                                    .frame()
-                            )
+                            let message: TransferMessage =
+                                switch relayed.kind {
+                                case .chunk:
+                                    .pushedChunk(relayed.file, chunk: relayed.chunk, bytes: relayed.bytes)
+                                case .piece(let offset):
+                                    .relayedPiece(
+                                        relayed.file,
+                                        chunk: relayed.chunk,
+                                        offset: offset,
+                                        bytes: relayed.bytes
+                                    )
+                                case .abort:
+                                    .relayAbort(relayed.file, chunk: relayed.chunk)
+                                }
+                            try await channel.writeAndFlush(message.frame())
                             subscription.written(relayed)
                         }
                     }
@@ -134,7 +163,8 @@ public struct SwarmResponder: TransferResponder {
                     if outcome == .corrupt {
                         throw P2PError(code: .corrupt, "pushed chunk \(chunk) of \(id.short) does not verify")
                     }
-                case .inventory, .chunkData, .assignedChunk, .unrelayed, .failure:
+                case .inventory, .chunkData, .assignedChunk, .unrelayed, .failure, .assignedPiece, .relayedPiece,
+                    .relayAbort:
                     throw P2PError(code: .protocolViolation, "unexpected \(frame.type) from a client")
                 }
             }
@@ -175,6 +205,19 @@ public struct SwarmResponder: TransferResponder {
         case let failure:
             self.dispenser.giveBack(chunk, of: id)
             return failure
+        }
+    }
+
+    /// The smallest piece a work request may ask for: smaller ones would cost a frame's
+    /// work for too few bytes.
+    static let minimumPieceLength = 16 * 1024
+
+    /// A chunk cut into pieces of `length` bytes (at least `minimumPieceLength`), each with
+    /// its offset in the chunk.
+    static func pieces(of bytes: ByteBuffer, length: Int) -> [(offset: Int, bytes: ByteBuffer)] {
+        let length = max(length, Self.minimumPieceLength)
+        return stride(from: 0, to: bytes.readableBytes, by: length).map { offset in
+            (offset, bytes.getSlice(at: bytes.readerIndex + offset, length: min(length, bytes.readableBytes - offset))!)
         }
     }
 

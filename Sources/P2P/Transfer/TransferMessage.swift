@@ -16,9 +16,12 @@ import NIOCore
 /// | pushed-chunk | id, chunk bytes |
 /// | failure | id (zeros if none), reason u8, message (UTF-8) |
 /// | relay-request | id |
-/// | work-request | id, then the sender's chunk bitmap (empty: none held) |
+/// | work-request | id, then the sender's chunk bitmap (empty: none held); the header's chunk number is the piece length asked for (0: whole chunks) |
 /// | assigned-chunk | id, chunk bytes |
 /// | unrelayed | id, chunk bitmap |
+/// | assigned-piece | id, offset u32, bytes |
+/// | relayed-piece | id, offset u32, bytes |
+/// | relay-abort | id |
 public enum TransferMessage: Sendable, Equatable {
     /// Asks for the receiver's inventory.
     case inventoryRequest
@@ -40,7 +43,10 @@ public enum TransferMessage: Sendable, Equatable {
     case relayRequest(FileID)
     /// Asks a seeder for the next chunk it has handed nobody; `held` is the sender's chunk
     /// bitmap bytes (empty when it holds nothing), so that it is not handed what it has.
-    case workRequest(FileID, held: [UInt8])
+    ///
+    /// A sender that forwards what it is handed asks for it in pieces of `pieceLength`
+    /// bytes (zero: whole chunks), so that it can forward each piece as it arrives.
+    case workRequest(FileID, held: [UInt8], pieceLength: Int = 0)
     /// A chunk handed out by a seeder in answer to a work request: the receiver is the
     /// one that spreads it to the others.
     case assignedChunk(FileID, chunk: Int, bytes: ByteBuffer)
@@ -48,6 +54,14 @@ public enum TransferMessage: Sendable, Equatable {
     /// are the ones it was handed before it, which it will not forward. The receiver
     /// fetches them at once instead of waiting to see whether they come forwarded.
     case unrelayed(FileID, chunks: [UInt8])
+    /// The bytes of a chunk handed out by a seeder from `offset` on, answering a work
+    /// request that asked for pieces; the piece that ends the chunk ends the answer.
+    case assignedPiece(FileID, chunk: Int, offset: Int, bytes: ByteBuffer)
+    /// The bytes of a chunk forwarded by a relayer from `offset` on. The piece that
+    /// completes the chunk is sent only after the relayer has verified it.
+    case relayedPiece(FileID, chunk: Int, offset: Int, bytes: ByteBuffer)
+    /// The relayer will not complete this chunk: drop the pieces of it that came.
+    case relayAbort(FileID, chunk: Int)
 
     /// Why a request failed.
     public enum FailureReason: UInt8, Sendable, Equatable {
@@ -97,12 +111,30 @@ public enum TransferMessage: Sendable, Equatable {
             return Frame(type: .pushedChunk, chunkNumber: UInt32(chunk), payload: Self.prefixed(id, bytes, allocator))
         case .relayRequest(let id):
             return Frame(type: .relayRequest, payload: ByteBuffer(bytes: id.bytes))
-        case .workRequest(let id, let held):
-            return Frame(type: .workRequest, payload: Self.idThen(id, held, allocator))
+        case .workRequest(let id, let held, let pieceLength):
+            return Frame(
+                type: .workRequest,
+                chunkNumber: UInt32(clamping: pieceLength),
+                payload: Self.idThen(id, held, allocator)
+            )
         case .assignedChunk(let id, let chunk, let bytes):
             return Frame(type: .assignedChunk, chunkNumber: UInt32(chunk), payload: Self.prefixed(id, bytes, allocator))
         case .unrelayed(let id, let chunks):
             return Frame(type: .unrelayed, payload: Self.idThen(id, chunks, allocator))
+        case .assignedPiece(let id, let chunk, let offset, let bytes):
+            return Frame(
+                type: .assignedPiece,
+                chunkNumber: UInt32(chunk),
+                payload: Self.piece(id, offset: offset, bytes, allocator)
+            )
+        case .relayedPiece(let id, let chunk, let offset, let bytes):
+            return Frame(
+                type: .relayedPiece,
+                chunkNumber: UInt32(chunk),
+                payload: Self.piece(id, offset: offset, bytes, allocator)
+            )
+        case .relayAbort(let id, let chunk):
+            return Frame(type: .relayAbort, chunkNumber: UInt32(chunk), payload: ByteBuffer(bytes: id.bytes))
         case .failure(let id, let chunk, let reason, let message):
             var payload = allocator.buffer(capacity: 33 + message.utf8.count)
             payload.writeBytes((id ?? Self.noFile).bytes)
@@ -136,6 +168,31 @@ public enum TransferMessage: Sendable, Equatable {
         }
         var payload = allocator.buffer(capacity: FileID.byteCount + bytes.readableBytes)
         payload.writeBytes(id.bytes)
+        payload.writeImmutableBuffer(bytes)
+        return payload
+    }
+
+    /// Bytes in front of a piece's bytes: the file id and the offset.
+    public static let piecePrefixLength = FileID.byteCount + 4
+
+    /// The payload of a piece: the file id, the offset, then the bytes.
+    ///
+    /// A piece read from a frame keeps its id and offset just before its readable bytes; a
+    /// relayer forwards it as it is, without a copy (it sends each piece to every other
+    /// downloader).
+    static func piece(_ id: FileID, offset: Int, _ bytes: ByteBuffer, _ allocator: ByteBufferAllocator) -> ByteBuffer {
+        if bytes.readerIndex >= Self.piecePrefixLength {
+            var framed = bytes
+            framed.moveReaderIndex(to: bytes.readerIndex - Self.piecePrefixLength)
+            if framed.getInteger(at: framed.readerIndex + FileID.byteCount, as: UInt32.self) == UInt32(offset),
+                framed.readableBytesView.prefix(FileID.byteCount).elementsEqual(id.bytes)
+            {
+                return framed
+            }
+        }
+        var payload = allocator.buffer(capacity: Self.piecePrefixLength + bytes.readableBytes)
+        payload.writeBytes(id.bytes)
+        payload.writeInteger(UInt32(offset))
         payload.writeImmutableBuffer(bytes)
         return payload
     }
@@ -224,13 +281,25 @@ public enum TransferMessage: Sendable, Equatable {
             self = .relayRequest(id)
         case .workRequest:
             let id = try readID()
-            self = .workRequest(id, held: Array(payload.readableBytesView))
+            self = .workRequest(id, held: Array(payload.readableBytesView), pieceLength: chunk)
         case .assignedChunk:
             let id = try readID()
             self = .assignedChunk(id, chunk: chunk, bytes: payload)
         case .unrelayed:
             let id = try readID()
             self = .unrelayed(id, chunks: Array(payload.readableBytesView))
+        case .assignedPiece, .relayedPiece:
+            let id = try readID()
+            guard let offset = payload.readInteger(as: UInt32.self) else { throw bad("truncated offset") }
+            guard payload.readableBytes > 0 else { throw bad("an empty piece") }
+            self =
+                frame.type == .assignedPiece
+                ? .assignedPiece(id, chunk: chunk, offset: Int(offset), bytes: payload)
+                : .relayedPiece(id, chunk: chunk, offset: Int(offset), bytes: payload)
+        case .relayAbort:
+            let id = try readID()
+            try requireEnd()
+            self = .relayAbort(id, chunk: chunk)
         }
     }
 }

@@ -92,11 +92,11 @@ private struct LyingResponder: TransferResponder {
             case .relayRequest:
                 // Says nothing, relays nothing.
                 continue
-            case .workRequest(let id, _) where self.lie == .claimsAllServesNone:
+            case .workRequest(let id, _, _) where self.lie == .claimsAllServesNone:
                 try await outbound.write(
                     TransferMessage.failure(id, chunk: 0, reason: .noWork, message: "none").frame()
                 )
-            case .workRequest(let id, _):
+            case .workRequest(let id, _, _):
                 // Hands out chunks in order, corrupted like the answers below.
                 let chunk = nextAssigned
                 nextAssigned += 1

@@ -19,6 +19,9 @@ struct FrameTypeTests {
             (.workRequest, 11, "work-request"),
             (.assignedChunk, 12, "assigned-chunk"),
             (.unrelayed, 13, "unrelayed"),
+            (.assignedPiece, 14, "assigned-piece"),
+            (.relayedPiece, 15, "relayed-piece"),
+            (.relayAbort, 16, "relay-abort"),
         ]
         #expect(FrameType.allCases.count == expected.count)
         for (type, value, name) in expected {
@@ -27,6 +30,6 @@ struct FrameTypeTests {
             #expect(type.description == name)
         }
         #expect(FrameType(rawValue: 0) == nil)
-        #expect(FrameType(rawValue: 14) == nil)
+        #expect(FrameType(rawValue: 17) == nil)
     }
 }

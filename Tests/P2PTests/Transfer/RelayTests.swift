@@ -93,3 +93,76 @@ struct RelayTests {
         #expect(hub.subscribe(to: self.file).missed == nil)
     }
 }
+
+@Suite("RelayHub forwarding in pieces", .timeLimit(.minutes(1)))
+struct RelayPieceTests {
+    let file = FileID(bytes: [UInt8](repeating: 7, count: 32))!
+
+    static func piece(_ value: UInt8, _ count: Int) -> ByteBuffer {
+        ByteBuffer(bytes: [UInt8](repeating: value, count: count))
+    }
+
+    /// What a subscription has been given so far, as (chunk, kind, bytes).
+    static func drain(
+        _ subscription: RelayHub.Subscription,
+        count: Int
+    ) async -> [(chunk: Int, kind: RelayHub.Relayed.Kind, bytes: Int)] {
+        var iterator = subscription.chunks.makeAsyncIterator()
+        var got: [(chunk: Int, kind: RelayHub.Relayed.Kind, bytes: Int)] = []
+        for _ in 0..<count {
+            guard let relayed = await iterator.next() else { break }
+            got.append((relayed.chunk, relayed.kind, relayed.bytes.readableBytes))
+            subscription.written(relayed)
+        }
+        return got
+    }
+
+    @Test("a chunk's pieces go to the subscribers that had room for the whole chunk at its first piece")
+    func wholeChunkOrNothing() async {
+        let hub = RelayHub(maximumQueuedBytes: 1000)
+        let roomy = hub.subscribe(to: self.file)
+        let full = hub.subscribe(to: self.file)
+        // Fill the second subscriber's queue to 700 of 1000 bytes.
+        hub.beginDownload(of: self.file, chunkCount: 8)
+        #expect(hub.forwardPiece(Self.piece(1, 700), chunk: 0, offset: 0, chunkLength: 700, of: self.file) == 2)
+        var first = roomy.chunks.makeAsyncIterator()
+        roomy.written(await first.next()!)
+        // A 600-byte chunk fits the first queue only; its later pieces follow it there, even
+        // past the bound, and never start at the second.
+        #expect(hub.forwardPiece(Self.piece(2, 200), chunk: 3, offset: 0, chunkLength: 600, of: self.file) == 1)
+        #expect(hub.forwardPiece(Self.piece(2, 200), chunk: 3, offset: 200, chunkLength: 600, of: self.file) == 1)
+        #expect(hub.forwardPiece(Self.piece(2, 200), chunk: 3, offset: 400, chunkLength: 600, of: self.file) == 1)
+        #expect(hub.backlog(of: self.file) == 700)
+        let got = await Self.drain(roomy, count: 3)
+        #expect(got.map(\.chunk) == [3, 3, 3])
+        #expect(got.map(\.kind) == [.piece(offset: 0), .piece(offset: 200), .piece(offset: 400)])
+        // The chunk counts as forwarded from its first piece on: a later subscriber is told.
+        #expect(hub.subscribe(to: self.file).missed?.indices == [0, 3])
+        roomy.cancel()
+        full.cancel()
+    }
+
+    @Test("an abort reaches exactly the subscribers that have the chunk's first pieces")
+    func abortGoesWhereThePiecesWent() async {
+        let hub = RelayHub(maximumQueuedBytes: 1000)
+        let early = hub.subscribe(to: self.file)
+        #expect(hub.forwardPiece(Self.piece(1, 300), chunk: 5, offset: 0, chunkLength: 600, of: self.file) == 1)
+        // Subscribed after the first piece: gets neither the rest of chunk 5 nor its abort.
+        let late = hub.subscribe(to: self.file)
+        #expect(hub.forwardPiece(Self.piece(1, 100), chunk: 5, offset: 300, chunkLength: 600, of: self.file) == 1)
+        hub.abort(5, of: self.file)
+        // A chunk after the abort goes to both; an abort of a chunk nobody has is nothing.
+        #expect(hub.forwardPiece(Self.piece(4, 50), chunk: 6, offset: 0, chunkLength: 50, of: self.file) == 2)
+        hub.abort(6, of: self.file)
+        let earlyGot = await Self.drain(early, count: 4)
+        #expect(earlyGot.map(\.chunk) == [5, 5, 5, 6])
+        #expect(earlyGot.map(\.kind) == [.piece(offset: 0), .piece(offset: 300), .abort, .piece(offset: 0)])
+        let lateGot = await Self.drain(late, count: 1)
+        #expect(lateGot.map(\.chunk) == [6])
+        // Pieces after an abort are not forwarded: the chunk is closed everywhere.
+        #expect(hub.forwardPiece(Self.piece(1, 200), chunk: 5, offset: 400, chunkLength: 600, of: self.file) == 0)
+        #expect(hub.backlog(of: self.file) == 0)
+        early.cancel()
+        late.cancel()
+    }
+}

@@ -40,9 +40,13 @@ struct TransferMessageTests {
             .relayRequest(id),
             .workRequest(id, held: []),
             .workRequest(id, held: [0xC0, 0x01]),
+            .workRequest(id, held: [0x80], pieceLength: 65_536),
             .assignedChunk(id, chunk: 9, bytes: ByteBuffer(bytes: [UInt8](repeating: 2, count: 300))),
             .unrelayed(id, chunks: [0xA0]),
             .unrelayed(id, chunks: []),
+            .assignedPiece(id, chunk: 5, offset: 0, bytes: ByteBuffer(bytes: [UInt8](repeating: 3, count: 100))),
+            .relayedPiece(id, chunk: 5, offset: 65_536, bytes: ByteBuffer(bytes: [4, 5])),
+            .relayAbort(id, chunk: 5),
         ]
     }
 
@@ -94,6 +98,36 @@ struct TransferMessageTests {
         }
     }
 
+    @Test("a piece read from a frame is forwarded as it is; one whose id or offset differs is copied")
+    func pieceFramingWithoutCopy() throws {
+        let bytes = ByteBuffer(bytes: [UInt8](repeating: 5, count: 4096))
+        let received = TransferMessage.assignedPiece(Self.id, chunk: 2, offset: 8192, bytes: bytes)
+        let parsed = try TransferMessage(frame: Frame.parse(received.frame().encoded()))
+        guard case .assignedPiece(let id, let chunk, let offset, let piece) = parsed else {
+            Issue.record("parsed as \(parsed)")
+            return
+        }
+        #expect(id == Self.id && chunk == 2 && offset == 8192 && piece == bytes)
+        func address(_ buffer: ByteBuffer) -> UnsafeRawPointer { buffer.withUnsafeReadableBytes { $0.baseAddress! } }
+        let prefix = TransferMessage.piecePrefixLength
+        let forwarded = TransferMessage.relayedPiece(id, chunk: chunk, offset: offset, bytes: piece).frame()
+        #expect(address(forwarded.payload) + prefix == address(piece))
+        #expect(
+            try TransferMessage(frame: Frame.parse(forwarded.encoded()))
+                == .relayedPiece(id, chunk: 2, offset: 8192, bytes: bytes)
+        )
+        // The same bytes at another offset, or of another file, get a payload of their own.
+        let moved = TransferMessage.relayedPiece(id, chunk: chunk, offset: 0, bytes: piece).frame()
+        #expect(address(moved.payload) + prefix != address(piece))
+        let other = FileID(bytes: [UInt8](repeating: 9, count: 32))!
+        let elsewhere = TransferMessage.relayedPiece(other, chunk: chunk, offset: offset, bytes: piece).frame()
+        #expect(address(elsewhere.payload) + prefix != address(piece))
+        #expect(
+            try TransferMessage(frame: Frame.parse(elsewhere.encoded()))
+                == .relayedPiece(other, chunk: 2, offset: 8192, bytes: bytes)
+        )
+    }
+
     @Test("payloads that do not fit their type are refused")
     func malformed() {
         let cases: [Frame] = [
@@ -107,6 +141,10 @@ struct TransferMessageTests {
             Frame(type: .workRequest, payload: ByteBuffer(bytes: [1, 2])),
             Frame(type: .assignedChunk, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 31))),
             Frame(type: .unrelayed, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 20))),
+            // A piece without its offset, and one with an offset but no bytes.
+            Frame(type: .assignedPiece, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 34))),
+            Frame(type: .relayedPiece, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 36))),
+            Frame(type: .relayAbort, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 33))),
             // An inventory claiming a billion entries in a few bytes.
             Frame(type: .inventory, payload: ByteBuffer(bytes: [0x3B, 0x9A, 0xCA, 0x00, 1, 2, 3])),
         ]
