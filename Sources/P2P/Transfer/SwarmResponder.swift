@@ -91,8 +91,9 @@ public struct SwarmResponder: TransferResponder {
                 case .workRequest(let id, let held, let pieceLength):
                     let answer = try await self.assign(id, held: held, handed: &handed)
                     if case .assignedChunk(let id, let chunk, let bytes) = answer, pieceLength > 0 {
-                        for piece in Self.pieces(of: bytes, length: pieceLength) {
-                            try await outbound.write(
+                        // All in one write: one flush, one hand-off to the event loop.
+                        try await outbound.write(
+                            contentsOf: Self.pieces(of: bytes, length: pieceLength).map { piece in
                                 TransferMessage.assignedPiece(
                                     id,
                                     chunk: chunk,
@@ -100,8 +101,8 @@ public struct SwarmResponder: TransferResponder {
                                     bytes: piece.bytes
                                 )
                                 .frame()
-                            )
-                        }
+                            }
+                        )
                     } else {
                         try await outbound.write(answer.frame())
                     }

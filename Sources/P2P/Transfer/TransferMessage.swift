@@ -125,13 +125,13 @@ public enum TransferMessage: Sendable, Equatable {
             return Frame(
                 type: .assignedPiece,
                 chunkNumber: UInt32(chunk),
-                payload: Self.piece(id, offset: offset, bytes, allocator)
+                payload: Self.piece(id, offset: offset, bytes)
             )
         case .relayedPiece(let id, let chunk, let offset, let bytes):
             return Frame(
                 type: .relayedPiece,
                 chunkNumber: UInt32(chunk),
-                payload: Self.piece(id, offset: offset, bytes, allocator)
+                payload: Self.piece(id, offset: offset, bytes)
             )
         case .relayAbort(let id, let chunk):
             return Frame(type: .relayAbort, chunkNumber: UInt32(chunk), payload: ByteBuffer(bytes: id.bytes))
@@ -180,7 +180,7 @@ public enum TransferMessage: Sendable, Equatable {
     /// A piece read from a frame keeps its id and offset just before its readable bytes; a
     /// relayer forwards it as it is, without a copy (it sends each piece to every other
     /// downloader).
-    static func piece(_ id: FileID, offset: Int, _ bytes: ByteBuffer, _ allocator: ByteBufferAllocator) -> ByteBuffer {
+    static func piece(_ id: FileID, offset: Int, _ bytes: ByteBuffer) -> ByteBuffer {
         if bytes.readerIndex >= Self.piecePrefixLength {
             var framed = bytes
             framed.moveReaderIndex(to: bytes.readerIndex - Self.piecePrefixLength)
@@ -190,7 +190,8 @@ public enum TransferMessage: Sendable, Equatable {
                 return framed
             }
         }
-        var payload = allocator.buffer(capacity: Self.piecePrefixLength + bytes.readableBytes)
+        // Of exactly its size: the allocator would round 64 KiB and the prefix up to 128 KiB.
+        var payload = ChunkBufferAllocator.buffer(exactCapacity: Self.piecePrefixLength + bytes.readableBytes)
         payload.writeBytes(id.bytes)
         payload.writeInteger(UInt32(offset))
         payload.writeImmutableBuffer(bytes)

@@ -17,22 +17,8 @@ struct LateSubscriberTests {
         in table: PeerTable,
         _ body: @Sendable () async throws -> Result
     ) async throws -> Result {
-        let server = try await TransferServer.bind(
-            host: "127.0.0.1",
-            port: 0,
-            responder: responder,
-            logger: StorageFixture.logger
-        )
-        // Announced once, with an interval long enough that it never expires here.
-        table.record(
-            Announcement(
-                kind: .start,
-                peerID: id,
-                transferPort: UInt16(server.port),
-                announceIntervalMilliseconds: 60_000
-            ),
-            from: try SocketAddress(ipAddress: "127.0.0.1", port: 9)
-        )
+        let server = try await TransferServer.loopback(responder, logger: StorageFixture.logger)
+        try table.recordLoopbackPeer(id, transferPort: server.port)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             defer { group.cancelAll() }
@@ -118,15 +104,8 @@ struct LateSubscriberTests {
         let bytes = try #require(try await seederStore.readChunk(id, index: 2))
         hub.forward(bytes, chunk: 2, of: id)
         hub.forward(bytes, chunk: 3, of: id)
-        let server = try await TransferServer.bind(
-            host: "127.0.0.1",
-            port: 0,
-            responder: SwarmResponder(
-                store: relayerStore,
-                statistics: TransferStatistics(),
-                relayHub: hub,
-                logger: logger
-            ),
+        let server = try await TransferServer.loopback(
+            SwarmResponder(store: relayerStore, statistics: TransferStatistics(), relayHub: hub, logger: logger),
             logger: logger
         )
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)

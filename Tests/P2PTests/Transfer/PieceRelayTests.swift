@@ -123,34 +123,17 @@ struct PieceRelayTests {
         }
         let id = try #require(await seederStore.inventory().first?.id)
         let release = Wakeup()
-        let seeder = try await TransferServer.bind(
-            host: "127.0.0.1",
-            port: 0,
-            responder: ScriptedSeeder(store: seederStore, ending: ending, release: release),
+        let seeder = try await TransferServer.loopback(
+            ScriptedSeeder(store: seederStore, ending: ending, release: release),
             logger: logger
         )
         let hub = RelayHub()
-        let relayer = try await TransferServer.bind(
-            host: "127.0.0.1",
-            port: 0,
-            responder: SwarmResponder(
-                store: relayerStore,
-                statistics: TransferStatistics(),
-                relayHub: hub,
-                logger: logger
-            ),
+        let relayer = try await TransferServer.loopback(
+            SwarmResponder(store: relayerStore, statistics: TransferStatistics(), relayHub: hub, logger: logger),
             logger: logger
         )
         let table = PeerTable()
-        table.record(
-            Announcement(
-                kind: .start,
-                peerID: PeerID(high: 0, low: 1),
-                transferPort: UInt16(seeder.port),
-                announceIntervalMilliseconds: 60_000
-            ),
-            from: try SocketAddress(ipAddress: "127.0.0.1", port: 9)
-        )
+        try table.recordLoopbackPeer(PeerID(high: 0, low: 1), transferPort: seeder.port)
         let downloader = Downloader(store: relayerStore, table: table, relayHub: hub, logger: logger)
         let relayerAddress = try SocketAddress(ipAddress: "127.0.0.1", port: relayer.port)
         return try await withThrowingTaskGroup(of: Void.self) { group in
@@ -181,17 +164,9 @@ struct PieceRelayTests {
         let downloaderStore = try await ChunkStore.open(configuration: downloaderFolder.configuration(), logger: logger)
         // The seeder takes the work request and never finishes its answer.
         let responder = ScriptedSeeder(store: seederStore, ending: .honest, release: Wakeup())
-        let seeder = try await TransferServer.bind(host: "127.0.0.1", port: 0, responder: responder, logger: logger)
+        let seeder = try await TransferServer.loopback(responder, logger: logger)
         let table = PeerTable()
-        table.record(
-            Announcement(
-                kind: .start,
-                peerID: PeerID(high: 0, low: 1),
-                transferPort: UInt16(seeder.port),
-                announceIntervalMilliseconds: 60_000
-            ),
-            from: try SocketAddress(ipAddress: "127.0.0.1", port: 9)
-        )
+        try table.recordLoopbackPeer(PeerID(high: 0, low: 1), transferPort: seeder.port)
         let downloader = Downloader(store: downloaderStore, table: table, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await seeder.run() }
