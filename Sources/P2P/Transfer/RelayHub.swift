@@ -153,19 +153,12 @@ public final class RelayHub: Sendable {
     /// - Returns: how many subscribers it was queued for.
     @discardableResult
     public func forward(_ bytes: ByteBuffer, chunk: Int, of file: FileID) -> Int {
-        let relayed = Relayed(file: file, chunk: chunk, kind: .chunk, bytes: bytes)
-        return self.state.withLock { state in
-            state.forwarded[file]?.chunks.insert(chunk)
-            var count = 0
-            for (id, var subscriber) in state.subscribers where subscriber.file == file {
-                guard subscriber.queuedBytes + bytes.readableBytes <= self.maximumQueuedBytes else { continue }
-                subscriber.queuedBytes += bytes.readableBytes
-                state.subscribers[id] = subscriber
-                subscriber.continuation.yield(relayed)
-                count += 1
-            }
-            return count
-        }
+        // A whole chunk is a first piece that also completes it.
+        self.queue(
+            Relayed(file: file, chunk: chunk, kind: .chunk, bytes: bytes),
+            offset: 0,
+            chunkLength: bytes.readableBytes
+        )
     }
 
     /// Queues a piece of a chunk for every subscriber of its file that takes the chunk: the
@@ -181,7 +174,19 @@ public final class RelayHub: Sendable {
     /// - Returns: how many subscribers it was queued for.
     @discardableResult
     public func forwardPiece(_ bytes: ByteBuffer, chunk: Int, offset: Int, chunkLength: Int, of file: FileID) -> Int {
-        let relayed = Relayed(file: file, chunk: chunk, kind: .piece(offset: offset), bytes: bytes)
+        self.queue(
+            Relayed(file: file, chunk: chunk, kind: .piece(offset: offset), bytes: bytes),
+            offset: offset,
+            chunkLength: chunkLength
+        )
+    }
+
+    /// Queues `relayed`, which starts at `offset` in its chunk, for the subscribers that
+    /// take it: at offset 0, those with room for the whole chunk; later, those that took
+    /// the chunk's first piece.
+    /// - Returns: how many subscribers it was queued for.
+    private func queue(_ relayed: Relayed, offset: Int, chunkLength: Int) -> Int {
+        let (file, chunk, bytes) = (relayed.file, relayed.chunk, relayed.bytes)
         let completes = offset + bytes.readableBytes >= chunkLength
         return self.state.withLock { state in
             if offset == 0 { state.forwarded[file]?.chunks.insert(chunk) }

@@ -161,11 +161,7 @@ public enum TransferMessage: Sendable, Equatable {
     /// chunk it is handed to each of the others, and a copy per subscriber was a quarter of
     /// a megabyte of fresh memory per chunk and per peer.
     static func prefixed(_ id: FileID, _ bytes: ByteBuffer, _ allocator: ByteBufferAllocator) -> ByteBuffer {
-        if bytes.readerIndex >= FileID.byteCount {
-            var framed = bytes
-            framed.moveReaderIndex(to: bytes.readerIndex - FileID.byteCount)
-            if framed.readableBytesView.prefix(FileID.byteCount).elementsEqual(id.bytes) { return framed }
-        }
+        if let framed = Self.inPlace(id.bytes, before: bytes) { return framed }
         var payload = allocator.buffer(capacity: FileID.byteCount + bytes.readableBytes)
         payload.writeBytes(id.bytes)
         payload.writeImmutableBuffer(bytes)
@@ -181,21 +177,24 @@ public enum TransferMessage: Sendable, Equatable {
     /// relayer forwards it as it is, without a copy (it sends each piece to every other
     /// downloader).
     static func piece(_ id: FileID, offset: Int, _ bytes: ByteBuffer) -> ByteBuffer {
-        if bytes.readerIndex >= Self.piecePrefixLength {
-            var framed = bytes
-            framed.moveReaderIndex(to: bytes.readerIndex - Self.piecePrefixLength)
-            if framed.getInteger(at: framed.readerIndex + FileID.byteCount, as: UInt32.self) == UInt32(offset),
-                framed.readableBytesView.prefix(FileID.byteCount).elementsEqual(id.bytes)
-            {
-                return framed
-            }
-        }
+        var prefix = id.bytes
+        withUnsafeBytes(of: UInt32(offset).bigEndian) { prefix.append(contentsOf: $0) }
+        if let framed = Self.inPlace(prefix, before: bytes) { return framed }
         // Of exactly its size: the allocator would round 64 KiB and the prefix up to 128 KiB.
-        var payload = ChunkBufferAllocator.buffer(exactCapacity: Self.piecePrefixLength + bytes.readableBytes)
-        payload.writeBytes(id.bytes)
-        payload.writeInteger(UInt32(offset))
+        var payload = ChunkBufferAllocator.buffer(exactCapacity: prefix.count + bytes.readableBytes)
+        payload.writeBytes(prefix)
         payload.writeImmutableBuffer(bytes)
         return payload
+    }
+
+    /// `bytes` with `prefix` in front, without a copy, if `prefix` is already just before
+    /// its readable bytes (as a parser that stepped over it, or `readChunk`, leaves it).
+    /// - Returns: the payload, or `nil` if the bytes in front are not `prefix`.
+    private static func inPlace(_ prefix: [UInt8], before bytes: ByteBuffer) -> ByteBuffer? {
+        guard bytes.readerIndex >= prefix.count else { return nil }
+        var framed = bytes
+        framed.moveReaderIndex(to: bytes.readerIndex - prefix.count)
+        return framed.readableBytesView.prefix(prefix.count).elementsEqual(prefix) ? framed : nil
     }
 
     /// Reads a message from a frame.
