@@ -115,42 +115,47 @@ struct PieceRelayTests {
         let logger = StorageFixture.logger
         let seederStore = try await ChunkStore.open(configuration: seederFolder.configuration(), logger: logger)
         let relayerStore = try await ChunkStore.open(configuration: relayerFolder.configuration(), logger: logger)
-        defer {
-            Task {
-                await seederStore.close()
-                await relayerStore.close()
-            }
-        }
-        let id = try #require(await seederStore.inventory().first?.id)
-        let release = Wakeup()
-        let seeder = try await TransferServer.loopback(
-            ScriptedSeeder(store: seederStore, ending: ending, release: release),
-            logger: logger
-        )
-        let hub = RelayHub()
-        let relayer = try await TransferServer.loopback(
-            SwarmResponder(store: relayerStore, statistics: TransferStatistics(), relayHub: hub, logger: logger),
-            logger: logger
-        )
-        let table = PeerTable()
-        try table.recordLoopbackPeer(PeerID(high: 0, low: 1), transferPort: seeder.port)
-        let downloader = Downloader(store: relayerStore, table: table, relayHub: hub, logger: logger)
-        let relayerAddress = try SocketAddress(ipAddress: "127.0.0.1", port: relayer.port)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await seeder.run() }
-            group.addTask { try await relayer.run() }
-            defer { group.cancelAll() }
-            return try await PeerSession.connect(to: relayerAddress, answerTimeout: .seconds(10)) { session in
-                try await session.send(.relayRequest(id))
-                // The relayer has taken the request once it has a subscriber.
-                for _ in 0..<200 where hub.subscriberCount(of: id) == 0 {
-                    try await Task.sleep(for: .milliseconds(10))
+        // Closed, and awaited, before the folders go: whatever the test's outcome.
+        let outcome: Swift.Result<Result, any Error>
+        do {
+            let id = try #require(await seederStore.inventory().first?.id)
+            let release = Wakeup()
+            let seeder = try await TransferServer.loopback(
+                ScriptedSeeder(store: seederStore, ending: ending, release: release),
+                logger: logger
+            )
+            let hub = RelayHub()
+            let relayer = try await TransferServer.loopback(
+                SwarmResponder(store: relayerStore, statistics: TransferStatistics(), relayHub: hub, logger: logger),
+                logger: logger
+            )
+            let table = PeerTable()
+            try table.recordLoopbackPeer(PeerID(high: 0, low: 1), transferPort: seeder.port)
+            let downloader = Downloader(store: relayerStore, table: table, relayHub: hub, logger: logger)
+            let relayerAddress = try SocketAddress(ipAddress: "127.0.0.1", port: relayer.port)
+            outcome = .success(
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await seeder.run() }
+                    group.addTask { try await relayer.run() }
+                    defer { group.cancelAll() }
+                    return try await PeerSession.connect(to: relayerAddress, answerTimeout: .seconds(10)) { session in
+                        try await session.send(.relayRequest(id))
+                        // The relayer has taken the request once it has a subscriber.
+                        for _ in 0..<200 where hub.subscriberCount(of: id) == 0 {
+                            try await Task.sleep(for: .milliseconds(10))
+                        }
+                        try #require(hub.subscriberCount(of: id) == 1)
+                        group.addTask { _ = try? await downloader.download(name: "pieces.bin", timeout: .seconds(20)) }
+                        return try await subscriber(id, &session, release)
+                    }
                 }
-                try #require(hub.subscriberCount(of: id) == 1)
-                group.addTask { _ = try? await downloader.download(name: "pieces.bin", timeout: .seconds(20)) }
-                return try await subscriber(id, &session, release)
-            }
+            )
+        } catch {
+            outcome = .failure(error)
         }
+        await seederStore.close()
+        await relayerStore.close()
+        return try outcome.get()
     }
 
     @Test("a download whose task is cancelled while it waits ends at once, its .partial kept")
