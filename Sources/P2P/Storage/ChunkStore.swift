@@ -53,6 +53,9 @@ public actor ChunkStore {
     private var complete: [FileID: CompleteFile] = [:]
     private var readHandles: [FileID: ReadFileHandle] = [:]
     private var downloads: [FileID: ChunkFile] = [:]
+    /// Reads waiting for a download to finish (its `.partial` closed, not yet moved to its
+    /// name): they are answered from the finished file.
+    private var finishing: [FileID: [CheckedContinuation<Void, Never>]] = [:]
     private var cached: [FileID: ChunkFile] = [:]
     private var cachedBytes: Int64 = 0
     private var knownManifests: [FileID: Manifest] = [:]
@@ -306,7 +309,21 @@ public actor ChunkStore {
                 throw P2PError(code: .storage, "cannot read \(file.path): \(error)")
             }
         }
-        if let file = self.downloads[id], let bytes = try await file.read(chunk: index) { return bytes }
+        if self.finishing[id] != nil {
+            await self.finished(id)
+            return try await self.readChunk(id, index: index)
+        }
+        if let file = self.downloads[id] {
+            do {
+                if let bytes = try await file.read(chunk: index) { return bytes }
+            } catch  where self.downloads[id] !== file {
+                // The download finished while this read waited for the disk, and closed the
+                // file under it: the chunk is in the finished file (peers of a crowd ask for
+                // it up to the moment a download ends, and after).
+                if self.finishing[id] != nil { await self.finished(id) }
+                return try await self.readChunk(id, index: index)
+            }
+        }
         if let file = self.cached[id], let bytes = try await file.read(chunk: index) { return bytes }
         return nil
     }
@@ -406,8 +423,13 @@ public actor ChunkStore {
         guard await file.bitmap.isComplete else {
             throw P2PError(code: .storage, "download of \(file.manifest.name) is not complete")
         }
-        await file.close(removingRecord: true)
+        // Reads that come from now until the file has its name wait for it (`readChunk`).
         self.downloads[id] = nil
+        self.finishing[id] = []
+        defer {
+            for waiter in self.finishing.removeValue(forKey: id) ?? [] { waiter.resume() }
+        }
+        await file.close(removingRecord: true)
         let manifest = file.manifest
         let target = self.configuration.downloadsDirectory.appending(manifest.name.value)
         let fileSystem = FileSystem.shared
@@ -429,6 +451,13 @@ public actor ChunkStore {
             _ = try? await fileSystem.removeItem(at: cache.dataPath)
         }
         return target
+    }
+
+    /// Returns once the download of `id` that is finishing has finished (or failed to).
+    private func finished(_ id: FileID) async {
+        await withCheckedContinuation { waiter in
+            if self.finishing[id] != nil { self.finishing[id]?.append(waiter) } else { waiter.resume() }
+        }
     }
 
     /// Closes a download without finishing it: the `.partial` and its record stay, and

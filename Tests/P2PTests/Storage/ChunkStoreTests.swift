@@ -168,6 +168,60 @@ struct ChunkStoreTests {
         await origin.close()
     }
 
+    @Test("chunks read while the download finishes are served, from the .partial or the finished file")
+    func readsDuringFinish() async throws {
+        let source = try StorageFixture()
+        let sink = try StorageFixture()
+        defer {
+            source.remove()
+            sink.remove()
+        }
+        _ = try source.share("crowd.bin", size: 24 * 262_144)
+        let origin = try await ChunkStore.open(configuration: source.configuration(), logger: StorageFixture.logger)
+        let id = try #require(await origin.inventory().first?.id)
+        let manifest = try #require(await origin.manifest(for: id))
+        var read: [ByteBuffer] = []
+        for index in 0..<manifest.chunkCount {
+            read.append(try #require(try await origin.readChunk(id, index: index)))
+        }
+        let chunks = read
+        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
+        let partial = try await store.beginDownload(manifest)
+        for index in chunks.indices { try await partial.write(chunks[index], chunk: index) }
+        // Peers of a crowd ask this peer for its chunks up to the moment its download
+        // finishes and after: no request may fail, or find the chunk gone, on the way.
+        let served = await withTaskGroup(of: Int.self) { group in
+            for reader in 0..<4 {
+                group.addTask {
+                    var count = 0
+                    for pass in 0..<3 {
+                        for index in chunks.indices {
+                            let chunk = (index + reader * 7 + pass) % chunks.count
+                            // Recorded, not thrown: a throw would leave the stores open.
+                            do {
+                                let bytes = try await store.readChunk(id, index: chunk)
+                                #expect(bytes == chunks[chunk], "chunk \(chunk), reader \(reader), pass \(pass)")
+                                count += 1
+                            } catch {
+                                Issue.record("chunk \(chunk), reader \(reader), pass \(pass): \(error)")
+                            }
+                        }
+                    }
+                    return count
+                }
+            }
+            group.addTask {
+                do { _ = try await store.finishDownload(id) } catch { Issue.record("finishing: \(error)") }
+                return 0
+            }
+            return await group.reduce(0, +)
+        }
+        #expect(served == 4 * 3 * chunks.count)
+        #expect(await store.hasComplete(id))
+        await store.close()
+        await origin.close()
+    }
+
     @Test("chunks written at once, each twice, are all stored and recorded once, in turn")
     func concurrentWrites() async throws {
         let source = try StorageFixture()
