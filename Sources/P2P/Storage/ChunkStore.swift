@@ -319,8 +319,8 @@ public actor ChunkStore {
             } catch  where self.downloads[id] !== file {
                 // The download finished while this read waited for the disk, and closed the
                 // file under it: the chunk is in the finished file (peers of a crowd ask for
-                // it up to the moment a download ends, and after).
-                if self.finishing[id] != nil { await self.finished(id) }
+                // it up to the moment a download ends, and after). Read again, which waits
+                // for the finish if it is still under way.
                 return try await self.readChunk(id, index: index)
             }
         }
