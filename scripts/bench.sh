@@ -19,7 +19,8 @@
 #              the 4 hosts' nginx as mirrors
 #   flash      1 seeder + 8 and + 15 downloaders, every host 100mbit egress,
 #              128 MiB, all released together; Kumar-Ross bound; every
-#              downloader curl-ing from the seeder's nginx at once
+#              downloader curl-ing from the seeder's nginx at once; a BitTorrent
+#              swarm (libtorrent, scripts/bench/bt.py) on the same hosts
 #   memory     peak RSS (VmHWM) of a peer downloading 4 GiB (loopback), and of a
 #              seeder serving 8 peers (testbed)
 #   discovery  join / stop / kill latency on loopback, 50 trials
@@ -30,7 +31,7 @@
 # with today's p2p (most of it the client-server flash-crowd reference).
 #
 # What it does: installs missing Debian packages (nginx, curl, iperf3, aria2,
-# python3-matplotlib, iproute2), builds the release binary once
+# python3-matplotlib, python3-libtorrent, iproute2), builds the release binary once
 # (.build-release), then re-runs itself inside a private network namespace
 # (unshare --net --mount, private /run/netns: only loopback, and testbed hosts
 # invisible outside) and runs scripts/bench/run.py there. Needs root.
@@ -93,6 +94,7 @@ if [[ "${P2P_BENCH_ISOLATED:-}" != 1 ]]; then
     command -v sync >/dev/null || pkgs+=(coreutils)
     [[ -x /usr/bin/python3 ]] || pkgs+=(python3)
     if ! /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then pkgs+=(python3-matplotlib); fi
+    if ! /usr/bin/python3 -c 'import libtorrent' 2>/dev/null; then pkgs+=(python3-libtorrent); fi
     if ((${#pkgs[@]})); then
         echo "$prog: installing ${pkgs[*]}" >&2
         timeout 600 apt-get update -qq

@@ -34,6 +34,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 TESTBED = REPO / "scripts" / "testbed.sh"
+# The BitTorrent reference: libtorrent-rasterbar through Debian's python3-libtorrent.
+BT = REPO / "scripts" / "bench" / "bt.py"
+BT_PORT = 6881
 PAYLOAD_BPS = 100e6 * 1448 / 1514  # 95.64 Mbit/s of TCP payload through tbf at 100mbit
 NOMINAL_BPS = 100e6
 MiB = 1 << 20
@@ -192,6 +195,11 @@ def wait_for_text(path, text, timeout, proc=None):
             return False
         time.sleep(0.02)
     return False
+
+
+def bittorrent_available():
+    """Whether the BitTorrent reference can run (Debian's python3-libtorrent)."""
+    return subprocess.run(["/usr/bin/python3", "-c", "import libtorrent"], capture_output=True).returncode == 0
 
 
 def proc_status(pid, field):
@@ -826,7 +834,14 @@ http {{
             for i in range(1, 5):
                 procs.append(self.start_nginx(tb.host(i), tb.addr(i), 18080, base / f"share{i}", base / f"nginx{i}"))
             urls = [f"http://{tb.addr(i)}:18080/{name}" for i in range(1, 5)]
-            runs = {"p2p": [], "aria2c": [], "iperf3": []}
+            torrent = None
+            if bittorrent_available():
+                torrent = self.make_torrent(base / "share1" / name, base / "bt")
+                for i in range(1, 5):
+                    procs.append(self.start_bt_seeder(tb, i, base / f"share{i}", torrent, base / f"bt-seeder{i}"))
+            else:
+                self.results["notes"].append("multi: no BitTorrent reference (python3-libtorrent not importable)")
+            runs = {"p2p": [], "aria2c": [], "iperf3": [], "bittorrent": []}
             for r in range(self.runs):
                 rd = base / f"run{r}"
                 self.meter_start()
@@ -846,6 +861,13 @@ http {{
                 runs["aria2c"].append(res)
                 self.record("multi", "4x100mbit", "aria2c", r, res["wall"], res["ok"])
                 self.cleanup_dir(rd)
+                if torrent:
+                    self.meter_start(warm=size)
+                    res = self.bt_crowd_once(tb, [5], range(1, 5), torrent, name, size, source, rd / "bittorrent", 600)
+                    runs["bittorrent"].append(res)
+                    self.record("multi", "4x100mbit", "bittorrent", r, res["last"] if res["ok"] else "failed",
+                                res["ok"])
+                    self.cleanup_dir(rd)
         finally:
             for p in reversed(procs):
                 p.stop()
@@ -863,6 +885,8 @@ http {{
             "bound_nominal": bits / (4 * NOMINAL_BPS),
             "p2p_failures": len(runs["p2p"]) - len(ok(runs["p2p"])),
             "aria2c_failures": len(runs["aria2c"]) - len(ok(runs["aria2c"])),
+            "bittorrent": median_range([x["last"] for x in ok(runs["bittorrent"])]) if torrent else None,
+            "bittorrent_failures": len(runs["bittorrent"]) - len(ok(runs["bittorrent"])),
         }
 
     # ------------------------------------------------------------ flash
@@ -884,18 +908,14 @@ http {{
         os.close(wfd)
         return procs, t0
 
-    def flash_p2p_once(self, tb, n, name, size, source, rundir, timeout):
-        """N `get --seed --json` released together; done = the JSON line (verified file)."""
-        def get(k, barrier):
-            d = rundir / f"d{k + 2}"
-            argv = self.p2p_argv("get", "eth0", 47630, d, extra=(name, "--json", "--seed", "--timeout", timeout))
-            return Proc(argv, host=tb.host(k + 2), stdout=d / "stdout", stderr=d / "stderr", barrier_fd=barrier)
-        gets, t0 = self.start_together(lambda barrier: [get(k, barrier) for k in range(n)])
-        done = [None] * n
-        reports = [None] * n
-        deadline = t0 + timeout + 30
+    def await_reports(self, procs, t0, deadline):
+        """Waits, until `deadline`, for each process to print its JSON line (or to exit
+        without one). Returns (seconds from `t0` to each line, NaN for an exit without
+        one, None if neither came in time; the parsed lines)."""
+        done = [None] * len(procs)
+        reports = [None] * len(procs)
         while time.monotonic() < deadline and None in done:
-            for k, g in enumerate(gets):
+            for k, g in enumerate(procs):
                 if done[k] is None:
                     try:
                         empty = os.stat(g.stdout_path).st_size == 0
@@ -908,28 +928,45 @@ http {{
                     elif g.poll():
                         done[k] = float("nan")
             time.sleep(0.02)
-        hwm = [proc_status(g.pid, "VmHWM") for g in gets]
-        for g in gets:
+        return done, reports
+
+    def crowd_problems(self, procs, reports, paths, source, size, rundir, n):
+        """Stops a crowd's processes and checks each one's copy (`paths[k]`, or the `path` of
+        its report). Returns what went wrong; keeps the failed ones' output."""
+        for g in procs:
             g.send(signal.SIGTERM)
-        for g in gets:
+        for g in procs:
             g.stop(grace=10)
         problems = []
-        for k, g in enumerate(gets):
+        for k, g in enumerate(procs):
+            who = f"downloader {Path(g.stdout_path).parent.name}"
             if reports[k] is None:
-                problems.append(f"downloader {k + 2}: no report (exit {g.status}): {g.stderr_tail(5)}")
+                problems.append(f"{who}: no report (exit {g.status}): {g.stderr_tail(5)}")
             else:
-                p = self.verify_copy(reports[k]["path"], source, size)
+                p = self.verify_copy(paths[k] or reports[k]["path"], source, size)
                 if p:
-                    problems.append(f"downloader {k + 2}: {p}")
+                    problems.append(f"{who}: {p}")
         if problems:
             log("      " + "\n      ".join(problems))
             keep = self.out / "failed" / f"flash-{n}-{rundir.name}"
-            for k in range(n):
-                d = rundir / f"d{k + 2}"
+            for g in procs:
+                d = Path(g.stdout_path).parent
                 (keep / d.name).mkdir(parents=True, exist_ok=True)
-                for f in ("stdout", "stderr"):
-                    if (d / f).exists():
-                        shutil.copy(d / f, keep / d.name / f)
+                for f in (g.stdout_path, g.stderr_path):
+                    if Path(f).exists():
+                        shutil.copy(f, keep / d.name / Path(f).name)
+        return problems
+
+    def flash_p2p_once(self, tb, n, name, size, source, rundir, timeout):
+        """N `get --seed --json` released together; done = the JSON line (verified file)."""
+        def get(k, barrier):
+            d = rundir / f"d{k + 2}"
+            argv = self.p2p_argv("get", "eth0", 47630, d, extra=(name, "--json", "--seed", "--timeout", timeout))
+            return Proc(argv, host=tb.host(k + 2), stdout=d / "stdout", stderr=d / "stderr", barrier_fd=barrier)
+        gets, t0 = self.start_together(lambda barrier: [get(k, barrier) for k in range(n)])
+        done, reports = self.await_reports(gets, t0, t0 + timeout + 30)
+        hwm = [proc_status(g.pid, "VmHWM") for g in gets]
+        problems = self.crowd_problems(gets, reports, [None] * n, source, size, rundir, n)
         times = [t for t in done if t is not None and t == t]
         # How much the seeder uploaded: its short id from a downloader's "peer joined" log line.
         seeder_bytes = None
@@ -948,6 +985,61 @@ http {{
                 "seconds": [r.get("seconds") if r else None for r in reports],
                 "ok": not problems, "problem": "; ".join(problems) or None,
                 "vmhwm_kib": hwm}
+
+    def make_torrent(self, path, base):
+        """A torrent of `path` for the BitTorrent reference: 256 KiB pieces, as p2p's chunks."""
+        base.mkdir(parents=True, exist_ok=True)
+        torrent = base / f"{path.name}.torrent"
+        run(["/usr/bin/python3", BT, "torrent", path, torrent, "--piece-length", 256 * 1024], timeout=600)
+        return torrent
+
+    def start_bt_seeder(self, tb, i, share, torrent, base):
+        """A libtorrent peer on testbed host `i` seeding `torrent` from `share`, returned once
+        it has hashed its copy. Its `stats_path` has what it has uploaded so far."""
+        base.mkdir(parents=True, exist_ok=True)
+        seeder = Proc(["/usr/bin/python3", BT, "seed", torrent, "--save", share,
+                       "--listen", f"{tb.addr(i)}:{BT_PORT}", "--timeout", 4 * 3600, "--stats", base / "stats.json"],
+                      host=tb.host(i), stdout=base / "stdout", stderr=base / "stderr")
+        seeder.stats_path = base / "stats.json"
+        if not wait_for_text(base / "stdout", "ready", 300, seeder):
+            seeder.stop()
+            raise RuntimeError(f"BitTorrent seeder on host {i} not ready: {seeder.stderr_tail(5)}")
+        return seeder
+
+    @staticmethod
+    def bt_uploaded(seeder):
+        """What a BitTorrent seeder has uploaded so far (payload bytes), or None."""
+        try:
+            return json.loads(Path(seeder.stats_path).read_text())["uploaded"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def bt_crowd_once(self, tb, downloaders, peers, torrent, name, size, source, rundir, timeout, seeder=None):
+        """libtorrent downloaders on testbed hosts `downloaders`, released together, each given
+        the address of every host in `peers` but its own (there is no tracker); done = its
+        JSON line (every piece hash-checked). With `seeder`, also what it uploaded, per F."""
+        uploaded_before = self.bt_uploaded(seeder) if seeder else None
+        def get(i, barrier):
+            d = rundir / f"b{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            argv = ["/usr/bin/python3", BT, "get", torrent, "--save", d,
+                    "--listen", f"{tb.addr(i)}:{BT_PORT}", "--timeout", timeout]
+            for j in peers:
+                if j != i:
+                    argv += ["--peer", f"{tb.addr(j)}:{BT_PORT}"]
+            return Proc(argv, host=tb.host(i), stdout=d / "stdout", stderr=d / "stderr", barrier_fd=barrier)
+        gets, t0 = self.start_together(lambda barrier: [get(i, barrier) for i in downloaders])
+        done, reports = self.await_reports(gets, t0, t0 + timeout + 30)
+        paths = [rundir / f"b{i}" / name for i in downloaders]
+        problems = self.crowd_problems(gets, reports, paths, source, size, rundir, len(downloaders))
+        times = sorted(t for t in done if t is not None and t == t)
+        factor = None
+        if uploaded_before is not None:
+            time.sleep(0.5)  # the seeder's stats file is at most 0.2 s old
+            after = self.bt_uploaded(seeder)
+            factor = (after - uploaded_before) / size if after is not None else None
+        return {"last": max(times) if times and not problems else None, "times": times,
+                "seeder_upload_factor": factor, "ok": not problems, "problem": "; ".join(problems) or None}
 
     def flash_curl_once(self, tb, n, url, size, source, rundir, timeout):
         """The N downloaders `curl` the file from the seeder's nginx, released together."""
@@ -992,6 +1084,13 @@ http {{
             nginx = self.start_nginx(tb.host(1), tb.addr(1), 18080, share, base / "nginx")
             procs.append(nginx)
             url = f"http://{tb.addr(1)}:18080/{name}"
+            torrent = None
+            if bittorrent_available():
+                torrent = self.make_torrent(share / name, base / "bt")
+                bt_seeder = self.start_bt_seeder(tb, 1, share, torrent, base / "bt-seeder")
+                procs.append(bt_seeder)
+            else:
+                self.results["notes"].append("flash: no BitTorrent reference (python3-libtorrent not importable)")
             # What one TCP stream achieves through the seeder's 100mbit uplink for F bytes.
             self.meter_start()
             cal = self.iperf_fanin_once(tb, [1], 2, size, base / "iperf-cal")
@@ -1003,8 +1102,7 @@ http {{
                 cs_bound = n * bits / PAYLOAD_BPS
                 timeout = int(max(120, 12 * kr(PAYLOAD_BPS)))
                 cs_timeout = int(max(120, 3 * cs_bound))
-                runs = {"p2p": [], "curl": []}
-                seeder_cpu0 = proc_cpu(seeder.pid)
+                runs = {"p2p": [], "curl": [], "bittorrent": []}
                 for r in range(self.runs):
                     rd = base / f"n{n}-run{r}"
                     self.meter_start(warm=n * size)
@@ -1020,11 +1118,24 @@ http {{
                     self.record("flash", f"N={n}", "curl", r, res["last"] if res["ok"] else "failed", res["ok"],
                                 times=res["times"])
                     self.cleanup_dir(rd)
+                    if torrent:
+                        time.sleep(1)
+                        self.meter_start(warm=n * size)
+                        res = self.bt_crowd_once(tb, range(2, n + 2), range(1, n + 2), torrent, name, size, source,
+                                                 rd / "bittorrent", timeout, seeder=bt_seeder)
+                        runs["bittorrent"].append(res)
+                        self.record("flash", f"N={n}", "bittorrent", r, res["last"] if res["ok"] else "failed",
+                                    res["ok"], times=res["times"], seeder_upload_factor=res["seeder_upload_factor"])
+                        self.cleanup_dir(rd)
                 ok = lambda xs: [x for x in xs if x["ok"]]
                 out[str(n)] = {
                     "n": n, "size": size, "runs": runs,
                     "p2p": median_range([x["last"] for x in ok(runs["p2p"])]),
                     "curl": median_range([x["last"] for x in ok(runs["curl"])]),
+                    "bittorrent": median_range([x["last"] for x in ok(runs["bittorrent"])]) if torrent else None,
+                    "bittorrent_failures": len(runs["bittorrent"]) - len(ok(runs["bittorrent"])),
+                    "bittorrent_seeder_upload_factor": median_range(
+                        [x.get("seeder_upload_factor") for x in ok(runs["bittorrent"])]),
                     "bound_payload": kr(PAYLOAD_BPS), "bound_nominal": kr(NOMINAL_BPS),
                     "client_server_bound_payload": cs_bound,
                     "p2p_failures": len(runs["p2p"]) - len(ok(runs["p2p"])),
@@ -1296,6 +1407,7 @@ http {{
             "versions": {
                 "swift": ver(["swift", "--version"]), "nginx": ver(["nginx", "-v"]), "curl": ver(["curl", "--version"]),
                 "iperf3": ver(["iperf3", "--version"]), "aria2c": ver(["aria2c", "--version"]),
+                "libtorrent": ver(["/usr/bin/python3", "-c", "import libtorrent; print(libtorrent.__version__)"]),
             },
         }
 
@@ -1411,8 +1523,13 @@ def summarize(results):
                + (f"; iperf3, 4 hosts × F/4 at once {fmt_mr(m['iperf3'])} ({ratio(m['iperf3'], m['bound_payload'])})"
                   if m.get("iperf3") else "")
                + f"{fail_note(m['aria2c_failures'], 'aria2c runs')}")
+        if m.get("bittorrent"):
+            ref += (f"; BitTorrent (libtorrent, 4 seeders) {fmt_mr(m['bittorrent'])} "
+                    f"({ratio(m['bittorrent'], m['bound_payload'])} payload bound)"
+                    f"{fail_note(m['bittorrent_failures'], 'BitTorrent runs')}")
         rat = (f"{ratio(m['p2p_wall'], m['bound_payload'])} payload, {ratio(m['p2p_wall'], m['bound_nominal'])} "
-               f"nominal; {ratio(m['p2p_wall'], m['aria2c'])} aria2c")
+               f"nominal; {ratio(m['p2p_wall'], m['aria2c'])} aria2c"
+               + (f"; {ratio(m['p2p_wall'], m['bittorrent'])} BitTorrent" if m.get("bittorrent") else ""))
         lines.append(f"| {lbl} | {p2p} | {ref} | {rat} | ≤ 1.015× payload | {load_note(results, 'multi')} |")
     fl = sc.get("flash")
     if fl:
@@ -1429,8 +1546,15 @@ def summarize(results):
             if cal and cal.get("ok"):
                 ref += (f"; iperf3, F through one uplink: {cal['wall']:.2f} s "
                         f"({cal['mbps_each'][0] if cal['mbps_each'] else 0:.1f} Mbit/s)")
+            if f.get("bittorrent"):
+                ref += (f"; BitTorrent (libtorrent, 256 KiB pieces) {fmt_mr(f['bittorrent'])} "
+                        f"({ratio(f['bittorrent'], f['bound_payload'])} bound"
+                        + (f", seeder uploaded {fmt_mr(f['bittorrent_seeder_upload_factor'], '', 2)} × F"
+                           if f.get("bittorrent_seeder_upload_factor") else "") + ")"
+                        f"{fail_note(f['bittorrent_failures'], 'BitTorrent runs')}")
             rat = (f"{ratio(f['p2p'], f['bound_payload'])} payload, {ratio(f['p2p'], f['bound_nominal'])} nominal; "
-                   f"{ratio(f['p2p'], f['curl'])} curl")
+                   f"{ratio(f['p2p'], f['curl'])} curl"
+                   + (f"; {ratio(f['p2p'], f['bittorrent'])} BitTorrent" if f.get("bittorrent") else ""))
             lines.append(f"| {lbl} | {p2p} | {ref} | {rat} | ≤ 1.10× payload | {load_note(results, 'flash', f'N={key}')} |")
     mem = sc.get("memory")
     if mem:
@@ -1488,16 +1612,18 @@ def plot_flash(fl, path):
         f = fl[key]
         n = f["n"]
         xmax = f["bound_payload"] * 1.5
-        for tool, style, color in (("p2p", "-", "tab:blue"), ("curl", "--", "tab:red")):
-            for i, r in enumerate(f["runs"][tool]):
+        labels = {"p2p": "p2p (get --seed)", "curl": "curl, all from one nginx",
+                  "bittorrent": "BitTorrent (libtorrent)"}
+        for tool, style, color in (("p2p", "-", "tab:blue"), ("curl", "--", "tab:red"),
+                                   ("bittorrent", ":", "tab:orange")):
+            for i, r in enumerate(f["runs"].get(tool, [])):
                 ts = sorted(r["times"])
                 if not ts:
                     continue
                 xs = [0.0] + [t for t in ts for _ in (0, 1)]
                 ys = [0] + [c for k, _ in enumerate(ts) for c in (k, k + 1)]
                 xmax = max(xmax, ts[-1] * 1.05)
-                label = (f"p2p (get --seed), {len(f['runs'][tool])} run(s)" if tool == "p2p"
-                         else f"curl, all from one nginx") if i == 0 else None
+                label = f"{labels[tool]}, {len(f['runs'][tool])} run(s)" if i == 0 else None
                 ax.plot(xs, ys, style, color=color, alpha=0.8, drawstyle="default", label=label)
         ax.axvline(f["bound_payload"], color="black", lw=1.2,
                    label=f"Kumar–Ross bound, payload {f['bound_payload']:.2f} s")
