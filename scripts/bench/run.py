@@ -930,7 +930,7 @@ http {{
             time.sleep(0.02)
         return done, reports
 
-    def crowd_problems(self, procs, reports, paths, source, size, rundir, n):
+    def crowd_problems(self, procs, reports, paths, source, size, rundir):
         """Stops a crowd's processes and checks each one's copy (`paths[k]`, or the `path` of
         its report). Returns what went wrong; keeps the failed ones' output."""
         for g in procs:
@@ -948,7 +948,7 @@ http {{
                     problems.append(f"{who}: {p}")
         if problems:
             log("      " + "\n      ".join(problems))
-            keep = self.out / "failed" / f"flash-{n}-{rundir.name}"
+            keep = self.out / "failed" / f"{rundir.parent.name}-{rundir.name}"
             for g in procs:
                 d = Path(g.stdout_path).parent
                 (keep / d.name).mkdir(parents=True, exist_ok=True)
@@ -966,7 +966,7 @@ http {{
         gets, t0 = self.start_together(lambda barrier: [get(k, barrier) for k in range(n)])
         done, reports = self.await_reports(gets, t0, t0 + timeout + 30)
         hwm = [proc_status(g.pid, "VmHWM") for g in gets]
-        problems = self.crowd_problems(gets, reports, [None] * n, source, size, rundir, n)
+        problems = self.crowd_problems(gets, reports, [None] * n, source, size, rundir)
         times = [t for t in done if t is not None and t == t]
         # How much the seeder uploaded: its short id from a downloader's "peer joined" log line.
         seeder_bytes = None
@@ -1031,7 +1031,7 @@ http {{
         gets, t0 = self.start_together(lambda barrier: [get(i, barrier) for i in downloaders])
         done, reports = self.await_reports(gets, t0, t0 + timeout + 30)
         paths = [rundir / f"b{i}" / name for i in downloaders]
-        problems = self.crowd_problems(gets, reports, paths, source, size, rundir, len(downloaders))
+        problems = self.crowd_problems(gets, reports, paths, source, size, rundir)
         times = sorted(t for t in done if t is not None and t == t)
         factor = None
         if uploaded_before is not None:
