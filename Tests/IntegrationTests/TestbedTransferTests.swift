@@ -22,7 +22,11 @@ struct TestbedTransferTests {
             let data = try TransferFixtures.share("image.iso", size: size, peer: "h1", in: swarm)
             try TransferFixtures.share("image.iso", size: size, peer: "h2", in: swarm)
             let doomed = try testbed.launch(host: 1, ["serve"], in: swarm, name: "h1")
-            _ = try testbed.launch(host: 2, ["serve"], in: swarm, name: "h2")
+            let survivor = try testbed.launch(host: 2, ["serve"], in: swarm, name: "h2")
+            // Both serving before the download looks for holders (see `seederKilled`).
+            for seeder in [doomed, survivor] {
+                _ = try await seeder.waitForLine(in: .stderr, containing: "peer ready", timeout: .seconds(30))
+            }
             let get = try testbed.launch(host: 3, ["get", "image.iso", "--json"], in: swarm, name: "h3")
             let partials = swarm.directory.appendingPathComponent("h3/.p2p/partials")
             let started = await TransferTests.waitUntil(timeout: .seconds(20)) {

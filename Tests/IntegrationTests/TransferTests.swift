@@ -33,8 +33,12 @@ struct TransferTests {
         let data = try TransferFixtures.share("two.bin", size: size, peer: "seed1", in: swarm)
         try TransferFixtures.share("two.bin", size: size, peer: "seed2", in: swarm)
         // Paced so that neither seeder can finish the file alone before the other is asked.
-        _ = try swarm.launch(["serve", "--upload-rate", "4M"], name: "seed1")
-        _ = try swarm.launch(["serve", "--upload-rate", "4M"], name: "seed2")
+        let seeders = try ["seed1", "seed2"].map { try swarm.launch(["serve", "--upload-rate", "4M"], name: $0) }
+        // Both serving before the download looks for holders: one still starting when the
+        // lookup ends joins the download only later.
+        for seeder in seeders {
+            _ = try await seeder.waitForLine(in: .stderr, containing: "peer ready", timeout: .seconds(30))
+        }
         let (status, summary, process) = try await TransferFixtures.get("two.bin", as: "fetch", in: swarm)
         #expect(status == 0, "\(process.transcript())")
         let peers = try #require(summary?.bytesFromPeers)
@@ -105,7 +109,13 @@ struct TransferTests {
         let data = try TransferFixtures.share("survive.bin", size: size, peer: "seed1", in: swarm)
         try TransferFixtures.share("survive.bin", size: size, peer: "seed2", in: swarm)
         let doomed = try swarm.launch(["serve", "--upload-rate", "3M"], name: "seed1")
-        _ = try swarm.launch(["serve", "--upload-rate", "3M"], name: "seed2")
+        let survivor = try swarm.launch(["serve", "--upload-rate", "3M"], name: "seed2")
+        // Both serving before the download looks for holders: a seeder still starting when
+        // the lookup ends joins the download only later, and may have sent nothing when it
+        // is killed (seen in CI: all 12 MiB came from the survivor).
+        for seeder in [doomed, survivor] {
+            _ = try await seeder.waitForLine(in: .stderr, containing: "peer ready", timeout: .seconds(30))
+        }
         let get = try swarm.launch(["get", "survive.bin", "--json"], name: "fetch")
         // Kill the first seeder once the download is under way: told by its log line, which
         // cannot be missed the way a poll of the partial record can (on a busy machine a
