@@ -15,24 +15,6 @@ struct ChunkStoreTests {
         return whole.readBytes(length: FileID.byteCount)
     }
 
-    /// A store sharing one file of `size` bytes from `fixture`, with the file's manifest,
-    /// every chunk read from it and its bytes: the source of a download in the tests below.
-    static func origin(
-        sharing name: String,
-        size: Int,
-        in fixture: StorageFixture
-    ) async throws -> (store: ChunkStore, manifest: Manifest, chunks: [ByteBuffer], data: [UInt8]) {
-        let data = try fixture.share(name, size: size)
-        let store = try await ChunkStore.open(configuration: fixture.configuration(), logger: StorageFixture.logger)
-        let id = try #require(await store.inventory().first?.id)
-        let manifest = try #require(await store.manifest(for: id))
-        var chunks: [ByteBuffer] = []
-        for index in 0..<manifest.chunkCount {
-            chunks.append(try #require(try await store.readChunk(id, index: index)))
-        }
-        return (store, manifest, chunks, data)
-    }
-
     @Test("shared files are hashed into manifests and served chunk by chunk", arguments: [0, 1, 262_144, 262_145])
     func sharesFiles(size: Int) async throws {
         let fixture = try StorageFixture()
@@ -194,7 +176,7 @@ struct ChunkStoreTests {
             source.remove()
             sink.remove()
         }
-        let (origin, manifest, chunks, _) = try await Self.origin(sharing: "crowd.bin", size: 24 * 262_144, in: source)
+        let (origin, manifest, chunks, _) = try await source.origin(sharing: "crowd.bin", size: 24 * 262_144)
         let id = manifest.id
         let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
         let partial = try await store.beginDownload(manifest)
@@ -242,11 +224,7 @@ struct ChunkStoreTests {
             sink.remove()
         }
         // 40 chunks of 256 KiB and a short last one.
-        let (origin, manifest, chunks, data) = try await Self.origin(
-            sharing: "set.bin",
-            size: 40 * 262_144 + 1_000,
-            in: source
-        )
+        let (origin, manifest, chunks, data) = try await source.origin(sharing: "set.bin", size: 40 * 262_144 + 1_000)
         let id = manifest.id
 
         let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)

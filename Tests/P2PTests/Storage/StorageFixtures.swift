@@ -1,6 +1,8 @@
 import Foundation
 import Logging
+import NIOCore
 import P2P
+import Testing
 import _NIOFileSystem
 
 /// A temporary folder layout for a peer's storage, removed by `remove()`.
@@ -30,6 +32,25 @@ struct StorageFixture {
         let bytes = Self.bytes(size, seed: seed)
         try Data(bytes).write(to: self.share.appendingPathComponent(name))
         return bytes
+    }
+
+    /// A store sharing one file of `size` bytes from this fixture, with the file's manifest,
+    /// every chunk read from it and its bytes: the source of a download or of pushes in a
+    /// test. The caller closes the store.
+    func origin(
+        sharing name: String,
+        size: Int,
+        seed: UInt64 = 7
+    ) async throws -> (store: ChunkStore, manifest: Manifest, chunks: [ByteBuffer], data: [UInt8]) {
+        let data = try self.share(name, size: size, seed: seed)
+        let store = try await ChunkStore.open(configuration: self.configuration(), logger: Self.logger)
+        let id = try #require(await store.inventory().first?.id)
+        let manifest = try #require(await store.manifest(for: id))
+        var chunks: [ByteBuffer] = []
+        for index in 0..<manifest.chunkCount {
+            chunks.append(try #require(try await store.readChunk(id, index: index)))
+        }
+        return (store, manifest, chunks, data)
     }
 
     static func bytes(_ size: Int, seed: UInt64) -> [UInt8] {

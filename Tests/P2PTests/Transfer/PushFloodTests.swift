@@ -22,14 +22,8 @@ extension TransferServerTests {
         // Genuine chunks of a file the server does not share: every push verifies.
         let source = try StorageFixture()
         defer { source.remove() }
-        try source.share("spread.bin", size: 2_000_000, seed: 5)
-        let origin = try await ChunkStore.open(configuration: source.configuration(), logger: StorageFixture.logger)
-        let pushedID = try #require(await origin.inventory().first?.id)
-        let manifest = try #require(await origin.manifest(for: pushedID))
-        var chunks: [ByteBuffer] = []
-        for index in 0..<manifest.chunkCount {
-            chunks.append(try #require(try await origin.readChunk(pushedID, index: index)))
-        }
+        let (origin, manifest, chunks, _) = try await source.origin(sharing: "spread.bin", size: 2_000_000, seed: 5)
+        let pushedID = manifest.id
         await origin.close()
         #expect(chunks.count == 8)
         let round =
