@@ -27,8 +27,12 @@ struct DownloadReport: Codable {
 
     /// One line for people.
     var summary: String {
-        let peers = self.bytesFromPeers.count
+        let peers = self.bytesFromPeers.values.count { $0 > 0 }
+        guard peers > 0 else {
+            return
+                "\(self.name) (\(Format.bytes(Int64(self.size))), id \(self.id.prefix(12))) is already here: \(self.path)"
+        }
         return "downloaded \(self.name) (\(Format.bytes(Int64(self.size)))) in \(Format.duration(self.seconds)) "
-            + "from \(peers) peer\(peers == 1 ? "" : "s") to \(self.path)"
+            + "from \(Format.count(peers, "peer")) to \(self.path)"
     }
 }

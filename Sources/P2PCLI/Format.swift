@@ -16,13 +16,27 @@ enum Format {
         return unit == 0 ? "\(count) B" : String(format: value < 10 ? "%.1f %@" : "%.0f %@", value, units[unit])
     }
 
-    /// "3s", "2m05s", "1h02m".
+    /// "0.4s", "3s", "2m05s", "1h02m"; "?" for what cannot be told, which includes a
+    /// negative value and anything beyond `longestDuration` (an ETA from a rate that has
+    /// fallen almost to zero says nothing useful, and must not overflow an `Int`).
     static func duration(_ seconds: Double) -> String {
-        guard seconds.isFinite, seconds >= 0 else { return "?" }
+        guard seconds.isFinite, seconds >= 0, seconds <= Self.longestDuration else { return "?" }
+        if seconds < 1 { return String(format: "%.1fs", seconds) }
         let total = Int(seconds.rounded())
         if total < 60 { return "\(total)s" }
-        if total < 3600 { return String(format: "%dm%02ds", total / 60, total % 60) }
-        return String(format: "%dh%02dm", total / 3600, (total % 3600) / 60)
+        let minutes = total / 60
+        let secondsPart = total % 60
+        if total < 3600 { return "\(minutes)m" + (secondsPart < 10 ? "0" : "") + "\(secondsPart)s" }
+        let minutesPart = minutes % 60
+        return "\(total / 3600)h" + (minutesPart < 10 ? "0" : "") + "\(minutesPart)m"
+    }
+
+    /// The longest duration shown: 99 days.
+    static let longestDuration: Double = 99 * 24 * 3600
+
+    /// "1 peer", "0 peers", "3 peers".
+    static func count(_ number: Int, _ noun: String) -> String {
+        "\(number) \(noun)\(number == 1 ? "" : "s")"
     }
 
     /// A table with left-aligned columns.
@@ -43,19 +57,18 @@ final class ProgressPrinter: Sendable {
     private let isTerminal = isatty(STDERR_FILENO) == 1
     private let lastPlain = Mutex(Date.distantPast)
 
-    func show(_ progress: DownloadProgress) {
+    /// The progress line: name, share done, bytes, rate, peers, ETA.
+    static func line(for progress: DownloadProgress) -> String {
         let percent = progress.totalBytes > 0 ? Double(progress.bytesHeld) * 100 / Double(progress.totalBytes) : 100
-        let line = String(
-            format: "%@ %5.1f%% %@ of %@  %@/s  %d peer%@  ETA %@",
-            progress.name,
-            percent,
-            Format.bytes(progress.bytesHeld),
-            Format.bytes(progress.totalBytes),
-            Format.bytes(Int64(progress.bytesPerSecond)),
-            progress.activePeers,
-            progress.activePeers == 1 ? "" : "s",
-            progress.secondsLeft.map(Format.duration) ?? "?"
-        )
+        let rate = progress.bytesPerSecond.isFinite ? Int64(min(max(progress.bytesPerSecond, 0), 1e15)) : 0
+        return String(format: "%@ %5.1f%%", progress.name, percent)
+            + " \(Format.bytes(progress.bytesHeld)) of \(Format.bytes(progress.totalBytes))"
+            + "  \(Format.bytes(rate))/s  from \(Format.count(progress.activePeers, "peer"))"
+            + "  ETA \(progress.secondsLeft.map(Format.duration) ?? "?")"
+    }
+
+    func show(_ progress: DownloadProgress) {
+        let line = Self.line(for: progress)
         if self.isTerminal {
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
         } else {

@@ -169,6 +169,18 @@ public final class Peer: Service, Sendable {
     /// Runs discovery, the transfer server, distribution and the folder rescans until
     /// graceful shutdown or cancellation.
     public func run() async throws {
+        // The store's files are closed on every way out: NIO treats a file handle dropped
+        // open as a fatal error, and a failing service must end with a message, not a crash.
+        do {
+            try await self.runServices()
+        } catch {
+            await self.store?.close()
+            throw error
+        }
+        await self.store?.close()
+    }
+
+    private func runServices() async throws {
         try await withThrowingDiscardingTaskGroup { group in
             group.addTask { try await self.discovery.run(sharedSocket: self.discoverySocket) }
             if let server = self.server {
@@ -194,6 +206,5 @@ public final class Peer: Service, Sendable {
                 }
             }
         }
-        await self.store?.close()
     }
 }
