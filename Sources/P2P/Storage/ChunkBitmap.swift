@@ -71,4 +71,18 @@ public struct ChunkBitmap: Sendable, Equatable {
 
     /// The chunks not held, in order.
     public var missing: [Int] { (0..<self.count).filter { !self.contains($0) } }
+
+    /// Sorted chunk indices as ranges for a message: "0-3, 7, 9-12", the first 20 ranges
+    /// and "…" after them.
+    static func ranges(_ sorted: [Int]) -> String {
+        var parts: [String] = []
+        var index = 0
+        while index < sorted.count {
+            var end = index
+            while end + 1 < sorted.count && sorted[end + 1] == sorted[end] + 1 { end += 1 }
+            parts.append(end == index ? "\(sorted[index])" : "\(sorted[index])-\(sorted[end])")
+            index = end + 1
+        }
+        return parts.count > 20 ? parts.prefix(20).joined(separator: ", ") + ", …" : parts.joined(separator: ", ")
+    }
 }

@@ -52,23 +52,21 @@ public actor ChunkFile {
     /// - Returns: the file, with every recorded chunk that still verifies marked held.
     /// - Throws: `P2PError` (`storage`) if the files cannot be opened.
     public static func open(manifest: Manifest, dataPath: FilePath, recordPath: FilePath) async throws -> ChunkFile {
-        let fileSystem = FileSystem.shared
+        let data: ReadWriteFileHandle
         do {
-            let data = try await fileSystem.openFile(
+            data = try await FileSystem.shared.openFile(
                 forReadingAndWritingAt: dataPath,
-                options: .modifyFile(createIfNecessary: true)
+                options: LinkRefusingFiles.writing()
             )
-            do {
-                return try await Self.open(manifest: manifest, dataPath: dataPath, recordPath: recordPath, data: data)
-            } catch {
-                // A handle must be closed before it is dropped.
-                await closeEvenIfCancelled { try await data.close() }
-                throw error
-            }
-        } catch let error as P2PError {
-            throw error
         } catch {
-            throw P2PError(code: .storage, "cannot open \(dataPath): \(error)")
+            throw await LinkRefusingFiles.openError(error, at: dataPath, doing: "write")
+        }
+        do {
+            return try await Self.open(manifest: manifest, dataPath: dataPath, recordPath: recordPath, data: data)
+        } catch {
+            // A handle must be closed before it is dropped.
+            await closeEvenIfCancelled { try await data.close() }
+            throw await LinkRefusingFiles.openError(error, at: recordPath, doing: "write")
         }
     }
 
@@ -92,14 +90,8 @@ public actor ChunkFile {
         // The record is written anew: the manifest, then the chunks that verified. It is
         // opened in place, not as a new file: NIOFileSystem makes a new file visible only
         // when closed, and a killed peer must leave its record behind.
-        let record = try await fileSystem.openFile(
-            forWritingAt: recordPath,
-            options: .modifyFile(createIfNecessary: true)
-        )
-        var header = ByteBuffer()
-        header.writeInteger(UInt32(manifest.encoded.count))
-        header.writeBytes(manifest.encoded)
-        for index in bitmap.indices { header.writeInteger(UInt32(index)) }
+        let record = try await fileSystem.openFile(forWritingAt: recordPath, options: LinkRefusingFiles.writing())
+        let header = Self.recordContents(manifest, bitmap)
         do {
             try await record.resize(to: .bytes(0))
             try await record.write(contentsOf: header.readableBytesView, toAbsoluteOffset: 0)
@@ -122,7 +114,12 @@ public actor ChunkFile {
     /// - Parameter recordPath: the record.
     /// - Returns: the manifest, or `nil`.
     public static func manifest(inRecordAt recordPath: FilePath) async -> Manifest? {
-        guard let handle = try? await FileSystem.shared.openFile(forReadingAt: recordPath, options: .init()) else {
+        guard
+            let handle = try? await FileSystem.shared.openFile(
+                forReadingAt: recordPath,
+                options: LinkRefusingFiles.reading
+            )
+        else {
             return nil
         }
         var manifest: Manifest? = nil
@@ -139,7 +136,8 @@ public actor ChunkFile {
 
     /// The chunk indices a record lists, if it is for this manifest.
     private static func readRecord(at path: FilePath, manifest: Manifest) async -> [Int] {
-        guard let handle = try? await FileSystem.shared.openFile(forReadingAt: path, options: .init()) else {
+        guard let handle = try? await FileSystem.shared.openFile(forReadingAt: path, options: LinkRefusingFiles.reading)
+        else {
             return []
         }
         var indices: [Int] = []
@@ -215,6 +213,57 @@ public actor ChunkFile {
         } catch {
             throw P2PError(code: .storage, "cannot read chunk \(index) of \(self.dataPath): \(error)")
         }
+    }
+
+    /// Reads every held chunk back from the disk and checks it against the manifest, so
+    /// that a file whose bytes changed after they were verified (another program writing
+    /// to it, a failing disk) is never presented as the download. Chunks that fail are
+    /// no longer held: the record is written anew without them, and they are fetched again.
+    /// - Returns: the chunks that no longer verify, in order; empty when all do.
+    /// - Throws: `P2PError` (`storage`) if the file cannot be read.
+    public func verifyHeldChunks() async throws -> [Int] {
+        guard let data = self.data else { throw P2PError(code: .storage, "\(self.dataPath) is closed") }
+        var failed: [Int] = []
+        do {
+            var index = 0
+            let chunkLength = Int64(self.manifest.chunkSize)
+            let size = Int64(self.manifest.size)
+            for try await bytes in data.readChunks(in: 0..<size, chunkLength: .bytes(chunkLength)) {
+                if self.bitmap.contains(index), !self.manifest.verify(bytes, chunk: index) { failed.append(index) }
+                index += 1
+            }
+            if index < self.manifest.chunkCount && size > 0 {
+                failed += self.bitmap.indices.filter { $0 >= index }
+            }
+        } catch {
+            throw P2PError(code: .storage, "cannot read \(self.dataPath) back to verify it: \(error)")
+        }
+        guard !failed.isEmpty else { return [] }
+        for index in failed { self.bitmap.remove(index) }
+        try await self.rewriteRecord()
+        return failed
+    }
+
+    /// Writes the record anew from the bitmap: the manifest, then every held chunk.
+    private func rewriteRecord() async throws {
+        guard let record = self.record else { throw P2PError(code: .storage, "\(self.recordPath) is closed") }
+        let header = Self.recordContents(self.manifest, self.bitmap)
+        do {
+            try await record.resize(to: .bytes(0))
+            try await record.write(contentsOf: header.readableBytesView, toAbsoluteOffset: 0)
+            self.recordLength = Int64(header.readableBytes)
+        } catch {
+            throw P2PError(code: .storage, "cannot write \(self.recordPath): \(error)")
+        }
+    }
+
+    /// A record's bytes: the manifest's length and encoding, then each held chunk's index.
+    private static func recordContents(_ manifest: Manifest, _ bitmap: ChunkBitmap) -> ByteBuffer {
+        var header = ByteBuffer()
+        header.writeInteger(UInt32(manifest.encoded.count))
+        header.writeBytes(manifest.encoded)
+        for index in bitmap.indices { header.writeInteger(UInt32(index)) }
+        return header
     }
 
     /// Closes both files, optionally removing the record (when the download is complete).

@@ -63,6 +63,23 @@ public actor ChunkStore {
     private var knownManifestBytes = 0
 
     private var partialsDirectory: FilePath { self.configuration.stateDirectory.appending("partials") }
+    /// Where downloads in progress are assembled: inside the downloads folder, so that a
+    /// finished file is renamed into place on the same file system, under a name made of
+    /// the file id, so that two downloads of different files that share a name never
+    /// share a partial file, and any accepted name fits once it is moved into place.
+    private var partialDataDirectory: FilePath {
+        self.configuration.downloadsDirectory.appending(Self.partialFolderName)
+    }
+
+    /// The folder inside the downloads folder that holds downloads in progress.
+    public static let partialFolderName = ".p2p-partials"
+
+    /// Where the data of the download of `id` is assembled.
+    /// - Parameter id: the file.
+    /// - Returns: the path of its partial file.
+    public func partialPath(of id: FileID) -> FilePath {
+        self.partialDataDirectory.appending("\(id).partial")
+    }
     private var cacheDirectory: FilePath { self.configuration.stateDirectory.appending("cache") }
 
     private init(configuration: StorageConfiguration, logger: Logger) {
@@ -79,20 +96,23 @@ public actor ChunkStore {
     /// - Returns: the store.
     /// - Throws: `P2PError` (`badFolder`) naming a folder that is missing or unusable.
     public static func open(configuration: StorageConfiguration, logger: Logger) async throws -> ChunkStore {
-        let fileSystem = FileSystem.shared
         try await Self.requireDirectory(
             configuration.shareDirectory,
             role: "share",
             create: configuration.createShareDirectory
         )
-        try await Self.requireDirectory(configuration.downloadsDirectory, role: "downloads", create: true)
+        try await Self.requireDirectory(
+            configuration.downloadsDirectory,
+            role: "downloads",
+            create: configuration.createDownloadsDirectory
+        )
         try await Self.requireDirectory(configuration.stateDirectory, role: "state", create: true)
         for sub in ["partials", "cache", "manifests"] {
-            try? await fileSystem.createDirectory(
-                at: configuration.stateDirectory.appending(sub),
-                withIntermediateDirectories: true,
-                permissions: nil
-            )
+            do {
+                try await LinkRefusingFiles.requireFolder(configuration.stateDirectory.appending(sub))
+            } catch {
+                throw P2PError(code: .badFolder, "state folder \(configuration.stateDirectory): \(error)")
+            }
         }
         let store = ChunkStore(configuration: configuration, logger: logger)
         await store.reopenCache()
@@ -127,7 +147,7 @@ public actor ChunkStore {
     public func rescan() async {
         var found: [FileID: CompleteFile] = [:]
         for directory in [self.configuration.shareDirectory, self.configuration.downloadsDirectory] {
-            for (path, name, info) in await Self.regularFiles(in: directory) {
+            for (path, name, info) in await self.regularFiles(in: directory) {
                 if directory == self.configuration.downloadsDirectory && name.value.hasSuffix(".partial") { continue }
                 do {
                     let manifest = try await self.manifestCache.manifest(
@@ -158,8 +178,12 @@ public actor ChunkStore {
         }
     }
 
-    private static func regularFiles(in directory: FilePath) async -> [(FilePath, FileName, FileInfo)] {
+    /// The regular files of a folder whose names are valid file names. Symbolic links are
+    /// never followed: a link in the share folder could name any file on the machine, so
+    /// it is skipped and logged once.
+    private func regularFiles(in directory: FilePath) async -> [(FilePath, FileName, FileInfo)] {
         var files: [(FilePath, FileName, FileInfo)] = []
+        var links: [FilePath] = []
         do {
             try await FileSystem.shared.withDirectoryHandle(atPath: directory) { handle in
                 for try await entry in handle.listContents() {
@@ -169,21 +193,33 @@ public actor ChunkStore {
                     guard
                         let info = try? await FileSystem.shared.info(
                             forFileAt: entry.path,
-                            infoAboutSymbolicLink: false
-                        ),
-                        info.type == .regular
+                            infoAboutSymbolicLink: true
+                        )
                     else { continue }
-                    files.append((entry.path, fileName, info))
+                    switch info.type {
+                    case .regular: files.append((entry.path, fileName, info))
+                    case .symlink: links.append(entry.path)
+                    default: continue
+                    }
                 }
             }
         } catch {
-            return files
+            // A folder that cannot be listed offers what was listed before the error.
+        }
+        for link in links where self.loggedLinks.insert(link.string).inserted {
+            self.logger.warning(
+                "not sharing a symbolic link: only regular files inside the folder are served",
+                metadata: ["file.path": "\(link)"]
+            )
         }
         return files
     }
 
+    /// Links already logged by `regularFiles`, so that each is said once, not every rescan.
+    private var loggedLinks: Set<String> = []
+
     private func reopenCache() async {
-        for (path, name, _) in await Self.regularFiles(in: self.cacheDirectory) where name.value.hasSuffix(".record") {
+        for (path, name, _) in await self.regularFiles(in: self.cacheDirectory) where name.value.hasSuffix(".record") {
             guard let manifest = await ChunkFile.manifest(inRecordAt: path) else { continue }
             let dataPath = self.cacheDirectory.appending("\(manifest.id).data")
             guard let file = try? await ChunkFile.open(manifest: manifest, dataPath: dataPath, recordPath: path) else {
@@ -198,14 +234,15 @@ public actor ChunkStore {
     /// Reopens downloads left unfinished by an earlier run, so that their verified chunks
     /// are offered at once and the next download of the file resumes from them.
     private func reopenPartials() async {
-        for (path, name, _) in await Self.regularFiles(in: self.partialsDirectory) where name.value.hasSuffix(".record")
+        for (path, name, _) in await self.regularFiles(in: self.partialsDirectory) where name.value.hasSuffix(".record")
         {
             guard let manifest = await ChunkFile.manifest(inRecordAt: path), "\(manifest.id).record" == name.value
             else {
                 continue
             }
-            let dataPath = self.configuration.downloadsDirectory.appending(manifest.name.value + ".partial")
-            guard (try? await FileSystem.shared.info(forFileAt: dataPath, infoAboutSymbolicLink: false)) != nil,
+            let dataPath = self.partialPath(of: manifest.id)
+            guard
+                (try? await FileSystem.shared.info(forFileAt: dataPath, infoAboutSymbolicLink: true))?.type == .regular,
                 let file = try? await ChunkFile.open(manifest: manifest, dataPath: dataPath, recordPath: path)
             else { continue }
             self.downloads[manifest.id] = file
@@ -293,7 +330,10 @@ public actor ChunkStore {
                 if let open = self.readHandles[id] {
                     handle = open
                 } else {
-                    handle = try await FileSystem.shared.openFile(forReadingAt: file.path, options: .init())
+                    handle = try await FileSystem.shared.openFile(
+                        forReadingAt: file.path,
+                        options: LinkRefusingFiles.reading
+                    )
                     // Another read may have opened it while this one waited: keep one, and
                     // close the other (a handle dropped open is a fatal error in NIO).
                     if let raced = self.readHandles[id] {
@@ -384,16 +424,20 @@ public actor ChunkStore {
 
     // MARK: Downloads
 
-    /// Opens (or resumes) the download of a file as `NAME.partial` in the downloads
-    /// folder. Chunks the cache already holds are copied in.
+    /// Opens (or resumes) the download of a file, assembled as `ID.partial` in the
+    /// downloads folder's `.p2p-partials` folder. Chunks the cache already holds are
+    /// copied in.
     /// - Parameter manifest: the verified manifest.
     /// - Returns: the file being assembled.
-    /// - Throws: `P2PError` (`storage`) if it cannot be opened.
+    /// - Throws: `P2PError` (`storage`) if it cannot be opened, or if a symbolic link
+    ///   stands where it would be written.
     public func beginDownload(_ manifest: Manifest) async throws -> ChunkFile {
         if let open = self.downloads[manifest.id] { return open }
+        try await LinkRefusingFiles.requireFolder(self.partialDataDirectory)
+        try await LinkRefusingFiles.requireFolder(self.partialsDirectory)
         let file = try await ChunkFile.open(
             manifest: manifest,
-            dataPath: self.configuration.downloadsDirectory.appending(manifest.name.value + ".partial"),
+            dataPath: self.partialPath(of: manifest.id),
             recordPath: self.partialsDirectory.appending("\(manifest.id).record")
         )
         if let raced = self.downloads[manifest.id] {
@@ -411,17 +455,64 @@ public actor ChunkStore {
         return file
     }
 
-    /// Ends a download whose chunks are all verified: `NAME.partial` becomes `NAME`, and
-    /// the file is shared from then on.
-    /// - Parameter id: the file.
+    /// What stands in the downloads folder under the name a download of `manifest` would
+    /// take, if anything other than that very file does.
+    /// - Parameter manifest: the file to be downloaded.
+    /// - Returns: `nil` when the name is free or holds this file; otherwise a description
+    ///   of what is there (with its file id when it is a file this peer offers).
+    public func conflict(for manifest: Manifest) async -> String? {
+        let target = self.configuration.downloadsDirectory.appending(manifest.name.value)
+        guard let info = try? await FileSystem.shared.info(forFileAt: target, infoAboutSymbolicLink: true) else {
+            return nil
+        }
+        if let held = self.complete.first(where: { $0.value.path == target }) {
+            return held.key == manifest.id ? nil : "\(target) holds another file (id \(held.key.short))"
+        }
+        switch info.type {
+        case .regular: return "\(target) holds another file"
+        case .symlink: return "\(target) is a symbolic link"
+        default: return "\(target) is not a file"
+        }
+    }
+
+    /// Ends a download whose chunks are all verified: every chunk is read back and
+    /// checked against the manifest once more, then the partial file is moved to
+    /// `NAME` in the downloads folder and shared from then on.
+    /// - Parameters:
+    ///   - id: the file.
+    ///   - replacingExisting: whether a regular file already at `NAME` is replaced (the
+    ///     user asked for it); otherwise it is never overwritten.
     /// - Returns: the final path.
-    /// - Throws: `P2PError` if chunks are missing or the file cannot be moved into place.
-    public func finishDownload(_ id: FileID) async throws -> FilePath {
+    /// - Throws: `P2PError`: `corrupt` when chunks changed on disk after they were
+    ///   verified (they are no longer held, and the download stays open to fetch them
+    ///   again); `fileExists` when something else is at `NAME` (the partial is kept);
+    ///   `storage` if chunks are missing or the file cannot be moved into place.
+    public func finishDownload(_ id: FileID, replacingExisting: Bool = false) async throws -> FilePath {
         guard let file = self.downloads[id] else {
             throw P2PError(code: .storage, "no download in progress for \(id.short)")
         }
         guard await file.bitmap.isComplete else {
             throw P2PError(code: .storage, "download of \(file.manifest.name) is not complete")
+        }
+        let changed = try await file.verifyHeldChunks()
+        guard changed.isEmpty else {
+            throw P2PError(
+                code: .corrupt,
+                "\(changed.count) chunks of \(file.manifest.name) changed on disk after they were verified "
+                    + "(chunks \(ChunkBitmap.ranges(changed)))"
+            )
+        }
+        let manifest = file.manifest
+        let target = self.configuration.downloadsDirectory.appending(manifest.name.value)
+        if let conflict = await self.conflict(for: manifest) {
+            let existing = try? await FileSystem.shared.info(forFileAt: target, infoAboutSymbolicLink: true)
+            guard replacingExisting, existing?.type == .regular else {
+                await self.suspendDownload(id)
+                throw P2PError(
+                    code: .fileExists,
+                    "\(conflict); the download (id \(id.short)) is kept as \(file.dataPath)"
+                )
+            }
         }
         // Reads that come from now until the file has its name wait for it (`readChunk`).
         self.downloads[id] = nil
@@ -429,20 +520,20 @@ public actor ChunkStore {
         defer {
             for waiter in self.finishing.removeValue(forKey: id) ?? [] { waiter.resume() }
         }
-        await file.close(removingRecord: true)
-        let manifest = file.manifest
-        let target = self.configuration.downloadsDirectory.appending(manifest.name.value)
+        await file.close()
         let fileSystem = FileSystem.shared
-        if (try? await fileSystem.info(forFileAt: target, infoAboutSymbolicLink: true)) != nil {
-            throw P2PError(
-                code: .storage,
-                "\(target) already exists with other content; the download is kept as \(file.dataPath)"
-            )
-        }
         do {
-            try await fileSystem.moveItem(at: file.dataPath, to: target)
+            try LinkRefusingFiles.moveIntoPlace(file.dataPath, to: target, replacing: replacingExisting)
         } catch {
-            throw P2PError(code: .storage, "cannot move \(file.dataPath) to \(target): \(error)")
+            // The partial and its record stay: the next download resumes from them.
+            throw P2PError(code: error.code, "\(error.message); the download is kept as \(file.dataPath)")
+        }
+        _ = try? await fileSystem.removeItem(at: file.recordPath)
+        for (other, held) in self.complete where held.path == target && other != id {
+            self.complete[other] = nil
+            if let handle = self.readHandles.removeValue(forKey: other) {
+                await closeEvenIfCancelled { try await handle.close() }
+            }
         }
         self.complete[id] = CompleteFile(manifest: manifest, path: target)
         if let cache = self.cached.removeValue(forKey: id) {

@@ -139,7 +139,7 @@ final class DirectChunkWriter: Sendable {
             let descriptor = try? SystemPackage.FileDescriptor.open(
                 path,
                 .writeOnly,
-                options: [direct, .closeOnExec]
+                options: [direct, .closeOnExec, .noFollow]
             )
         else { return nil }
         return DirectChunkWriter(descriptor: descriptor, threadPool: threadPool, vectorWrite: vectorWrite)

@@ -2,8 +2,9 @@
 ///
 /// Names come from the network and from other people's folders; none is ever trusted as
 /// a path. A valid name is one component: no `/` or `\`, no `..`, no NUL or other control
-/// characters, not empty, not `.`, at most 255 bytes of UTF-8 (the common file system
-/// limit). Anything else is refused, never "cleaned up", so that what is written is
+/// characters, no invisible formatting characters (bidirectional overrides, zero-width
+/// spaces), not empty, not hidden (a leading `.`), no leading `-`, no `.partial` ending,
+/// at most 255 bytes of UTF-8 (the common file system limit). Anything else is refused, never "cleaned up", so that what is written is
 /// exactly what was asked for.
 public struct FileName: Hashable, Sendable, Comparable, CustomStringConvertible {
     /// The validated name.
@@ -39,10 +40,27 @@ public struct FileName: Hashable, Sendable, Comparable, CustomStringConvertible 
             default: continue
             }
         }
-        if value.unicodeScalars.contains(where: { $0.properties.generalCategory == .control }) {
-            return "contains a control character"
+        for scalar in value.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .control: return "contains a control character"
+            // Bidirectional overrides make "gpj.exe" show as "exe.jpg"; zero-width
+            // characters make two different names look the same.
+            case .format: return "contains an invisible formatting character (U+\(Self.hex(scalar)))"
+            case .lineSeparator, .paragraphSeparator: return "contains a line break"
+            default: continue
+            }
         }
+        // A name that reads as an option to the next command, hides itself, or looks like
+        // a download in progress is not what anyone means to receive.
+        if bytes[0] == UInt8(ascii: "-") { return "starts with '-'" }
+        if bytes[0] == UInt8(ascii: ".") { return "starts with '.' (a hidden file)" }
+        if value.hasSuffix(".partial") { return "ends in '.partial'" }
         return nil
+    }
+
+    private static func hex(_ scalar: Unicode.Scalar) -> String {
+        let digits = String(scalar.value, radix: 16, uppercase: true)
+        return String(repeating: "0", count: max(0, 4 - digits.count)) + digits
     }
 
     /// The name quoted for a message, with control characters escaped.

@@ -21,6 +21,8 @@ public struct P2PError: Error, Sendable, CustomStringConvertible, Equatable {
         case protocolViolation
         /// Data failed verification.
         case corrupt
+        /// A different file already stands where a download would go.
+        case fileExists
         /// Reading or writing the disk failed.
         case storage
         /// An argument is not valid.

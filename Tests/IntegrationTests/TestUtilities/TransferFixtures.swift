@@ -55,6 +55,19 @@ enum TransferFixtures {
         swarm.directory.appendingPathComponent(peer).appendingPathComponent("downloads").appendingPathComponent(name)
     }
 
+    /// The partial files of downloads in progress or kept in a peer's downloads folder
+    /// (`.p2p-partials/ID.partial`).
+    static func partials(peer: String, in swarm: TestSwarm) -> [URL] {
+        Self.partials(in: Self.downloaded(".p2p-partials", peer: peer, in: swarm).deletingLastPathComponent())
+    }
+
+    /// The partial files in a downloads folder.
+    static func partials(in downloads: URL) -> [URL] {
+        let folder = downloads.appendingPathComponent(".p2p-partials")
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.filter { $0.hasSuffix(".partial") }.sorted().map { folder.appendingPathComponent($0) }
+    }
+
     /// What `p2p get --json` printed.
     struct Summary {
         var name: String

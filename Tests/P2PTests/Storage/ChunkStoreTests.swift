@@ -123,7 +123,7 @@ struct ChunkStoreTests {
         await second.close()
     }
 
-    @Test("a download is written as NAME.partial, resumes from its record, and becomes NAME when complete")
+    @Test("a download is written as ID.partial, resumes from its record, and becomes NAME when complete")
     func downloadLifecycle() async throws {
         let source = try StorageFixture()
         let sink = try StorageFixture()
@@ -140,7 +140,9 @@ struct ChunkStoreTests {
         let partial = try await store.beginDownload(manifest)
         try await partial.write(try #require(try await origin.readChunk(id, index: 1)), chunk: 1)
         try await partial.write(try #require(try await origin.readChunk(id, index: 3)), chunk: 3)
-        #expect(FileManager.default.fileExists(atPath: sink.downloads.appendingPathComponent("movie.bin.partial").path))
+        let partialPath = await store.partialPath(of: id).string
+        #expect(partialPath.hasSuffix("downloads/.p2p-partials/\(id).partial"))
+        #expect(FileManager.default.fileExists(atPath: partialPath))
         // A downloading peer offers what it has verified, read as a complete file's are.
         #expect(await store.inventory().first?.bitmap.indices == [1, 3])
         let served = try #require(try await store.readChunk(id, index: 3))
@@ -160,9 +162,7 @@ struct ChunkStoreTests {
         let path = try await resumed.finishDownload(id)
         #expect(path.string.hasSuffix("downloads/movie.bin"))
         #expect(try Data(contentsOf: URL(fileURLWithPath: path.string)) == Data(data))
-        #expect(
-            !FileManager.default.fileExists(atPath: sink.downloads.appendingPathComponent("movie.bin.partial").path)
-        )
+        #expect(!FileManager.default.fileExists(atPath: partialPath))
         #expect(await resumed.hasComplete(id))
         await resumed.close()
         await origin.close()
@@ -271,7 +271,7 @@ struct ChunkStoreTests {
         }
         await store.suspendDownload(id)
         await store.close()
-        let partialURL = sink.downloads.appendingPathComponent("data.bin.partial")
+        let partialURL = URL(fileURLWithPath: await store.partialPath(of: id).string)
         let handle = try FileHandle(forWritingTo: partialURL)
         try handle.seek(toOffset: 10)
         handle.write(Data([1, 2, 3, 4]))

@@ -19,7 +19,8 @@ struct FileNameTests {
     @Test(
         "ordinary names are accepted",
         arguments: [
-            "a", "big.iso", "with space.txt", "ümlaut-日本.bin", ".profile-not-dots", String(repeating: "n", count: 255),
+            "a", "big.iso", "with space.txt", "ümlaut-日本.bin", "profile-not.dots", "a-b", "x.partial.txt",
+            String(repeating: "n", count: 255),
         ]
     )
     func acceptsOrdinaryNames(_ name: String) throws {
@@ -36,5 +37,23 @@ struct FileNameTests {
             #expect(error.message.contains("control character"))
             #expect(error.message.contains("\\u{1}"))
         }
+    }
+
+    @Test(
+        "names that show as something else, read as options, hide, or look like a partial are refused",
+        arguments: [
+            ("exe\u{202E}gnp.exe", "formatting"),  // right-to-left override: shows as "exe.png"
+            ("a\u{200B}b", "formatting"),  // zero-width space
+            ("a\u{2066}b", "formatting"),  // left-to-right isolate
+            ("a\u{FEFF}b", "formatting"),  // zero-width no-break space
+            ("a\u{2028}b", "line break"),
+            ("-rf", "'-'"),
+            (".bashrc", "hidden"),
+            ("a.partial", ".partial"),
+        ]
+    )
+    func refusesDeceptiveNames(_ name: String, _ reason: String) {
+        let problem = FileName.problem(with: name)
+        #expect(problem?.contains(reason) == true, "\(problem ?? "accepted")")
     }
 }

@@ -185,8 +185,9 @@ struct PieceRelayTests {
             #expect(throws: CancellationError.self) { try outcome.get() }
             // Nothing was completed; the .partial stays for the next attempt.
             #expect(await downloaderStore.inventory().isEmpty)
-            let partial = downloaderFolder.downloads.appendingPathComponent("held.bin.partial").path
-            #expect(FileManager.default.fileExists(atPath: partial))
+            let partials = downloaderFolder.downloads.appendingPathComponent(ChunkStore.partialFolderName).path
+            let kept = try FileManager.default.contentsOfDirectory(atPath: partials)
+            #expect(kept.count == 1 && kept[0].hasSuffix(".partial"))
         }
         await seederStore.close()
         await downloaderStore.close()
