@@ -27,6 +27,9 @@ struct GetCommand: AsyncParsableCommand {
     @Flag(help: "After the download, go on serving until SIGINT or SIGTERM.")
     var seed = false
 
+    @Flag(help: "Replace a different file of the same name in the downloads folder.")
+    var replace = false
+
     @Flag(help: "Print a JSON summary: name, id, size, path, seconds, bytes from each peer.")
     var json = false
 
@@ -61,6 +64,7 @@ struct GetCommand: AsyncParsableCommand {
                     name: self.command.name,
                     idPrefix: self.command.id,
                     timeout: self.command.timeout.map { .milliseconds(Int64($0 * 1000)) },
+                    replaceExisting: self.command.replace,
                     progress: { printer.show($0) }
                 )
                 printer.finish()

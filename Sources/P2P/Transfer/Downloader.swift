@@ -15,13 +15,14 @@ public struct DownloadProgress: Sendable {
     public var totalBytes: Int64
     /// Bytes per second over the last few seconds.
     public var bytesPerSecond: Double
-    /// Peers sending chunks now.
+    /// Peers that have sent chunks so far: the count the final summary gives.
     public var activePeers: Int
 
-    /// Seconds left at the current rate, if it can be told.
+    /// Seconds left at the current rate, if it can be told: not while less than a byte a
+    /// second arrives (a stalled source), when any figure would be meaningless.
     public var secondsLeft: Double? {
-        guard self.bytesPerSecond > 0 else { return nil }
-        return Double(self.totalBytes - self.bytesHeld) / self.bytesPerSecond
+        guard self.bytesPerSecond >= 1 else { return nil }
+        return Double(max(0, self.totalBytes - self.bytesHeld)) / self.bytesPerSecond
     }
 }
 
@@ -180,14 +181,22 @@ public final class Downloader: Sendable {
             case answer((KnownPeer, [InventoryEntry])?)
             case graceOver
         }
+        // An inventory's size is the answering peer's choice: one larger than
+        // `maximumInventoryBytes` is refused by the frame decoder before it is buffered, at
+        // most `maximumConcurrentInventories` are in flight, and answers past
+        // `maximumRetainedInventoryBytes` in all are dropped, so a swarm of liars costs a
+        // bounded amount of memory however many ids it announces.
+        let inventoryPayloadLimit = min(maximumPayloadLength, Self.maximumInventoryBytes)
         return await withTaskGroup(of: Outcome.self) { tasks in
-            for peer in peers {
+            var pending = peers[...]
+            func askNext() {
+                guard let peer = pending.popFirst() else { return }
                 tasks.addTask {
                     do {
                         let entries = try await withTimeout(timeout, "the inventory of \(peer.id.short)") {
                             try await PeerSession.connect(
                                 to: peer.transferAddress,
-                                maximumPayloadLength: maximumPayloadLength,
+                                maximumPayloadLength: inventoryPayloadLimit,
                                 connectTimeout: timeout.timeAmount,
                                 answerTimeout: timeout,
                                 networkKey: networkKey,
@@ -206,15 +215,26 @@ public final class Downloader: Sendable {
                     }
                 }
             }
+            for _ in 0..<Self.maximumConcurrentInventories { askNext() }
             var results: [(KnownPeer, [InventoryEntry])] = []
             var failed = 0
+            var dropped = 0
+            var retainedBytes = 0
             var graceStarted = false
             while results.count + failed < peers.count, let outcome = await tasks.next() {
                 guard case .answer(let answer) = outcome else { break }
+                askNext()
                 guard let answer else {
                     failed += 1
                     continue
                 }
+                let cost = answer.1.reduce(0) { $0 + Self.retainedCost(of: $1) }
+                guard retainedBytes + cost <= Self.maximumRetainedInventoryBytes else {
+                    failed += 1
+                    dropped += 1
+                    continue
+                }
+                retainedBytes += cost
                 results.append(answer)
                 if !graceStarted, results.count + failed < peers.count, let enough, enough(results) {
                     graceStarted = true
@@ -226,6 +246,12 @@ public final class Downloader: Sendable {
             }
             // The grace is over (or everyone answered): close what is still open.
             tasks.cancelAll()
+            if dropped > 0 {
+                logger.warning(
+                    "ignored inventories past the memory budget",
+                    metadata: ["peers": "\(dropped)", "budget": "\(Self.maximumRetainedInventoryBytes)"]
+                )
+            }
             if results.count + failed < peers.count {
                 let answered = Set(results.map(\.0.id))
                 logger.debug(
@@ -238,6 +264,19 @@ public final class Downloader: Sendable {
             }
             return results.sorted { $0.0.id < $1.0.id }
         }
+    }
+
+    /// The largest inventory accepted from one peer, in bytes: about 25,000 files with
+    /// 100-byte names, or the chunk map of a 4 TiB file.
+    static let maximumInventoryBytes = 4 << 20
+    /// How many peers are asked for their inventories at once.
+    static let maximumConcurrentInventories = 32
+    /// The most memory the inventories of one gathering may take in all.
+    static let maximumRetainedInventoryBytes = 32 << 20
+
+    /// About how many bytes an inventory entry takes in memory.
+    static func retainedCost(of entry: InventoryEntry) -> Int {
+        entry.name.value.utf8.count + entry.bitmap.bytes.count + 128
     }
 
     /// The files in the swarm and here, with who holds which chunks.
@@ -292,27 +331,32 @@ public final class Downloader: Sendable {
     }
 
     /// Picks the file a name (or id prefix) means.
+    ///
+    /// Different files that share a name are never chosen between by how many peers hold
+    /// each: peer ids cost nothing to make up, so a count of them is a vote any one host
+    /// can win. The user picks with `--id`.
     /// - Parameters:
     ///   - name: the file name, or `nil` to go by id alone.
     ///   - idPrefix: hex digits the id must start with, if given.
     ///   - files: the swarm's files.
-    /// - Returns: the file: the one most peers hold, if several match the name.
+    /// - Returns: the one file that matches.
     /// - Throws: `P2PError` (`notFound` or `ambiguous`) saying what matched.
     public static func resolve(name: String?, idPrefix: String?, in files: [SwarmFile]) throws -> SwarmFile {
         let matches = Self.matching(name: name, idPrefix: idPrefix, in: files)
         let what = [name.map { "'\($0)'" }, idPrefix.map { "id \($0)…" }].compactMap { $0 }.joined(separator: " with ")
-        guard !matches.isEmpty else {
+        guard let only = matches.first else {
             throw P2PError(code: .notFound, "no peer offers \(what)")
         }
-        let ranked = matches.sorted { $0.holders.count > $1.holders.count }
-        if ranked.count > 1 && ranked[0].holders.count == ranked[1].holders.count {
-            let choices = ranked.map { "\($0.id.short) (\($0.size) bytes, \($0.holders.count) peers)" }
+        guard matches.count == 1 else {
+            let choices = matches.map { file in
+                "\(file.id.short) (\(file.size) bytes, \(file.holders.count) \(file.holders.count == 1 ? "peer" : "peers"))"
+            }
             throw P2PError(
                 code: .ambiguous,
-                "\(what) names \(ranked.count) different files: \(choices.joined(separator: ", ")); pick one with --id"
+                "\(what) names \(matches.count) different files: \(choices.joined(separator: ", ")); pick one with --id"
             )
         }
-        return ranked[0]
+        return only
     }
 
     // MARK: Downloading
@@ -321,17 +365,22 @@ public final class Downloader: Sendable {
     /// - Parameters:
     ///   - name: the file's name (or `nil` with `idPrefix`).
     ///   - idPrefix: hex digits the file id starts with, to pick among files of one name.
-    ///   - timeout: give up after this long, keeping the `.partial`; `nil` for never.
+    ///   - timeout: give up after this long, keeping the partial file; `nil` for never.
+    ///   - replaceExisting: whether a different file already at the name in the downloads
+    ///     folder is replaced; otherwise the download refuses before it fetches anything.
     ///   - progress: called about five times a second.
     /// - Returns: what was downloaded, from whom.
-    /// - Throws: `P2PError`: `notFound`, `ambiguous` (several files of the name, held by
-    ///   equally many of the peers that answered; a peer that had not answered within
-    ///   `lookupGrace` of the first answers naming exactly one file is not counted),
-    ///   `timedOut` (saying which chunks are missing and which peers were tried), `storage`.
+    /// - Throws: `P2PError`: `notFound`, `ambiguous` (several files of the name among the
+    ///   peers that answered; a peer that had not answered within `lookupGrace` of the
+    ///   first answers naming exactly one file is not counted), `fileExists` (another file
+    ///   has the name here), `timedOut` (saying which chunks are missing and which peers
+    ///   were tried), `corrupt` (the manifest names the file otherwise than the peers do),
+    ///   `storage`.
     public func download(
         name: String?,
         idPrefix: String? = nil,
         timeout: Duration? = nil,
+        replaceExisting: Bool = false,
         progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in }
     ) async throws -> DownloadResult {
         let started = ContinuousClock.now
@@ -351,6 +400,22 @@ public final class Downloader: Sendable {
             )
         }
         let manifest = try await self.fetchManifest(file, deadline: deadline)
+        // The manifest is what the file id commits to; the name in an inventory is only
+        // what a peer says. A file is written under the name asked for, or not at all.
+        guard manifest.name == file.name else {
+            throw P2PError(
+                code: .corrupt,
+                "the file offered as '\(file.name)' (id \(file.id.short)) is named '\(manifest.name)' by its manifest; "
+                    + "refused"
+            )
+        }
+        if !replaceExisting, let conflict = await self.store.conflict(for: manifest) {
+            throw P2PError(
+                code: .fileExists,
+                "\(conflict), not the swarm's \(manifest.name) (id \(manifest.id.short)): "
+                    + "move it away, or replace it with --replace"
+            )
+        }
         let chunkFile = try await self.store.beginDownload(manifest)
         let alreadyHeld = await chunkFile.bitmap.setCount
         self.logger.info(
@@ -360,57 +425,74 @@ public final class Downloader: Sendable {
                 "chunks.held": "\(alreadyHeld)", "chunks.total": "\(manifest.chunkCount)",
             ]
         )
-        let run = DownloadRun(
-            manifest: manifest,
-            file: chunkFile,
-            have: await chunkFile.bitmap,
-            relayGrace: self.configuration.relayGrace
-        )
-        // What the swarm's inventories said, so that the first requests already know who
-        // holds what (and whether one seeder is shared by a crowd).
-        for (peer, bitmap) in file.holders where peer != PeerID(high: 0, low: 0) {
-            run.update(peer, holding: bitmap)
-        }
         // Relayed chunks are recorded from the first, so that peers that subscribe late
         // learn which ones they missed.
         self.relayHub.beginDownload(of: manifest.id, chunkCount: manifest.chunkCount)
         defer { self.relayHub.endDownload(of: manifest.id) }
-        do {
-            try await self.fetchChunks(run, deadline: deadline, progress: progress)
-        } catch {
-            await self.store.suspendDownload(manifest.id)
-            throw error
+        var bytesFromPeer: [PeerID: Int64] = [:]
+        var arrivals: [DownloadRun.Arrival: Int] = [:]
+        var path: FilePath? = nil
+        // Chunks that changed on disk after they were verified are caught when the file is
+        // read back whole, and fetched once more; a disk that keeps changing them fails.
+        for pass in 1...Self.verificationPasses {
+            let run = DownloadRun(
+                manifest: manifest,
+                file: chunkFile,
+                have: await chunkFile.bitmap,
+                relayGrace: self.configuration.relayGrace
+            )
+            // What the swarm's inventories said, so that the first requests already know
+            // who holds what (and whether one seeder is shared by a crowd).
+            for (peer, bitmap) in file.holders { run.update(peer, holding: bitmap) }
+            do {
+                try await self.fetchChunks(run, deadline: deadline, progress: progress)
+            } catch {
+                await self.store.suspendDownload(manifest.id)
+                throw error
+            }
+            guard run.isComplete else {
+                await self.store.suspendDownload(manifest.id)
+                if let failure = run.failure { throw failure }
+                try Task.checkCancellation()
+                throw run.incompleteError()
+            }
+            bytesFromPeer.merge(run.bytesFromPeer, uniquingKeysWith: +)
+            arrivals.merge(run.arrivals, uniquingKeysWith: +)
+            do {
+                path = try await self.store.finishDownload(manifest.id, replacingExisting: replaceExisting)
+                break
+            } catch let error as P2PError where error.code == .corrupt && pass < Self.verificationPasses {
+                self.logger.warning(
+                    "fetching again what changed on disk",
+                    metadata: ["file.id": "\(manifest.id.short)", "error": "\(error)"]
+                )
+            }
         }
-        guard run.isComplete else {
-            await self.store.suspendDownload(manifest.id)
-            if let failure = run.failure { throw failure }
-            try Task.checkCancellation()
-            throw run.incompleteError()
-        }
-        let path = try await self.store.finishDownload(manifest.id)
+        guard let path else { throw P2PError(code: .storage, "\(manifest.name) could not be verified on disk") }
         let seconds = (ContinuousClock.now - started).seconds
         self.logger.info(
             "download complete",
             metadata: [
                 "file.id": "\(manifest.id.short)", "file.path": "\(path)", "seconds": "\(seconds)",
-                "chunks.pulled": "\(run.arrivals[.pulled] ?? 0)", "chunks.relayed": "\(run.arrivals[.relayed] ?? 0)",
-                "chunks.assigned": "\(run.arrivals[.assigned] ?? 0)",
+                "chunks.pulled": "\(arrivals[.pulled] ?? 0)", "chunks.relayed": "\(arrivals[.relayed] ?? 0)",
+                "chunks.assigned": "\(arrivals[.assigned] ?? 0)",
             ]
         )
         return DownloadResult(
             manifest: manifest,
             path: path,
             seconds: seconds,
-            bytesFromPeer: run.bytesFromPeer,
+            bytesFromPeer: bytesFromPeer,
             chunksAlreadyHeld: alreadyHeld
         )
     }
 
     /// Finds the file a name (or id prefix) means in the swarm, asking again as peers join,
-    /// for about five seconds in all (or until the deadline).
+    /// for about five seconds in all (or until the deadline). Only what peers offer counts:
+    /// a file of the same name here may be an older or unrelated one, and is never taken
+    /// for the swarm's.
     private func lookUp(name: String?, idPrefix: String?, deadline: ContinuousClock.Instant?) async throws -> SwarmFile
     {
-        let local = await self.store.inventory()
         let peerJoined = Wakeup()
         let joins = self.table.events()
         let eventLoop = self.group.next()
@@ -428,7 +510,7 @@ public final class Downloader: Sendable {
                     of: self.table.servingPeers(),
                     timeout: self.configuration.inventoryTimeout,
                     enough: { answers in
-                        let files = Self.swarmFiles(answers, local: (PeerID(high: 0, low: 0), local))
+                        let files = Self.swarmFiles(answers)
                         return Self.matching(name: name, idPrefix: idPrefix, in: files).count == 1
                     },
                     grace: self.configuration.lookupGrace,
@@ -437,7 +519,7 @@ public final class Downloader: Sendable {
                     group: self.group,
                     logger: self.logger
                 )
-                let files = Self.swarmFiles(answers, local: (PeerID(high: 0, low: 0), local))
+                let files = Self.swarmFiles(answers)
                 do {
                     return try Self.resolve(name: name, idPrefix: idPrefix, in: files)
                 } catch let error as P2PError where error.code == .notFound {
@@ -506,6 +588,10 @@ public final class Downloader: Sendable {
         } while ContinuousClock.now < giveUp
         throw P2PError(code: .notFound, "no peer gave a valid manifest for \(file.name) (\(file.id.short))")
     }
+
+    /// How many times a download reads its file back whole before it gives up on a disk
+    /// that changes what was written.
+    static let verificationPasses = 2
 
     /// How long to look for a peer with a valid manifest.
     static let manifestPatience: Duration = .seconds(10)
@@ -1100,7 +1186,7 @@ final class DownloadRun: Sendable {
     }
     var bytesHeld: Int64 { self.state.withLock { $0.bytesHeld } }
     var bytesFromPeer: [PeerID: Int64] { self.state.withLock { $0.bytesFromPeer } }
-    var activePeers: Int { self.state.withLock { $0.workers.count } }
+    var activePeers: Int { self.state.withLock { $0.bytesFromPeer.values.count { $0 > 0 } } }
     var workerCount: Int { self.state.withLock { $0.workers.count } }
 
     func timeOut() {
@@ -1232,22 +1318,9 @@ final class DownloadRun: Sendable {
             return P2PError(
                 code: .timedOut,
                 "\(self.manifest.name): \(missing.count) of \(self.manifest.chunkCount) chunks missing "
-                    + "(\(Self.ranges(missing))); \(triedText); "
+                    + "(\(ChunkBitmap.ranges(missing))); \(triedText); "
                     + "kept \(self.file.dataPath), the next download resumes from it"
             )
         }
-    }
-
-    /// "0-3, 7, 9-12" for a sorted list of chunk numbers, shortened past 20 ranges.
-    static func ranges(_ sorted: [Int]) -> String {
-        var parts: [String] = []
-        var index = 0
-        while index < sorted.count {
-            var end = index
-            while end + 1 < sorted.count && sorted[end + 1] == sorted[end] + 1 { end += 1 }
-            parts.append(end == index ? "\(sorted[index])" : "\(sorted[index])-\(sorted[end])")
-            index = end + 1
-        }
-        return parts.count > 20 ? parts.prefix(20).joined(separator: ", ") + ", …" : parts.joined(separator: ", ")
     }
 }

@@ -23,6 +23,8 @@ struct LyingPeer {
         case misfitUnrelayedNotice
         /// Answers a relay request with two notices of unrelayed chunks.
         case repeatedUnrelayedNotice
+        /// Lists every file in its inventory as `good.bin`, whatever its manifest names it.
+        case renamedInInventory
     }
 
     let id: PeerID
@@ -109,6 +111,13 @@ private struct LyingResponder: TransferResponder {
                 try await outbound.write(
                     TransferMessage.assignedChunk(id, chunk: chunk, bytes: self.corrupted(bytes)).frame()
                 )
+            case .inventoryRequest where self.lie == .renamedInInventory:
+                let renamed = try await self.store.inventory().map { entry in
+                    var entry = entry
+                    entry.name = try FileName("good.bin")
+                    return entry
+                }
+                try await outbound.write(TransferMessage.inventory(renamed).frame())
             case .inventoryRequest:
                 try await outbound.write(TransferMessage.inventory(await self.store.inventory()).frame())
             case .manifestRequest(let id):
