@@ -85,8 +85,22 @@ struct CommonOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Read the shared network key from a file (first line).", valueName: "path"))
     var secretFile: String?
 
-    @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.")
-    var logLevel: Logger.Level = .info
+    @Option(
+        help: ArgumentHelp(
+            "Log level: trace, debug, info, notice, warning, error, critical.",
+            discussion: "Default: info for 'serve' and wherever stderr is not a terminal; warning otherwise."
+        )
+    )
+    var logLevel: Logger.Level?
+
+    /// The log level in force: the one given, or the command's default. On a terminal the
+    /// interactive and one-shot commands show warnings and errors only, so that log lines
+    /// do not break into the prompt, the progress line or a table; a peer that serves in
+    /// the background, and any command whose stderr goes to a file, log at info.
+    func effectiveLogLevel(serving: Bool, onTerminal: Bool = isatty(STDERR_FILENO) == 1) -> Logger.Level {
+        if let level = self.logLevel { return level }
+        return serving || !onTerminal ? .info : .warning
+    }
 
     func validate() throws {
         guard (1...65535).contains(self.discoveryPort) else {
@@ -161,8 +175,9 @@ struct CommonOptions: ParsableArguments {
             downloadsDirectory: FilePath(self.downloads),
             stateDirectory: FilePath(self.state),
             cacheLimit: self.cacheLimit.bytes,
-            // The default folder is made on first use; a folder the user named must exist.
-            createShareDirectory: self.share == "./shared"
+            // The default folders are made on first use; a folder the user named must exist.
+            createShareDirectory: self.share == "./shared",
+            createDownloadsDirectory: self.downloads == "./downloads"
         )
         return PeerConfiguration(
             discovery: try self.discoveryConfiguration(),

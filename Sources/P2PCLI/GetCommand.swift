@@ -8,17 +8,19 @@ struct GetCommand: AsyncParsableCommand {
         commandName: "get",
         abstract: "Download a file from the swarm, verify it, and exit.",
         discussion: """
-            On timeout the data received is kept as NAME.partial and the command exits \
-            non-zero saying which chunks are missing; the next 'get' resumes from it.
+            On timeout the data received is kept in the downloads folder's .p2p-partials \
+            folder and the command exits non-zero saying which chunks are missing; the next \
+            'get' resumes from it.
             """
     )
-
-    @OptionGroup var options: CommonOptions
 
     @Argument(help: "The file's name in the swarm.")
     var name: String
 
-    @Option(help: "Give up after this many seconds (the partial file is kept).")
+    @Option(
+        parsing: .unconditional,
+        help: "Give up after this many seconds (the partial file is kept)."
+    )
     var timeout: Double?
 
     @Option(help: "Hex digits the file id starts with, to pick among files of the same name.")
@@ -33,17 +35,23 @@ struct GetCommand: AsyncParsableCommand {
     @Flag(help: "Print a JSON summary: name, id, size, path, seconds, bytes from each peer.")
     var json = false
 
+    @OptionGroup var options: CommonOptions
+
     func validate() throws {
         if let problem = FileName.problem(with: self.name) {
             throw ValidationError("refused file name '\(self.name)': \(problem)")
         }
-        if let timeout = self.timeout, !(timeout > 0) {
-            throw ValidationError("--timeout must be a positive number of seconds")
+        if let timeout = self.timeout, !(timeout > 0 && timeout <= Self.longestTimeout) {
+            throw ValidationError("--timeout must be a positive number of seconds, not \(timeout)")
         }
         if let id = self.id, id.isEmpty || !id.allSatisfy(\.isHexDigit) || id.count > 64 {
             throw ValidationError("--id takes hex digits of the file id")
         }
     }
+
+    /// The longest timeout taken: ten years, far past any download, and well inside what
+    /// a `Duration` holds.
+    static let longestTimeout: Double = 10 * 365 * 24 * 3600
 
     func run() async throws {
         let (peer, logger) = try await PeerRunner.makePeer(self.options)

@@ -8,11 +8,12 @@ struct LsCommand: AsyncParsableCommand {
         abstract: "List the files in the swarm and exit."
     )
 
-    @OptionGroup var options: CommonOptions
     @OptionGroup var listening: ListeningOptions
 
     @Flag(help: "Print a JSON array of {name, id, size, chunkCount, chunksInSwarm, peers: {id: chunks}}.")
     var json = false
+
+    @OptionGroup var options: CommonOptions
 
     func run() async throws {
         let json = self.json

@@ -10,10 +10,16 @@ enum PeerRunner {
     /// - Parameters:
     ///   - options: the common options.
     ///   - observer: whether the peer only observes.
+    ///   - serving: whether the command serves in the background (`serve`), which logs at
+    ///     info by default even on a terminal.
     /// - Returns: the peer and the logger.
     /// - Throws: `ExitCode.failure` after printing the reason.
-    static func makePeer(_ options: CommonOptions, observer: Bool = false) async throws -> (Peer, Logger) {
-        Console.bootstrapLogging(level: options.logLevel)
+    static func makePeer(
+        _ options: CommonOptions,
+        observer: Bool = false,
+        serving: Bool = false
+    ) async throws -> (Peer, Logger) {
+        Console.bootstrapLogging(level: options.effectiveLogLevel(serving: serving))
         let logger = Logger(label: "p2p")
         do {
             let peer = try await Peer.start(
@@ -32,9 +38,11 @@ enum PeerRunner {
     ///   - services: the services, in start order.
     ///   - finishing: services whose return ends the group gracefully.
     ///   - logger: where ServiceLifecycle logs.
+    ///   - shutdownSignals: the signals that shut the group down gracefully.
     static func run(
         _ services: [any Service],
         finishing: [any Service] = [],
+        shutdownSignals: [UnixSignal] = [.sigterm, .sigint],
         logger: Logger
     ) async throws {
         var serviceLogger = logger
@@ -50,7 +58,7 @@ enum PeerRunner {
         let group = ServiceGroup(
             configuration: ServiceGroupConfiguration(
                 services: configs,
-                gracefulShutdownSignals: [.sigterm, .sigint],
+                gracefulShutdownSignals: shutdownSignals,
                 logger: serviceLogger
             )
         )

@@ -8,11 +8,12 @@ struct PeersCommand: AsyncParsableCommand {
         abstract: "List the peers on the network and exit."
     )
 
-    @OptionGroup var options: CommonOptions
     @OptionGroup var listening: ListeningOptions
 
     @Flag(help: "Print a JSON array of {id, address, port}.")
     var json = false
+
+    @OptionGroup var options: CommonOptions
 
     func run() async throws {
         let json = self.json

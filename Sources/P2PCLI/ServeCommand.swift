@@ -1,4 +1,6 @@
 import ArgumentParser
+import Logging
+import P2P
 
 /// `p2p serve`: run a peer without the interactive loop until SIGINT or SIGTERM.
 struct ServeCommand: AsyncParsableCommand {
@@ -10,7 +12,14 @@ struct ServeCommand: AsyncParsableCommand {
     @OptionGroup var options: CommonOptions
 
     func run() async throws {
-        let (peer, logger) = try await PeerRunner.makePeer(self.options)
+        let (peer, logger) = try await PeerRunner.makePeer(self.options, serving: true)
+        if let store = peer.store {
+            let shared = await store.inventory().filter(\.bitmap.isComplete)
+            let bytes = shared.reduce(Int64(0)) { $0 + Int64($1.size) }
+            let what = "\(Format.count(shared.count, "file")) (\(Format.bytes(bytes))) from \(self.options.share)"
+            let ports = "transfer port \(peer.transferPort), discovery port \(self.options.discoveryPort)"
+            logger.notice("serving \(what) on \(ports)")
+        }
         try await PeerRunner.run([peer], logger: logger)
     }
 }

@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import P2P
 import ServiceLifecycle
+import Synchronization
+import UnixSignals
 
 /// `p2p` or `p2p shell`: run a peer with the interactive command loop (the seed's
 /// `Peer.start`). Commands come from standard input, one per line, whether or not it is a
@@ -16,40 +18,66 @@ struct ShellCommand: AsyncParsableCommand {
 
     func run() async throws {
         let (peer, logger) = try await PeerRunner.makePeer(self.options)
-        try await PeerRunner.run([peer], finishing: [Shell(peer: peer)], logger: logger)
+        // SIGINT is the shell's own: it cancels the download under way, and ends the shell
+        // only when none is.
+        try await PeerRunner.run(
+            [peer],
+            finishing: [Shell(peer: peer, started: .now)],
+            shutdownSignals: [.sigterm],
+            logger: logger
+        )
     }
 }
 
 /// The command loop: reads lines, runs commands, prints results.
 struct Shell: Service {
     let peer: Peer
+    /// When the peer started: the first `list` waits for the first round of discovery.
+    let started: ContinuousClock.Instant
+
+    /// How long a peer listens before its first listing, as `p2p ls --wait` does.
+    static let firstListingDelay: Duration = .seconds(1)
 
     static let help = """
         commands:
           list                 files in the swarm and here, with chunk counts
-          download <file>      download a file from every peer that has it
+          download <file> [--timeout S] [--replace]
+                               download a file from every peer that has it (Ctrl-C cancels
+                               it and keeps what arrived for the next attempt)
           peers [--json]       the peers found on the network
           help                 this text
-          exit                 announce 'stop' and quit (also: quit, end of input)
+          exit                 announce 'stop' and quit (also: quit, end of input, Ctrl-C)
         """
 
     func run() async throws {
         let lines = StandardInputLines.stream()
+        let interrupts = await UnixSignalsSequence(trapping: .sigint)
+        let current = CurrentDownload()
         Console.out(
             "p2p peer \(self.peer.id.short) on transfer port \(self.peer.transferPort); type 'help' for commands"
         )
         self.prompt()
         await cancelWhenGracefulShutdownIgnoringErrors {
-            for await line in lines {
-                if await !self.execute(line) { return }
-                self.prompt()
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    // Ends the shell when nothing is under way to cancel.
+                    for await _ in interrupts where !current.cancel() { return }
+                }
+                group.addTask {
+                    for await line in lines {
+                        if await !self.execute(line, current: current) { return }
+                        self.prompt()
+                    }
+                }
+                await group.next()
+                group.cancelAll()
             }
         }
     }
 
     /// Runs one command line.
     /// - Returns: false when the shell should end.
-    func execute(_ line: String) async -> Bool {
+    func execute(_ line: String, current: CurrentDownload = CurrentDownload()) async -> Bool {
         let words = line.split(whereSeparator: \.isWhitespace).map(String.init)
         guard let command = words.first else { return true }
         switch command.lowercased() {
@@ -58,15 +86,13 @@ struct Shell: Service {
         case "help", "?":
             Console.out(Self.help)
         case "list", "ls":
+            try? await Task.sleep(until: self.started + Self.firstListingDelay)
             Console.out(await SwarmListing.gather(self.peer).table)
         case "download", "get":
-            guard words.count >= 2 else {
-                Console.out("usage: download <file>")
-                return true
+            switch Result(parsing: String(line.drop { $0.isWhitespace }.dropFirst(command.count))) {
+            case .success(let request): await self.download(request, current: current)
+            case .failure(let problem): Console.out(problem.message)
             }
-            // The name is the rest of the line, so names with spaces work.
-            let name = String(line.drop { $0.isWhitespace }.dropFirst(command.count).drop { $0.isWhitespace })
-            await self.download(name.trimmingCharacters(in: .whitespaces))
         case "peers":
             let peers = self.peer.table.servingPeers()
             Console.out(words.contains("--json") ? Console.json(peers.map(PeerReport.init)) : PeerReport.table(peers))
@@ -76,14 +102,27 @@ struct Shell: Service {
         return true
     }
 
-    private func download(_ name: String) async {
+    private func download(_ request: DownloadRequest, current: CurrentDownload) async {
         guard let downloader = self.peer.downloader() else { return }
         let printer = ProgressPrinter()
-        do {
-            let result = try await downloader.download(name: name, progress: { printer.show($0) })
+        let task = Task {
+            try await downloader.download(
+                name: request.name,
+                timeout: request.timeout,
+                replaceExisting: request.replace,
+                progress: { printer.show($0) }
+            )
+        }
+        current.set(task)
+        defer { current.set(nil) }
+        switch await task.result {
+        case .success(let result):
             printer.finish()
             Console.out(DownloadReport(result).summary)
-        } catch {
+        case .failure(let error) where error is CancellationError:
+            printer.finish()
+            Console.out("download cancelled; what arrived is kept for the next attempt")
+        case .failure(let error):
             printer.finish()
             Console.out("download failed: \(error)")
         }
@@ -92,6 +131,75 @@ struct Shell: Service {
     private func prompt() {
         guard isatty(STDIN_FILENO) == 1 else { return }
         Console.write("p2p> ")
+    }
+}
+
+/// The shell's download under way, if any, so that Ctrl-C can cancel it.
+final class CurrentDownload: Sendable {
+    private let task = Mutex<Task<DownloadResult, any Error>?>(nil)
+
+    func set(_ task: Task<DownloadResult, any Error>?) {
+        self.task.withLock { $0 = task }
+    }
+
+    /// Cancels the download under way.
+    /// - Returns: whether there was one.
+    func cancel() -> Bool {
+        guard let task = self.task.withLock({ $0 }) else { return false }
+        task.cancel()
+        return true
+    }
+}
+
+/// `download NAME [--timeout S] [--replace]` as typed in the shell; the name is the rest
+/// of the line, so names with spaces work.
+struct DownloadRequest: Equatable {
+    var name: String
+    var timeout: Duration?
+    var replace = false
+
+    struct Problem: Error {
+        var message: String
+    }
+
+    static let usage = "usage: download <file> [--timeout S] [--replace]"
+
+    /// Parses what follows `download`.
+    init(parsing text: String) throws(Problem) {
+        var words = text.split(separator: " ", omittingEmptySubsequences: true).map(String.init)
+        var timeout: Duration? = nil
+        var replace = false
+        // Options come last, so that a name may contain spaces.
+        while words.count >= 1 {
+            if words.last == "--replace" {
+                replace = true
+                words.removeLast()
+            } else if words.count >= 2, words[words.count - 2] == "--timeout" {
+                guard let seconds = Double(words[words.count - 1]), seconds > 0,
+                    seconds <= GetCommand.longestTimeout
+                else {
+                    throw Problem(message: "--timeout must be a positive number of seconds")
+                }
+                timeout = .milliseconds(Int64(seconds * 1000))
+                words.removeLast(2)
+            } else {
+                break
+            }
+        }
+        let name = words.joined(separator: " ")
+        guard !name.isEmpty else { throw Problem(message: Self.usage) }
+        if let problem = FileName.problem(with: name) {
+            throw Problem(message: "refused file name '\(name)': \(problem)")
+        }
+        self.name = name
+        self.timeout = timeout
+        self.replace = replace
+    }
+}
+
+extension Result where Success == DownloadRequest, Failure == DownloadRequest.Problem {
+    init(parsing text: String) {
+        self = Result { () throws(DownloadRequest.Problem) in try DownloadRequest(parsing: text) }
     }
 }
 

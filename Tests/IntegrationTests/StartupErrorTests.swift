@@ -23,6 +23,7 @@ struct StartupErrorTests {
         let line = try #require(stderr.first)
         #expect(line.contains("\(port)") && line.lowercased().contains("port"), "\(line)")
         #expect(line.contains("--port"), "the line should say what to do: \(line)")
+        #expect(line.contains("is in use") && !line.contains("errno"), "in words, not the system call's: \(line)")
         #expect(second.lines(.stdout).isEmpty, "stdout: \(second.lines(.stdout))")
         // The holder is unharmed.
         #expect(holder.process.isRunning)

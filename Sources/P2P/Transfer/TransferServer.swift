@@ -181,11 +181,25 @@ public final class TransferServer: Service, Sendable {
                 }
             return TransferServer(listener: listener, responder: responder, limits: limits, logger: logger)
         } catch {
-            throw P2PError(
+            throw Self.bindError(error, port: port)
+        }
+    }
+
+    /// What to tell the user when the transfer port cannot be bound, in words rather than
+    /// the system call's.
+    static func bindError(_ error: any Error, port: Int) -> P2PError {
+        let errno = (error as? IOError)?.errnoCode
+        if errno == EADDRINUSE {
+            return P2PError(
                 code: .portUnavailable,
-                "cannot listen for transfers on TCP port \(port): \(error) (choose another with --port, or --port 0 for any)"
+                "transfer port \(port) is in use (another p2p on this host? use --port 0 for any free port)"
             )
         }
+        let reason = errno.map { String(cString: strerror($0)) } ?? "\(error)"
+        return P2PError(
+            code: .portUnavailable,
+            "cannot listen for transfers on TCP port \(port): \(reason) (choose another with --port, or --port 0 for any)"
+        )
     }
 
     /// Accepts connections until graceful shutdown or cancellation.
