@@ -186,8 +186,11 @@ struct ChunkStoreSafetyTests {
         let handle = try FileHandle(
             forWritingTo: URL(fileURLWithPath: await store.partialPath(of: origin.manifest.id).string)
         )
-        try handle.seek(toOffset: UInt64(2 * origin.manifest.chunkSize + 5))
-        handle.write(Data([0xDE, 0xAD]))
+        // One chunk in each half of the file, which are read back in parallel.
+        for chunk in [0, 2] {
+            try handle.seek(toOffset: UInt64(chunk * origin.manifest.chunkSize + 5))
+            handle.write(Data([0xDE, 0xAD]))
+        }
         try handle.close()
 
         await #expect {
@@ -195,11 +198,31 @@ struct ChunkStoreSafetyTests {
         } throws: { error in
             (error as? P2PError)?.code == .corrupt
         }
-        #expect(await file.bitmap.missing == [2])
+        #expect(await file.bitmap.missing == [0, 2])
         #expect(!FileManager.default.fileExists(atPath: sink.downloads.appendingPathComponent("data.bin").path))
+        try await file.write(origin.chunks[0], chunk: 0)
         try await file.write(origin.chunks[2], chunk: 2)
         let path = try await store.finishDownload(origin.manifest.id)
         #expect(try Data(contentsOf: URL(fileURLWithPath: path.string)) == Data(origin.data))
+        await store.close()
+        await origin.store.close()
+    }
+
+    @Test("a partial file cut short after its chunks were verified is caught, and the lost chunks fetched again")
+    func truncatedPartialIsCaught() async throws {
+        let source = try StorageFixture()
+        let sink = try StorageFixture()
+        defer {
+            source.remove()
+            sink.remove()
+        }
+        let origin = try await source.origin(sharing: "data.bin", size: 1_000_000)
+        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
+        let file = try await Self.fill(store, with: origin.chunks, of: origin.manifest)
+        let partial = await store.partialPath(of: origin.manifest.id).string
+        #expect(truncate(partial, off_t(origin.manifest.chunkSize + 10)) == 0)
+        await #expect(throws: P2PError.self) { _ = try await store.finishDownload(origin.manifest.id) }
+        #expect(await file.bitmap.indices == [0])
         await store.close()
         await origin.store.close()
     }
