@@ -9,7 +9,9 @@
 // Invariants: `FileName(_:)` accepts exactly when `problem(with:)` finds nothing, keeps the
 // name unchanged, and an accepted name is safe as one path component whatever its
 // Unicode: 1 to 255 bytes of UTF-8, no '/', '\', NUL or other C0/C1 control or DEL, not
-// "." or "..", and no ".." anywhere in its bytes (the documented rule).
+// "." or "..", no ".." anywhere in its bytes, no invisible formatting character (Unicode
+// category Cf: bidirectional overrides, zero-width spaces) or line separator, no leading
+// '-' or '.', no ".partial" ending (the documented rule).
 import FuzzSupport
 import P2P
 
@@ -45,7 +47,14 @@ func check(_ input: [UInt8]) {
     }
     for scalar in name.value.unicodeScalars {
         invariant(!(0x80...0x9F).contains(scalar.value), "accepted a C1 control U+\(String(scalar.value, radix: 16))")
+        let category = scalar.properties.generalCategory
+        invariant(
+            category != .format && category != .lineSeparator && category != .paragraphSeparator,
+            "accepted an invisible character U+\(String(scalar.value, radix: 16))"
+        )
     }
+    invariant(utf8[0] != UInt8(ascii: "-") && utf8[0] != UInt8(ascii: "."), "accepted a leading '-' or '.'")
+    invariant(!name.value.hasSuffix(".partial"), "accepted a '.partial' ending")
     let hasDotDot = zip(utf8, utf8.dropFirst()).contains { $0 == 0x2E && $1 == 0x2E }
     invariant(!hasDotDot, "accepted a name with '..' in its bytes: \(utf8)")
 }
@@ -65,6 +74,10 @@ func seeds() -> [(name: String, bytes: [UInt8])] {
             seed("dotdot", ".."),
             seed("dotdot-inside", "a..b"),
             seed("hidden", ".profile"),
+            seed("dash", "-rf"),
+            seed("partial", "a.partial"),
+            seed("rtl-override", "exe\u{202E}gnp.exe"),
+            seed("zero-width", "a\u{200B}b"),
             seed("slash", "a/b"),
             seed("backslash", "a\\b"),
             seed("nul", "a\u{0}b"),
