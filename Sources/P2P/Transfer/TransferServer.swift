@@ -188,7 +188,7 @@ public final class TransferServer: Service, Sendable {
                 .serverChannelOption(.backlog, value: 256)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(Self.notSentLowWatermark, value: Self.notSentLowWatermarkBytes)
-                .childChannelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
+                .childChannelOption(.recvAllocator, value: TransferConnection.servedReceiveAllocator)
                 // Nothing is read until the task serving the connection has wrapped it.
                 .childChannelOption(.autoRead, value: false)
                 .bind(host: host, port: port) { channel in
@@ -302,6 +302,17 @@ public enum TransferConnection {
         minimum: 64 * 1024,
         initial: 256 * 1024,
         maximum: 1024 * 1024
+    )
+
+    /// Reads of a served connection: 16 KiB to begin with, up to 256 KiB. It receives
+    /// requests (a few dozen bytes) and now and then a pushed chunk, and every read is held
+    /// in full before the frames in it are counted against the server's budget for
+    /// unfinished frames: large reads would let many connections each hold a megabyte
+    /// or two beyond it.
+    static let servedReceiveAllocator = AdaptiveRecvByteBufferAllocator(
+        minimum: 4 * 1024,
+        initial: 16 * 1024,
+        maximum: 256 * 1024
     )
 
     /// Adds the frame codec to a client's connection and wraps the channel for async use.
