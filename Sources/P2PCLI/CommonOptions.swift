@@ -58,7 +58,7 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Transfer connections served at once from one address.")
     var maxConnectionsPerPeer: Int = 32
 
-    @Option(help: "Seconds a transfer connection may send nothing before it is closed.")
+    @Option(help: "Seconds a transfer connection may complete no frame (and take no answer bytes) before it is closed.")
     var idleTimeout: Double = 60
 
     @Option(help: "Requests one transfer connection may have waiting; at the limit the server stops reading it.")

@@ -14,8 +14,9 @@ import NIOCore
 public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
     public typealias InboundOut = Frame
 
-    /// The largest payload accepted.
-    public let maximumPayloadLength: Int
+    /// The largest payload accepted. A server raises it once a connection is established
+    /// (`ServedFrameReader`): until then only small frames are expected.
+    public var maximumPayloadLength: Int
     /// Whether each payload gets a buffer of its own (see `decode`). A stage after the
     /// decoder that makes a new buffer for every payload anyway (opening a sealed frame)
     /// makes that a wasted pass over every byte; without it, payloads stay slices of the
@@ -53,6 +54,12 @@ public struct FrameDecoder: NIOSingleStepByteToMessageDecoder {
         self.maximumPayloadLength = maximumPayloadLength
         self.copiesPayloads = copiesPayloads
         self.largePayloadBuffer = largePayloadBuffer
+    }
+
+    /// Bytes of an unfinished frame held in the decoder's own assembly buffer (its header
+    /// and the payload so far); bytes still waiting in the caller's buffer are not counted.
+    public var assembledBytes: Int {
+        self.assembly.map { Frame.headerLength + $0.payload.readableBytes } ?? 0
     }
 
     /// A buffer of its own for a payload of `length` bytes, of `capacity` to begin with.

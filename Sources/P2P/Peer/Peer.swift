@@ -136,6 +136,12 @@ public final class Peer: Service, Sendable {
     /// The transfer port bound; zero for an observer.
     public var transferPort: Int { self.server?.port ?? 0 }
 
+    /// What the transfer server did with connections (refused, shed, over budget); zeros
+    /// for an observer.
+    public var connectionStatistics: TransferServer.ConnectionStatistics {
+        self.server?.connectionStatistics ?? .init()
+    }
+
     /// Discovery's counters.
     public var discoveryStatistics: PeerDiscovery.Statistics { self.discovery.statistics }
 

@@ -39,6 +39,11 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         case failed
     }
 
+    /// Sent toward the socket once the handshake has succeeded: the handlers below may now
+    /// take what only an authenticated peer may send (a server's frame reader accepts
+    /// full-size frames from then on).
+    struct Authenticated: Sendable {}
+
     private static let nonceLength = 32
     /// AES-GCM's nonce (12 bytes), at the front of a sealed box's combined bytes.
     private static let gcmNonceLength = 12
@@ -194,6 +199,7 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
             self.openKey = toServer
         }
         self.state = .established
+        context.triggerUserOutboundEvent(Authenticated(), promise: nil)
         let pending = self.pendingWrites
         self.pendingWrites = []
         for (frame, promise) in pending {

@@ -129,6 +129,12 @@ public final class Distributor: Service, Sendable {
             var sent: Int64 = 0
             var count = 0
             var announced = Set<FileID>()
+            // A served connection takes only small frames until its first one has arrived
+            // (`TransferServer.Limits.openingPayloadLimit`), so the round opens with a
+            // request: the first file's manifest. A receiver that has it need not be sent it.
+            if let first = candidates.first?.file.id, try await session.manifest(for: first) != nil {
+                announced.insert(first)
+            }
             let started = ContinuousClock.now
             for candidate in candidates {
                 let length = Int64(

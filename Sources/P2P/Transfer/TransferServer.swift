@@ -2,7 +2,6 @@ import Logging
 import NIOCore
 import NIOPosix
 import ServiceLifecycle
-import Synchronization
 
 /// Answers one connection's requests. The server frames; this decides.
 public protocol TransferResponder: Sendable {
@@ -32,9 +31,19 @@ public final class TransferServer: Service, Sendable {
         public var maximumConnections: Int
         /// Connections open at once from one address.
         public var maximumConnectionsPerAddress: Int
-        /// A connection that sends nothing for this long is closed (a stalled frame, a
-        /// slow drip of bytes that never completes one, a forgotten socket).
+        /// A connection that in this long neither completes a frame nor takes any answer
+        /// bytes is closed (a forgotten socket, a slow drip of bytes that never completes a
+        /// frame, a client that reads none of its answers). A byte is not progress; a frame
+        /// is (`ConnectionDeadlines`).
         public var idleTimeout: TimeAmount
+        /// A frame not whole this long after its first byte closes its connection, however
+        /// its bytes trickle in: no connection holds an unfinished frame for longer. At the
+        /// default, 30 s, a 16 MiB frame needs 0.56 MB/s.
+        public var frameTimeout: TimeAmount
+        /// Bytes of unfinished frames all connections together may hold, beyond the first
+        /// `unbudgetedFrameBytesPerConnection` of each; a connection whose frame would take
+        /// more is closed (`UnfinishedFrameBudget`).
+        public var unfinishedFrameBudget: Int
         /// Requests one connection may have waiting for an answer. Requests are answered
         /// one at a time, in order, and the next is taken only once less than
         /// `maximumUnsentAnswerBytes` of answers wait to be sent; once this many requests
@@ -58,12 +67,24 @@ public final class TransferServer: Service, Sendable {
         /// from disk while the last one is sent, and a client that reads nothing holds a few
         /// answers at most (`RequestGate`).
         public static let maximumUnsentAnswerBytes = 256 * 1024 + 64
+        /// The largest frame payload a connection may send before it is established
+        /// (authenticated, or without a key, its first frame whole): the handshake's hellos
+        /// carry 32 bytes and a request a few dozen; nothing larger need come first.
+        public static let openingPayloadLimit = 512
+        /// Bytes of an unfinished frame each connection holds outside the shared budget:
+        /// more than any request (a work request's bitmap is 8 KiB at most), so requests
+        /// never wait on the budget.
+        public static let unbudgetedFrameBytesPerConnection = 16 << 10
+        /// The default of `unfinishedFrameBudget`: 64 MiB, 256 pushed 256 KiB chunks at once.
+        public static let defaultUnfinishedFrameBudget = 64 << 20
 
         /// Creates limits.
         public init(
             maximumConnections: Int = 256,
             maximumConnectionsPerAddress: Int = 32,
             idleTimeout: TimeAmount = .seconds(60),
+            frameTimeout: TimeAmount = .seconds(30),
+            unfinishedFrameBudget: Int = Limits.defaultUnfinishedFrameBudget,
             maximumRequestsInFlight: Int = Limits.defaultMaximumRequestsInFlight,
             maximumPushedBytes: Int64 = PushAllowance.defaultBytesPerInterval,
             pushInterval: Duration = PushAllowance.defaultInterval
@@ -71,6 +92,8 @@ public final class TransferServer: Service, Sendable {
             self.maximumConnections = maximumConnections
             self.maximumConnectionsPerAddress = maximumConnectionsPerAddress
             self.idleTimeout = idleTimeout
+            self.frameTimeout = frameTimeout
+            self.unfinishedFrameBudget = unfinishedFrameBudget
             self.maximumRequestsInFlight = maximumRequestsInFlight
             self.maximumPushedBytes = maximumPushedBytes
             self.pushInterval = pushInterval
@@ -90,23 +113,30 @@ public final class TransferServer: Service, Sendable {
     )
     static let notSentLowWatermarkBytes: SocketOptionValue = 128 * 1024
 
+    /// What the server did with connections, for logs and tests.
+    public struct ConnectionStatistics: Sendable, Equatable {
+        /// Connections open now.
+        public var open = 0
+        /// Newcomers refused: their address held as many connections as it may.
+        public var refused = 0
+        /// Open connections closed to make room for newcomers when all were taken: those
+        /// that had done least.
+        public var shed = 0
+        /// Connections closed because their unfinished frame would have gone over the
+        /// shared budget.
+        public var closedOverBudget = 0
+        /// Bytes of unfinished frames taken from the shared budget now.
+        public var unfinishedFrameBytes = 0
+    }
+
     /// The port bound; what discovery announces.
     public let port: Int
     /// The limits in force.
     public let limits: Limits
-    private let open = Mutex(OpenConnections())
+    private let connections: ServedConnections
 
-    private struct OpenConnections {
-        var total = 0
-        var byAddress: [String: Int] = [:]
-        /// Refusals not logged yet, and when the last line about them was.
-        var refusedSinceLog = 0
-        var lastRefusalLog: ContinuousClock.Instant? = nil
-    }
-
-    /// At most one line a second about refused connections, with how many there were: a
-    /// flood of connections must not become a flood of log lines.
-    private static let refusalLogInterval: Duration = .seconds(1)
+    /// What the server did with connections so far.
+    public var connectionStatistics: ConnectionStatistics { self.connections.statistics }
 
     /// Yields accepted connections with their handlers in place but not yet wrapped for
     /// async use (see `bind`).
@@ -118,9 +148,11 @@ public final class TransferServer: Service, Sendable {
         listener: NIOAsyncChannel<any Channel, Never>,
         responder: any TransferResponder,
         limits: Limits,
+        connections: ServedConnections,
         logger: Logger
     ) {
         self.limits = limits
+        self.connections = connections
         self.listener = listener
         self.port = listener.channel.localAddress?.port ?? 0
         self.responder = responder
@@ -149,13 +181,14 @@ public final class TransferServer: Service, Sendable {
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger
     ) async throws -> TransferServer {
+        let connections = ServedConnections(limits: limits, logger: logger)
         do {
             let listener = try await ServerBootstrap(group: group)
                 .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
                 .serverChannelOption(.backlog, value: 256)
                 .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
                 .childChannelOption(Self.notSentLowWatermark, value: Self.notSentLowWatermarkBytes)
-                .childChannelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
+                .childChannelOption(.recvAllocator, value: TransferConnection.servedReceiveAllocator)
                 // Nothing is read until the task serving the connection has wrapped it.
                 .childChannelOption(.autoRead, value: false)
                 .bind(host: host, port: port) { channel in
@@ -166,20 +199,22 @@ public final class TransferServer: Service, Sendable {
                     // (apple/swift-nio#2813): `p2p serve` died by SIGILL at SIGTERM. A raw
                     // channel left behind is only closed, by its idle timeout at the latest.
                     channel.eventLoop.makeCompletedFuture {
-                        try channel.pipeline.syncOperations.addHandler(
-                            IdleStateHandler(readTimeout: limits.idleTimeout)
-                        )
-                        try channel.pipeline.syncOperations.addHandler(CloseWhenIdle())
                         try TransferConnection.addHandlers(
                             to: channel,
                             maximumPayloadLength: maximumPayloadLength,
                             security: networkKey.map { .init(key: $0, isServer: true, logger: logger) },
-                            requestLimit: limits.maximumRequestsInFlight
+                            served: .init(connections: connections, limits: limits)
                         )
                         return channel
                     }
                 }
-            return TransferServer(listener: listener, responder: responder, limits: limits, logger: logger)
+            return TransferServer(
+                listener: listener,
+                responder: responder,
+                limits: limits,
+                connections: connections,
+                logger: logger
+            )
         } catch {
             throw Self.bindError(error, port: port)
         }
@@ -219,47 +254,14 @@ public final class TransferServer: Service, Sendable {
 
     private func handle(_ channel: any Channel) async {
         let remote = channel.remoteAddress
-        let address = remote?.ipAddress ?? "?"
-        let (admitted, refusedToLog) = self.open.withLock { open -> (Bool, Int) in
-            guard open.total < self.limits.maximumConnections,
-                open.byAddress[address, default: 0] < self.limits.maximumConnectionsPerAddress
-            else {
-                open.refusedSinceLog += 1
-                let now = ContinuousClock.now
-                if let last = open.lastRefusalLog, now - last < Self.refusalLogInterval { return (false, 0) }
-                open.lastRefusalLog = now
-                defer { open.refusedSinceLog = 0 }
-                return (false, open.refusedSinceLog)
-            }
-            open.total += 1
-            open.byAddress[address, default: 0] += 1
-            return (true, 0)
-        }
-        guard admitted else {
-            if refusedToLog > 0 {
-                self.logger.info(
-                    "refused transfer connections over the limit",
-                    metadata: [
-                        "connection.count": "\(refusedToLog)",
-                        "peer.address": "\(address)",
-                        "limits":
-                            "\(self.limits.maximumConnections) in all, \(self.limits.maximumConnectionsPerAddress) per address",
-                    ]
-                )
-            }
+        guard self.connections.admit(channel) else {
             try? await channel.close()
             return
         }
-        defer {
-            self.open.withLock { open in
-                open.total -= 1
-                open.byAddress[address, default: 1] -= 1
-                if open.byAddress[address] == 0 { open.byAddress[address] = nil }
-            }
-        }
+        defer { self.connections.remove(channel) }
         do {
             let connection = try await channel.eventLoop.submit {
-                let connection = try TransferConnection.wrap(channel, requestLimit: self.limits.maximumRequestsInFlight)
+                let connection = try TransferConnection.wrap(channel, isServed: true)
                 // The async channel takes frames from here on: read as an active channel
                 // does on its own, through the pipeline, so that the request gate hears the
                 // async channel ask. (On a channel that closed meanwhile this fails:
@@ -316,50 +318,72 @@ public enum TransferConnection {
         maximum: 1024 * 1024
     )
 
-    /// Adds the frame codec and wraps the channel for async use.
+    /// Reads of a served connection: 16 KiB to begin with, up to 256 KiB. It receives
+    /// requests (a few dozen bytes) and now and then a pushed chunk, and every read is held
+    /// in full before the frames in it are counted against the server's budget for
+    /// unfinished frames: large reads would let many connections each hold a megabyte
+    /// or two beyond it.
+    static let servedReceiveAllocator = AdaptiveRecvByteBufferAllocator(
+        minimum: 4 * 1024,
+        initial: 16 * 1024,
+        maximum: 256 * 1024
+    )
+
+    /// Adds the frame codec to a client's connection and wraps the channel for async use.
     /// - Parameters:
     ///   - channel: a connected TCP channel, on its event loop.
     ///   - maximumPayloadLength: the largest frame payload accepted.
     ///   - security: the key and role, for a keyed swarm.
-    ///   - requestLimit: for a served connection, the requests that may wait for an
-    ///     answer (`RequestGate`); `nil` for a client's connection.
     /// - Returns: the async channel of frames.
     /// - Throws: if the pipeline cannot be set up.
     public static func configure(
         _ channel: any Channel,
         maximumPayloadLength: Int,
-        security: Security? = nil,
-        requestLimit: Int? = nil
+        security: Security? = nil
     ) throws -> NIOAsyncChannel<Frame, Frame> {
-        try self.addHandlers(
-            to: channel,
-            maximumPayloadLength: maximumPayloadLength,
-            security: security,
-            requestLimit: requestLimit
-        )
-        return try self.wrap(channel, requestLimit: requestLimit)
+        try self.addHandlers(to: channel, maximumPayloadLength: maximumPayloadLength, security: security)
+        return try self.wrap(channel, isServed: false)
+    }
+
+    /// What a served connection is set up with besides the codec.
+    struct Served {
+        /// The server's connections: the shared budget, the counts.
+        var connections: ServedConnections
+        /// The server's limits: request gate, deadlines.
+        var limits: TransferServer.Limits
     }
 
     /// Adds the frame codec (and, for a keyed swarm, the secure channel; for a served
-    /// connection, the request gate): the first half of `configure`.
+    /// connection, the request gate and the bounds on unfinished frames): the first half
+    /// of `configure`.
     static func addHandlers(
         to channel: any Channel,
         maximumPayloadLength: Int,
         security: Security?,
-        requestLimit: Int?
+        served: Served? = nil
     ) throws {
-        try channel.pipeline.syncOperations.addHandler(
-            // Opening a sealed frame writes its plaintext into a new buffer: the decoder
-            // need not copy the sealed payload out of the receive buffer first. Chunks
-            // are placed where a direct write can take them (`ChunkBufferAllocator`).
-            ByteToMessageHandler(
-                FrameDecoder(
-                    maximumPayloadLength: maximumPayloadLength,
-                    copiesPayloads: security == nil,
-                    largePayloadBuffer: ChunkBufferAllocator.buffer(exactCapacity:)
+        // Opening a sealed frame writes its plaintext into a new buffer: the decoder need
+        // not copy the sealed payload out of the receive buffer first. Chunks are placed
+        // where a direct write can take them (`ChunkBufferAllocator`).
+        let decoder = FrameDecoder(
+            maximumPayloadLength: maximumPayloadLength,
+            copiesPayloads: security == nil,
+            largePayloadBuffer: ChunkBufferAllocator.buffer(exactCapacity:)
+        )
+        if let served {
+            try channel.pipeline.syncOperations.addHandler(
+                ServedFrameReader(
+                    decoder: decoder,
+                    openingPayloadLimit: TransferServer.Limits.openingPayloadLimit,
+                    establishment: security == nil ? .firstFrame : .authentication,
+                    connections: served.connections,
+                    idleTimeout: Duration(served.limits.idleTimeout),
+                    frameTimeout: Duration(served.limits.frameTimeout)
                 )
             )
-        )
+        } else {
+            try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(decoder))
+        }
         try channel.pipeline.syncOperations.addHandler(FrameEncoder())
         if let security {
             try channel.pipeline.syncOperations.addHandler(
@@ -370,10 +394,10 @@ public enum TransferConnection {
                 )
             )
         }
-        if let requestLimit {
+        if let served {
             try channel.pipeline.syncOperations.addHandler(
                 RequestGate(
-                    maximumQueued: requestLimit,
+                    maximumQueued: served.limits.maximumRequestsInFlight,
                     maximumUnsentBytes: TransferServer.Limits.maximumUnsentAnswerBytes
                 )
             )
@@ -383,9 +407,9 @@ public enum TransferConnection {
     /// Wraps a channel whose handlers are in place for async use: the second half of
     /// `configure`. On the channel's event loop; the caller must run the result's
     /// `executeThenClose`.
-    static func wrap(_ channel: any Channel, requestLimit: Int?) throws -> NIOAsyncChannel<Frame, Frame> {
+    static func wrap(_ channel: any Channel, isServed: Bool) throws -> NIOAsyncChannel<Frame, Frame> {
         var configuration = NIOAsyncChannel<Frame, Frame>.Configuration(isOutboundHalfClosureEnabled: true)
-        if requestLimit != nil {
+        if isServed {
             configuration.backPressureStrategy = RequestGate.asyncChannelBackPressure
         } else {
             // A client's receiver takes frames as they come; four waiting (1 MiB of
@@ -395,23 +419,3 @@ public enum TransferConnection {
         return try NIOAsyncChannel<Frame, Frame>(wrappingChannelSynchronously: channel, configuration: configuration)
     }
 }
-
-/// Closes a connection when `IdleStateHandler` says nothing was read for too long.
-final class CloseWhenIdle: ChannelInboundHandler, RemovableChannelHandler {
-    typealias InboundIn = ByteBuffer
-
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.fireChannelRead(data)
-    }
-
-    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
-            context.close(promise: nil)
-            return
-        }
-        context.fireUserInboundEventTriggered(event)
-    }
-}
-
-@available(*, unavailable)
-extension CloseWhenIdle: Sendable {}

@@ -59,6 +59,9 @@ extension TransferServerTests {
                     let pusher = try await connectTransfer(from: "127.0.0.2", to: address)
                     try await pusher.executeThenClose { inbound, outbound in
                         do {
+                            // A small request first, as a distributor opens (its answer is
+                            // drained below).
+                            try await outbound.write(TransferMessage.manifestRequest(pushedID).frame())
                             for _ in 0..<20 { try await outbound.write(contentsOf: round) }
                         } catch {
                             // Cut off mid-write: what the test is waiting for.
@@ -81,9 +84,14 @@ extension TransferServerTests {
             // Another address has an allowance of its own: its push is kept.
             let other = try await connectTransfer(from: "127.0.0.3", to: address)
             try await other.executeThenClose { inbound, outbound in
-                try await outbound.write(contentsOf: [round[0], round[5], TransferMessage.inventoryRequest.frame()])
+                try await outbound.write(
+                    contentsOf: [
+                        TransferMessage.manifestRequest(pushedID).frame(), round[0], round[5],
+                        TransferMessage.inventoryRequest.frame(),
+                    ]
+                )
                 let answer = try await withTimeout(.seconds(10), "an inventory") { () -> Frame? in
-                    for try await frame in inbound { return frame }
+                    for try await frame in inbound where frame.type == .inventory { return frame }
                     return nil
                 }
                 guard let frame = answer, case .inventory(let entries) = try TransferMessage(frame: frame) else {

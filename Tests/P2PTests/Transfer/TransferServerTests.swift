@@ -180,7 +180,10 @@ struct TransferServerTests {
             // Junk: a chunk whose bytes do not match the manifest.
             var junk = chunk0
             junk.setInteger(UInt8(0xAA), at: junk.readerIndex)
+            // Each connection opens with a small request, as a distributor's does: until its
+            // first frame is whole, a connection may send no large one.
             let closed: Bool = try await PeerSession.connect(to: address, answerTimeout: .seconds(5)) { session in
+                _ = try await session.manifest(for: otherID)
                 try await session.send([.manifest(manifest.encoded), .pushedChunk(otherID, chunk: 0, bytes: junk)])
                 do {
                     _ = try await session.receive()
@@ -193,12 +196,14 @@ struct TransferServerTests {
             // A pushed chunk of a file the receiver never saw a manifest for: refused too.
             let unknown = FileID(bytes: [UInt8](repeating: 3, count: 32))!
             let refused: Bool = try await PeerSession.connect(to: address, answerTimeout: .seconds(5)) { session in
+                #expect(try await session.manifest(for: unknown) == nil)
                 try await session.send(.pushedChunk(unknown, chunk: 0, bytes: chunk0))
                 return (try? await session.receive()) == nil
             }
             #expect(refused)
             // A genuine push is kept and shows in the inventory.
             try await PeerSession.connect(to: address) { session in
+                _ = try await session.manifest(for: otherID)
                 try await session.send([.manifest(manifest.encoded), .pushedChunk(otherID, chunk: 0, bytes: chunk0)])
                 // Answered in order, so once the inventory comes back the push was handled.
                 let inventory = try await session.inventory()
