@@ -7,7 +7,7 @@ import Foundation
 /// The secret itself is never sent. Anyone who captures one keyed discovery datagram can
 /// test guesses of the secret offline, so the secret first goes through scrypt, a
 /// memory-hard password KDF, once at start (`scryptCost`: each guess then costs tens of
-/// milliseconds and 32 MiB of memory instead of a few microseconds). HKDF-SHA-256 then
+/// milliseconds and 16 MiB of memory instead of about 15 microseconds). HKDF-SHA-256 then
 /// expands that root key into one key that authenticates discovery datagrams
 /// (HMAC-SHA-256) and one that the transfer handshake proves knowledge of; each transfer
 /// connection derives its own session keys from both sides' fresh nonces. HKDF itself
@@ -24,8 +24,8 @@ public struct NetworkKey: Sendable {
     public static let discoveryTagLength = 32
 
     /// scrypt's parameters: N (CPU and memory cost), r (block size), p (parallelism).
-    /// Memory is 128·N·r bytes: 32 MiB here.
-    public static let scryptCost = (rounds: 1 << 15, blockSize: 8, parallelism: 1)
+    /// Memory is 128·N·r bytes: 16 MiB here, so a peer's peak stays well under 64 MiB.
+    public static let scryptCost = (rounds: 1 << 14, blockSize: 8, parallelism: 1)
     /// The salt of the root key. Peers share nothing but the secret, so the salt is the
     /// protocol's own: it keeps precomputed tables for other uses of scrypt useless.
     public static let scryptSalt = Array("p2p network key v2 (scrypt)".utf8)
