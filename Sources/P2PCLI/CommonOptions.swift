@@ -133,7 +133,15 @@ struct CommonOptions: ParsableArguments {
         if self.secret != nil && self.secretFile != nil {
             throw ValidationError("give either --secret or --secret-file, not both")
         }
-        _ = try self.networkKey()
+        // Only checked here: deriving the key is deliberately slow, and happens once, when
+        // the peer is configured.
+        if let secret = try self.secretText() {
+            do {
+                try NetworkKey.check(secret)
+            } catch {
+                throw ValidationError(error.message)
+            }
+        }
     }
 
     /// The discovery settings these options describe.
@@ -147,8 +155,19 @@ struct CommonOptions: ParsableArguments {
         )
     }
 
-    /// The swarm's key from --secret, --secret-file or P2P_SECRET, in that order.
+    /// The swarm's key from --secret, --secret-file or P2P_SECRET, in that order. Runs the
+    /// password KDF: call it once.
     func networkKey() throws -> NetworkKey? {
+        guard let secret = try self.secretText() else { return nil }
+        do {
+            return try NetworkKey(secret: secret)
+        } catch {
+            throw ValidationError(error.message)
+        }
+    }
+
+    /// The secret from --secret, --secret-file or P2P_SECRET, in that order, if any.
+    func secretText() throws -> String? {
         var secret = self.secret
         if let path = self.secretFile {
             guard let text = try? String(contentsOfFile: path, encoding: .utf8) else {
@@ -159,12 +178,7 @@ struct CommonOptions: ParsableArguments {
         if secret == nil, let environment = ProcessInfo.processInfo.environment["P2P_SECRET"], !environment.isEmpty {
             secret = environment
         }
-        guard let secret else { return nil }
-        do {
-            return try NetworkKey(secret: secret)
-        } catch {
-            throw ValidationError(error.message)
-        }
+        return secret
     }
 
     /// The peer settings these options describe.

@@ -11,7 +11,9 @@ struct P2PCommand: AsyncParsableCommand {
             from every peer that holds chunks of it at once, verifying every chunk.
             """,
         version: "0.1.0",
-        subcommands: [ShellCommand.self, ServeCommand.self, GetCommand.self, LsCommand.self, PeersCommand.self],
+        subcommands: [
+            ShellCommand.self, ServeCommand.self, GetCommand.self, LsCommand.self, PeersCommand.self, KeyCommand.self,
+        ],
         defaultSubcommand: ShellCommand.self
     )
 }

@@ -22,10 +22,11 @@ enum PeerRunner {
         Console.bootstrapLogging(level: options.effectiveLogLevel(serving: serving))
         let logger = Logger(label: "p2p")
         do {
-            let peer = try await Peer.start(
-                configuration: try options.peerConfiguration(observer: observer),
-                logger: logger
-            )
+            let configuration = try options.peerConfiguration(observer: observer)
+            if let weakness = configuration.discovery.networkKey?.weakness {
+                logger.warning("\(weakness)")
+            }
+            let peer = try await Peer.start(configuration: configuration, logger: logger)
             return (peer, logger)
         } catch {
             Console.error("p2p: \(error)")

@@ -58,4 +58,23 @@ struct SecretTests {
                 == TransferFixtures.sha256(data)
         )
     }
+
+    @Test("p2p key prints a key that --secret takes without a warning; a short passphrase gets one")
+    func generatedKey() async throws {
+        let swarm = try TestSwarm()
+        defer { swarm.shutdown() }
+        let keyProcess = try swarm.launch(["key"], name: "key", withCommonOptions: false)
+        #expect(try await keyProcess.waitForExit(timeout: .seconds(10)) == 0)
+        try? await keyProcess.waitForOutputToEnd(timeout: .seconds(5))
+        let key = try #require(keyProcess.lines(.stdout).first?.text)
+        #expect(key.hasPrefix("p2pk-") && key.count == 48, "\(key)")
+
+        for (secret, weak) in [(key, false), ("hunter2hunter2", true)] {
+            let peers = try swarm.launch(["peers", "--wait", "0.2", "--secret", secret], name: swarm.nextName("peers"))
+            #expect(try await peers.waitForExit(timeout: .seconds(20)) == 0, "\(peers.transcript())")
+            try? await peers.waitForOutputToEnd(timeout: .seconds(5))
+            let warned = peers.lines(.stderr).contains { $0.text.contains("the network secret is weak") }
+            #expect(warned == weak, "\(peers.transcript())")
+        }
+    }
 }

@@ -1,4 +1,4 @@
-// Fuzzes the discovery datagram parser, `Announcement.parse`.
+// Fuzzes the discovery datagram parsers, `Announcement.parse` without and with a network key.
 //
 // Input: [mode] [datagram bytes ...]
 //   mode & 3 == 1: rewrite the checksum field (of a 30-byte datagram) to the right value,
@@ -8,7 +8,9 @@
 //
 // Invariants: a datagram that parses is exactly 30 bytes, re-encodes to the same bytes,
 // and its re-encoding parses back equal; a datagram that is refused is refused for a
-// reason that its bytes bear out.
+// reason that its bytes bear out. The keyed parse accepts only 84-byte datagrams (the
+// announcement, a 22-byte seal, a 32-byte tag), which re-encode, seal and tag, identically;
+// a seal's check against a source and a clock never crashes.
 import FuzzSupport
 import NIOCore
 import P2P
@@ -61,14 +63,32 @@ func check(_ input: [UInt8]) {
         invariant(false, "a parse without a network key asked for a tag")
     }
 
-    // The keyed parse: a datagram it accepts carries the right tag, so it re-encodes, tag
-    // and all, to exactly the same bytes; anything else is refused without a crash.
-    let keyed = Result { () throws(AnnouncementError) -> Announcement in try Announcement.parse(buffer, key: fuzzKey) }
-    if case .success(let announcement) = keyed {
-        let encoded = Array(announcement.encoded(key: fuzzKey).readableBytesView)
+    // The keyed parse: a datagram it accepts carries the right tag, so it re-encodes, seal,
+    // tag and all, to exactly the same bytes; anything else is refused without a crash.
+    do {
+        let (announcement, seal) = try Announcement.parse(buffer, key: fuzzKey)
+        invariant(datagram.count == Announcement.keyedLength, "accepted a keyed datagram of \(datagram.count) bytes")
+        let encoded = Array(announcement.encoded(key: fuzzKey, seal: seal).readableBytesView)
         invariant(encoded == datagram, "keyed datagram does not re-encode identically")
+        let source = try! SocketAddress(
+            ipAddress: NetworkScope.dottedQuad(seal.sourceAddress),
+            port: Int(seal.sourcePort)
+        )
+        invariant(
+            seal.problem(receivedFrom: source, nowMilliseconds: seal.timestampMilliseconds) == nil,
+            "a seal does not fit its own source and time"
+        )
+        _ = seal.problem(receivedFrom: fuzzSource, nowMilliseconds: 1_800_000_000_000)
+    } catch {
+        invariant(
+            datagram.count == Announcement.keyedLength || error == .badTag,
+            "a keyed datagram of \(datagram.count) bytes refused as \(error), not for its tag"
+        )
     }
 }
+
+/// A source to check seals against.
+let fuzzSource = try! SocketAddress(ipAddress: "192.0.2.7", port: 47474)
 
 /// The key of the keyed parse.
 let fuzzKey = try! NetworkKey(secret: "fuzzing network key")
@@ -109,6 +129,29 @@ func seeds() -> [(name: String, bytes: [UInt8])] {
         badVersion[4] = 2
         seeds.append(("bad-version", [1] + badVersion))
         seeds.append(("zero-interval", [1] + datagram(.alive, interval: 1).dropLast() + [0]))
+        func keyed(_ kind: Announcement.Kind) -> [UInt8] {
+            let announcement = Announcement(
+                kind: kind,
+                peerID: PeerID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210),
+                transferPort: 47475,
+                announceIntervalMilliseconds: 2000
+            )
+            let seal = AnnouncementSeal(
+                timestampMilliseconds: 1_800_000_000_000,
+                counter: 7,
+                sourceAddress: 0xC000_0207,
+                sourcePort: 47474
+            )
+            return Array(announcement.encoded(key: fuzzKey, seal: seal).readableBytesView)
+        }
+        seeds.append(("keyed-alive", [0] + keyed(.alive)))
+        seeds.append(("keyed-stop", [0] + keyed(.stop)))
+        var badTag = keyed(.start)
+        badTag[Announcement.keyedLength - 1] ^= 1
+        seeds.append(("keyed-bad-tag", [0] + badTag))
+        var badSeal = keyed(.start)
+        badSeal[40] ^= 1
+        seeds.append(("keyed-bad-seal", [0] + badSeal))
         return seeds
     }
 }

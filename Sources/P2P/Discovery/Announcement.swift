@@ -13,6 +13,20 @@ import NIOCore
 /// checksum field taken as zero. The interval tells receivers how often to expect the
 /// sender, so each peer expires the others by their own announce interval, not its own.
 /// A transfer port of zero marks an observer (`p2p peers`, `p2p ls`) that serves nothing.
+///
+/// In a swarm with a network key, the datagram is followed by an `AnnouncementSeal`
+/// (timestamp, counter, the sender's own address and port) and an HMAC-SHA-256 tag over
+/// everything before it, 84 bytes in all:
+///
+/// ```
+///  0                                  30                       52                   84
+/// +----------------------------------+------------------------+--------------------+
+/// | announcement (above, 30 B)       | seal (22 B)            | HMAC tag (32 B)    |
+/// +----------------------------------+------------------------+--------------------+
+/// ```
+///
+/// Without a key there is no seal and no tag: anyone can forge any field, including the
+/// source address the receiver sees.
 public struct Announcement: Sendable, Equatable {
     /// Why a peer sends the datagram.
     public enum Kind: UInt8, Sendable, CustomStringConvertible {
@@ -61,39 +75,48 @@ public struct Announcement: Sendable, Equatable {
         self.announceIntervalMilliseconds = announceIntervalMilliseconds
     }
 
-    /// Encodes the datagram, with an HMAC-SHA-256 tag after it when the swarm has a key.
+    /// The length of a keyed datagram: announcement, seal and tag.
+    public static let keyedLength = encodedLength + AnnouncementSeal.encodedLength + NetworkKey.discoveryTagLength
+
+    /// Encodes the keyed datagram: the announcement, the seal, and an HMAC-SHA-256 tag over
+    /// both.
     /// - Parameters:
-    ///   - key: the swarm's network key, if any.
+    ///   - key: the swarm's network key.
+    ///   - seal: when, in what order and from where it is sent.
     ///   - allocator: where to get the buffer.
     /// - Returns: the datagram's bytes.
-    public func encoded(key: NetworkKey?, allocator: ByteBufferAllocator = ByteBufferAllocator()) -> ByteBuffer {
+    public func encoded(
+        key: NetworkKey,
+        seal: AnnouncementSeal,
+        allocator: ByteBufferAllocator = ByteBufferAllocator()
+    ) -> ByteBuffer {
         var buffer = self.encoded(allocator: allocator)
-        if let key {
-            let tag = buffer.withUnsafeReadableBytes { key.tag(discovery: $0) }
-            buffer.writeBytes(tag)
-        }
+        seal.write(to: &buffer)
+        let tag = buffer.withUnsafeReadableBytes { key.tag(discovery: $0) }
+        buffer.writeBytes(tag)
         return buffer
     }
 
-    /// Parses a datagram of a swarm with or without a key: with one, the datagram must
-    /// carry a valid tag, and one without is refused.
+    /// Parses a keyed datagram: it must carry a seal and a valid tag. The seal is returned
+    /// for the receiver to check against the datagram's source, its clock and the counters
+    /// it has seen.
     /// - Parameters:
     ///   - datagram: the bytes received.
-    ///   - key: the swarm's network key, if any.
-    /// - Returns: the announcement.
-    /// - Throws: `AnnouncementError`, including `badTag` for a missing or wrong tag.
-    public static func parse(_ datagram: ByteBuffer, key: NetworkKey?) throws(AnnouncementError) -> Announcement {
-        guard let key else { return try Self.parse(datagram) }
-        guard datagram.readableBytes == Self.encodedLength + NetworkKey.discoveryTagLength else {
-            throw .badTag
-        }
-        let body = datagram.getSlice(at: datagram.readerIndex, length: Self.encodedLength)!
-        let tag = datagram.getBytes(
-            at: datagram.readerIndex + Self.encodedLength,
-            length: NetworkKey.discoveryTagLength
-        )!
-        guard body.withUnsafeReadableBytes({ key.verify(tag: tag, discovery: $0) }) else { throw .badTag }
-        return try Self.parse(body)
+    ///   - key: the swarm's network key.
+    /// - Returns: the announcement and its seal.
+    /// - Throws: `AnnouncementError`, `badTag` for a missing or wrong tag.
+    public static func parse(
+        _ datagram: ByteBuffer,
+        key: NetworkKey
+    ) throws(AnnouncementError) -> (announcement: Announcement, seal: AnnouncementSeal) {
+        guard datagram.readableBytes == Self.keyedLength else { throw .badTag }
+        let signedLength = Self.encodedLength + AnnouncementSeal.encodedLength
+        let signed = datagram.getSlice(at: datagram.readerIndex, length: signedLength)!
+        let tag = datagram.getBytes(at: datagram.readerIndex + signedLength, length: NetworkKey.discoveryTagLength)!
+        guard signed.withUnsafeReadableBytes({ key.verify(tag: tag, discovery: $0) }) else { throw .badTag }
+        let announcement = try Self.parse(datagram.getSlice(at: datagram.readerIndex, length: Self.encodedLength)!)
+        let seal = AnnouncementSeal.read(from: datagram, at: datagram.readerIndex + Self.encodedLength)
+        return (announcement, seal)
     }
 
     /// Encodes the datagram without a tag.

@@ -1,3 +1,4 @@
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
@@ -16,6 +17,12 @@ import Synchronization
 /// `alive`, so a newcomer knows the swarm at once. Then `alive` goes out every announce
 /// interval; a peer not heard from for three of its intervals is dropped; `stop` on
 /// graceful shutdown removes the peer everywhere at once.
+///
+/// Only datagrams from the networks in scope, loopback and the `--peer` addresses are
+/// heard, so this peer never answers nor connects to a host elsewhere; answers to `start`
+/// are rate-limited (`StartReplyLimiter`), and the table is bounded (`PeerRoster`). In a
+/// keyed swarm each datagram is sealed with its time, a counter and the sender's own
+/// address (`AnnouncementSeal`), and one that does not fit how it arrived is refused.
 public final class PeerDiscovery: Service, Sendable {
     /// Counters, for logs and tests.
     public struct Statistics: Sendable, Equatable {
@@ -29,6 +36,19 @@ public final class PeerDiscovery: Service, Sendable {
         public var ownEchoes = 0
         /// Sends that failed.
         public var sendFailures = 0
+        /// Announcements from new ids refused because the table, or the sender's address's
+        /// share of it, was full.
+        public var tableFull = 0
+        /// `stop`s refused: from another address than the peer's, or for an unknown id.
+        public var stopsRefused = 0
+        /// Keyed datagrams refused as replays: a counter not above the last, a timestamp
+        /// outside the window, or another source than the one sealed in.
+        public var replays = 0
+        /// `start`s left unanswered by the rate limit.
+        public var answersLimited = 0
+        /// Distinct senders (by address, up to 256) whose datagrams failed the key check:
+        /// peers that use another key, or none while this one has one, or the reverse.
+        public var foreignKeySenders = 0
     }
 
     /// This peer's id.
@@ -44,11 +64,16 @@ public final class PeerDiscovery: Service, Sendable {
     private let statisticsBox = Mutex(Statistics())
     private let privateSocket = Mutex<DatagramSocket?>(nil)
     private let scope = Mutex(NetworkScope(networks: []))
-    private let localAddresses = Mutex(Set<UInt32>())
+    /// The IPv4 addresses of `--peer`, heard and answered wherever they are.
+    private let staticPeerAddresses: Set<UInt32>
+    /// How many `start`s get an answer.
+    private let replyLimiter = Mutex(StartReplyLimiter())
+    /// The last counter sealed into a keyed datagram; each datagram takes the next.
+    private let sealCounter = Mutex<UInt64>(0)
     /// Set once `stop` is sent, so that the closing sockets are not bound again.
     private let stopping = Mutex(false)
-    /// Senders already logged for lacking the network key, so each is logged once.
-    private let refusedSenders = Mutex(Set<String>())
+    /// Senders already seen failing the key check, so each is logged and counted once.
+    private let foreignKeySenders = Mutex(Set<String>())
 
     /// Creates a discovery service; nothing happens until `run()`.
     /// - Parameters:
@@ -70,6 +95,7 @@ public final class PeerDiscovery: Service, Sendable {
         self.transferPort = UInt16(clamping: transferPort)
         self.configuration = configuration
         self.table = table
+        self.staticPeerAddresses = Set(configuration.staticPeers.compactMap(NetworkScope.ipv4))
         self.group = group
         var logger = logger
         logger[metadataKey: "peer.id"] = "\(peerID.short)"
@@ -117,7 +143,7 @@ public final class PeerDiscovery: Service, Sendable {
             ]
         )
         await withDiscardingTaskGroup { group in
-            group.addTask { await self.receive(from: shared, isShared: true) }
+            group.addTask { await self.receive(from: shared) }
             group.addTask { await self.keepPrivateSocket(privateSocket) }
             group.addTask { await self.expireSilentPeers() }
             group.addTask { await self.logEvents() }
@@ -154,7 +180,7 @@ public final class PeerDiscovery: Service, Sendable {
         // Bounded by shutdown: each pass waits for the socket to close, then at least
         // 100 ms before binding again.
         while let current = socket {
-            await self.receive(from: current, isShared: false)
+            await self.receive(from: current)
             guard !self.stopping.withLock({ $0 }), !Task.isCancelled else { return }
             self.logger.debug("discovery socket closed; binding a new one")
             try? await Task.sleep(for: .milliseconds(100))
@@ -165,76 +191,118 @@ public final class PeerDiscovery: Service, Sendable {
 
     // MARK: Receiving
 
-    private func receive(from socket: DatagramSocket, isShared: Bool) async {
+    private func receive(from socket: DatagramSocket) async {
         for await envelope in socket.datagrams {
-            self.handle(envelope, isShared: isShared)
+            self.handle(envelope)
         }
     }
 
-    private func handle(_ envelope: AddressedEnvelope<ByteBuffer>, isShared: Bool) {
+    private func handle(_ envelope: AddressedEnvelope<ByteBuffer>) {
+        let source = envelope.remoteAddress
         let announcement: Announcement
+        var seal: AnnouncementSeal? = nil
         do {
-            announcement = try Announcement.parse(envelope.data, key: self.configuration.networkKey)
-        } catch .badTag {
-            self.statisticsBox.withLock { $0.malformed += 1 }
-            self.noteRefused(envelope.remoteAddress)
-            return
+            if let key = self.configuration.networkKey {
+                (announcement, seal) = try Announcement.parse(envelope.data, key: key)
+            } else {
+                announcement = try Announcement.parse(envelope.data)
+            }
         } catch {
             self.statisticsBox.withLock { $0.malformed += 1 }
-            self.logger.debug(
-                "dropped a malformed discovery datagram",
-                metadata: ["peer.address": "\(envelope.remoteAddress)", "error": "\(error)"]
-            )
+            if error == .badTag || error == .wrongLength(Announcement.keyedLength) {
+                // A swarm with another key, or one with a key while this peer has none.
+                self.noteForeignKey(source)
+            } else {
+                self.logger.debug(
+                    "dropped a malformed discovery datagram",
+                    metadata: ["peer.address": "\(source)", "error": "\(error)"]
+                )
+            }
             return
         }
         if announcement.peerID == self.peerID {
             self.statisticsBox.withLock { $0.ownEchoes += 1 }
             return
         }
-        if isShared && !self.accepts(envelope) {
+        guard self.isInScope(source) else {
             self.statisticsBox.withLock { $0.outOfScope += 1 }
             self.logger.debug(
-                "ignored an announcement from outside the discovery interfaces",
-                metadata: ["peer.address": "\(envelope.remoteAddress)"]
+                "ignored an announcement from outside the discovery networks",
+                metadata: ["peer.address": "\(source)"]
+            )
+            return
+        }
+        if let seal, let problem = seal.problem(receivedFrom: source, nowMilliseconds: Self.wallClockMilliseconds()) {
+            self.statisticsBox.withLock { $0.replays += 1 }
+            self.logger.debug(
+                "refused a keyed discovery datagram",
+                metadata: ["peer.address": "\(source)", "reason": "\(problem)"]
+            )
+            return
+        }
+        let now = NIODeadline.now()
+        let outcome = self.table.admit(announcement, from: source, counter: seal?.counter, now: now)
+        if case .refused(let refusal) = outcome {
+            self.statisticsBox.withLock { statistics in
+                switch refusal {
+                case .tableFull, .addressFull: statistics.tableFull += 1
+                case .stopFromElsewhere, .unknownStop: statistics.stopsRefused += 1
+                case .replayed: statistics.replays += 1
+                }
+            }
+            self.logger.debug(
+                "refused a discovery announcement",
+                metadata: [
+                    "peer.address": "\(source)", "remote.peer.id": "\(announcement.peerID.short)",
+                    "reason": "\(refusal)",
+                ]
             )
             return
         }
         self.statisticsBox.withLock { $0.accepted += 1 }
-        self.table.record(announcement, from: envelope.remoteAddress)
         if announcement.kind == .start {
-            // A newcomer learns the swarm from these answers, well within a second.
-            self.privateSocket.withLock { $0 }?.post(
-                self.announcement(.alive).encoded(key: self.configuration.networkKey),
-                to: envelope.remoteAddress
-            )
+            // A newcomer learns the swarm from these answers, well within a second; the
+            // limit keeps a flood of forged `start`s from aiming them at a bystander.
+            let allowed = self.replyLimiter.withLock { $0.allow(NetworkScope.ipv4(source) ?? 0, now: now) }
+            guard allowed else {
+                self.statisticsBox.withLock { $0.answersLimited += 1 }
+                return
+            }
+            guard let socket = self.privateSocket.withLock({ $0 }) else { return }
+            socket.post(self.encoded(.alive, to: source, from: socket), to: source)
         }
     }
 
-    /// Logs, once per sender, a datagram refused for lacking the swarm's key.
-    private func noteRefused(_ sender: SocketAddress) {
+    /// Logs once, and counts, a sender whose datagrams fail the key check.
+    private func noteForeignKey(_ sender: SocketAddress) {
         let host = sender.ipAddress ?? "?"
-        let isNew = self.refusedSenders.withLock { senders in
-            guard senders.count < 256 else { return false }
-            return senders.insert(host).inserted
+        let isNew = self.foreignKeySenders.withLock { senders in
+            guard senders.count < 256, senders.insert(host).inserted else { return false }
+            return true
         }
-        if isNew {
-            self.logger.info(
-                "ignored discovery datagrams without the network key",
-                metadata: ["peer.address": "\(host)"]
-            )
-        }
+        guard isNew else { return }
+        self.statisticsBox.withLock { $0.foreignKeySenders += 1 }
+        self.logger.info(
+            self.configuration.networkKey == nil
+                ? "ignored discovery datagrams of a swarm with a network key"
+                : "ignored discovery datagrams without the network key",
+            metadata: ["peer.address": "\(host)"]
+        )
     }
 
-    /// Whether a datagram that reached the shared port is to be heard: it comes from a
-    /// network in scope, or it was sent to one of this host's own addresses by unicast
-    /// (a `--peer` on the other side). A broadcast from outside the scope is ignored, so
-    /// a peer limited to `lo` never answers anyone on another network.
-    private func accepts(_ envelope: AddressedEnvelope<ByteBuffer>) -> Bool {
-        if self.scope.withLock({ $0.contains(envelope.remoteAddress) }) { return true }
-        guard let destination = envelope.metadata?.packetInfo?.destinationAddress,
-            let value = NetworkScope.ipv4(destination)
-        else { return false }
-        return self.localAddresses.withLock { $0.contains(value) }
+    /// Whether a datagram from `source` is heard: it comes from a network in scope, from
+    /// loopback, or from a `--peer` address. Anything else is ignored, so a forged
+    /// announcement cannot make this peer answer or connect to a host elsewhere.
+    private func isInScope(_ source: SocketAddress) -> Bool {
+        Self.hears(source, scope: self.scope.withLock { $0 }, staticPeers: self.staticPeerAddresses)
+    }
+
+    /// Whether a datagram from `source` is heard, given the networks in scope and the
+    /// IPv4 addresses of the `--peer`s.
+    static func hears(_ source: SocketAddress, scope: NetworkScope, staticPeers: Set<UInt32>) -> Bool {
+        guard let value = NetworkScope.ipv4(source) else { return false }
+        if value >> 24 == 127 || staticPeers.contains(value) { return true }
+        return scope.contains(source)
     }
 
     // MARK: Sending
@@ -247,6 +315,31 @@ public final class PeerDiscovery: Service, Sendable {
             transferPort: self.transferPort,
             announceIntervalMilliseconds: UInt32(clamping: milliseconds)
         )
+    }
+
+    /// The datagram for `target`: in a keyed swarm sealed with the time, the next counter,
+    /// and the address and port `socket` sends from toward `target`.
+    private func encoded(_ kind: Announcement.Kind, to target: SocketAddress, from socket: DatagramSocket) -> ByteBuffer
+    {
+        let announcement = self.announcement(kind)
+        guard let key = self.configuration.networkKey else { return announcement.encoded() }
+        let scope = self.scope.withLock { $0 }
+        let counter = self.sealCounter.withLock { counter in
+            counter += 1
+            return counter
+        }
+        let seal = AnnouncementSeal(
+            timestampMilliseconds: Self.wallClockMilliseconds(),
+            counter: counter,
+            sourceAddress: SourceAddress.toward(target, scope: scope, bindHost: self.configuration.bindHost) ?? 0,
+            sourcePort: UInt16(clamping: socket.localPort)
+        )
+        return announcement.encoded(key: key, seal: seal)
+    }
+
+    /// Milliseconds since the Unix epoch: what seals carry, so that peers compare times.
+    private static func wallClockMilliseconds() -> UInt64 {
+        UInt64(max(0, Date().timeIntervalSince1970 * 1000))
     }
 
     /// Sends `start` at once (and once more shortly after, in case the first is lost),
@@ -277,14 +370,11 @@ public final class PeerDiscovery: Service, Sendable {
         } catch {
             self.logger.warning("cannot list network interfaces", metadata: ["error": "\(error)"])
         }
-        let addresses = NetworkScope.localAddresses()
-        self.localAddresses.withLock { $0 = addresses }
     }
 
     /// Broadcasts on every network in scope, and unicasts to static peers and to known
     /// peers that the broadcasts do not reach.
     private func sendToAll(_ kind: Announcement.Kind) async {
-        let bytes = self.announcement(kind).encoded(key: self.configuration.networkKey)
         let scope = self.scope.withLock { $0 }
         var targets = scope.broadcastTargets(port: self.configuration.port)
         targets += self.configuration.staticPeers
@@ -292,14 +382,14 @@ public final class PeerDiscovery: Service, Sendable {
             if !targets.contains(peer.discoveryAddress) { targets.append(peer.discoveryAddress) }
         }
         for target in targets {
-            await self.send(bytes, to: target)
+            await self.send(kind, to: target)
         }
     }
 
-    private func send(_ bytes: ByteBuffer, to target: SocketAddress) async {
+    private func send(_ kind: Announcement.Kind, to target: SocketAddress) async {
         guard let socket = self.privateSocket.withLock({ $0 }) else { return }
         do {
-            try await socket.send(bytes, to: target)
+            try await socket.send(self.encoded(kind, to: target, from: socket), to: target)
         } catch {
             self.statisticsBox.withLock { $0.sendFailures += 1 }
             self.logger.debug(

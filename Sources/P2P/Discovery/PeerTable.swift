@@ -33,25 +33,34 @@ public enum PeerEvent: Sendable, Equatable {
 }
 
 /// The peers discovery knows of, safe to read from any task.
+///
+/// What gets in, what expires and which `stop` counts is decided by a `PeerRoster` value
+/// held under the table's lock; the table adds the event stream for subscribers.
 public final class PeerTable: Sendable {
     /// How many announce intervals of silence drop a peer.
     public static let silentIntervalsBeforeExpiry: Int64 = 3
 
     private struct State {
-        var peers: [PeerID: KnownPeer] = [:]
+        var roster: PeerRoster
         var observers: [UInt64: AsyncStream<PeerEvent>.Continuation] = [:]
         var nextObserver: UInt64 = 0
     }
 
-    private let state = Mutex(State())
+    private let state: Mutex<State>
 
     /// An empty table.
-    public init() {}
+    /// - Parameter limits: the bounds it keeps.
+    public init(limits: PeerRoster.Limits = PeerRoster.Limits()) {
+        self.state = Mutex(State(roster: PeerRoster(limits: limits)))
+    }
 
     /// The peers known now, observers included, ordered by id.
     public func all() -> [KnownPeer] {
-        self.state.withLock { Array($0.peers.values) }.sorted { $0.id < $1.id }
+        self.state.withLock { Array($0.roster.peers.values) }.sorted { $0.id < $1.id }
     }
+
+    /// How many peers are known now, observers included.
+    public var count: Int { self.state.withLock { $0.roster.peers.count } }
 
     /// The peers that serve transfers, ordered by id.
     public func servingPeers() -> [KnownPeer] {
@@ -60,7 +69,7 @@ public final class PeerTable: Sendable {
 
     /// The peer with this id, if known.
     public func peer(_ id: PeerID) -> KnownPeer? {
-        self.state.withLock { $0.peers[id] }
+        self.state.withLock { $0.roster.peers[id] }
     }
 
     /// A stream of changes from now on. It ends when the caller stops iterating.
@@ -82,6 +91,31 @@ public final class PeerTable: Sendable {
     /// - Parameters:
     ///   - announcement: what it said.
     ///   - source: where the datagram came from.
+    ///   - counter: the datagram's authenticated counter, in a keyed swarm.
+    ///   - now: the time it arrived.
+    /// - Returns: what it did to the table.
+    @discardableResult
+    public func admit(
+        _ announcement: Announcement,
+        from source: SocketAddress,
+        counter: UInt64? = nil,
+        now: NIODeadline = .now()
+    ) -> PeerRoster.Outcome {
+        let outcome = self.state.withLock {
+            $0.roster.record(announcement, from: source, counter: counter, now: now)
+        }
+        switch outcome {
+        case .joined(let peer): self.publish(.joined(peer))
+        case .left(let peer): self.publish(.left(peer))
+        case .refreshed, .refused: break
+        }
+        return outcome
+    }
+
+    /// Records an announcement heard from a peer.
+    /// - Parameters:
+    ///   - announcement: what it said.
+    ///   - source: where the datagram came from.
     ///   - now: the time it arrived.
     /// - Returns: the event it caused, if the peer is new or left.
     @discardableResult
@@ -90,29 +124,11 @@ public final class PeerTable: Sendable {
         from source: SocketAddress,
         now: NIODeadline = .now()
     ) -> PeerEvent? {
-        let interval = TimeAmount.milliseconds(Int64(announcement.announceIntervalMilliseconds))
-        let event: PeerEvent? = self.state.withLock { state in
-            switch announcement.kind {
-            case .stop:
-                guard let gone = state.peers.removeValue(forKey: announcement.peerID) else { return nil }
-                return .left(gone)
-            case .start, .alive:
-                var transferAddress = source
-                transferAddress.port = Int(announcement.transferPort)
-                let peer = KnownPeer(
-                    id: announcement.peerID,
-                    transferAddress: transferAddress,
-                    discoveryAddress: source,
-                    lastSeen: now,
-                    expires: now + interval * Self.silentIntervalsBeforeExpiry,
-                    isObserver: announcement.transferPort == 0
-                )
-                let isNew = state.peers.updateValue(peer, forKey: peer.id) == nil
-                return isNew ? .joined(peer) : nil
-            }
+        switch self.admit(announcement, from: source, now: now) {
+        case .joined(let peer): .joined(peer)
+        case .left(let peer): .left(peer)
+        case .refreshed, .refused: nil
         }
-        if let event { self.publish(event) }
-        return event
     }
 
     /// Drops every peer whose expiry time has passed.
@@ -120,11 +136,7 @@ public final class PeerTable: Sendable {
     /// - Returns: the peers dropped.
     @discardableResult
     public func expire(now: NIODeadline = .now()) -> [KnownPeer] {
-        let expired: [KnownPeer] = self.state.withLock { state in
-            let gone = state.peers.values.filter { $0.expires <= now }
-            for peer in gone { state.peers.removeValue(forKey: peer.id) }
-            return gone
-        }
+        let expired = self.state.withLock { $0.roster.expire(now: now) }
         for peer in expired { self.publish(.expired(peer)) }
         return expired
     }
@@ -132,7 +144,7 @@ public final class PeerTable: Sendable {
     /// Forgets a peer, for instance one that served corrupt data too often.
     /// - Parameter id: the peer.
     public func remove(_ id: PeerID) {
-        self.state.withLock { _ = $0.peers.removeValue(forKey: id) }
+        self.state.withLock { _ = $0.roster.remove(id) }
     }
 
     private func publish(_ event: PeerEvent) {

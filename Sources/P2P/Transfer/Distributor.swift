@@ -8,6 +8,11 @@ import ServiceLifecycle
 /// Every interval it picks a random known peer, asks what it holds, and pushes chunks it
 /// lacks that this peer holds, rarest in the swarm first, within a rate limit. So files
 /// spread, and stay downloadable after the peer that first shared them leaves.
+///
+/// Rarity is estimated from a random sample of at most `maximumPeersPerRound` peers, the
+/// receiver among them, not from every peer in the table: the table may hold forged
+/// entries, and each peer asked is a TCP connection, so a round opens a bounded number of
+/// connections and a round starts at most once per interval.
 public final class Distributor: Service, Sendable {
     /// Tuning.
     public struct Configuration: Sendable {
@@ -15,22 +20,29 @@ public final class Distributor: Service, Sendable {
         public var interval: Duration
         /// Bytes per second pushed at most.
         public var bytesPerSecond: Int64
+        /// Peers asked for their inventory in one round at most, the receiver included.
+        public var maximumPeersPerRound: Int
 
         /// The default interval: 10 s, as the seed had it.
         public static let defaultInterval: Duration = .seconds(10)
         /// The default rate: 8 MiB/s, a fraction of a LAN link, so downloads stay fast.
         public static let defaultBytesPerSecond: Int64 = 8 << 20
+        /// The default sample: 8 peers, enough to tell rare chunks from common ones.
+        public static let defaultMaximumPeersPerRound = 8
 
         /// Creates a configuration.
         /// - Parameters:
         ///   - interval: time between rounds, zero for off.
         ///   - bytesPerSecond: the push rate limit.
+        ///   - maximumPeersPerRound: peers asked per round at most.
         public init(
             interval: Duration = Configuration.defaultInterval,
-            bytesPerSecond: Int64 = Configuration.defaultBytesPerSecond
+            bytesPerSecond: Int64 = Configuration.defaultBytesPerSecond,
+            maximumPeersPerRound: Int = Configuration.defaultMaximumPeersPerRound
         ) {
             self.interval = interval
             self.bytesPerSecond = bytesPerSecond
+            self.maximumPeersPerRound = max(1, maximumPeersPerRound)
         }
     }
 
@@ -86,6 +98,18 @@ public final class Distributor: Service, Sendable {
         }
     }
 
+    /// The peers a round asks: the receiver and random others, `count` in all at most.
+    /// - Parameters:
+    ///   - receiver: the peer to push to.
+    ///   - peers: the serving peers known.
+    ///   - count: how many to ask at most.
+    /// - Returns: the receiver first, then up to `count - 1` others.
+    static func sample(receiver: KnownPeer, among peers: [KnownPeer], count: Int) -> [KnownPeer] {
+        var others = peers.filter { $0.id != receiver.id }
+        others.shuffle()
+        return [receiver] + others.prefix(max(0, count - 1))
+    }
+
     /// One round: learn what `peer` lacks and push it, rarest first, within the budget
     /// of one interval at the rate limit.
     /// - Parameter peer: the receiver.
@@ -94,9 +118,13 @@ public final class Distributor: Service, Sendable {
     public func pushRound(to peer: KnownPeer) async throws -> Int {
         let mine = await self.store.inventory()
         guard !mine.isEmpty else { return 0 }
-        // Rarity as far as this peer knows it: from the inventories of the swarm.
+        // Rarity as far as this peer knows it: from the inventories of a sample of the swarm.
         let others = await Downloader.inventories(
-            of: self.table.servingPeers(),
+            of: Self.sample(
+                receiver: peer,
+                among: self.table.servingPeers(),
+                count: self.configuration.maximumPeersPerRound
+            ),
             maximumPayloadLength: self.maximumPayloadLength,
             networkKey: self.networkKey,
             group: self.group,

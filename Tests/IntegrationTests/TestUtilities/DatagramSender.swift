@@ -14,14 +14,35 @@ final class DatagramSender {
     private let descriptor: Int32
 
     /// Opens the socket.
-    /// - Throws: `Failure` if it cannot be opened.
-    init() throws {
+    /// - Parameter bindHost: a loopback address to send from, such as 127.1.0.7; by default
+    ///   the kernel's choice.
+    /// - Throws: `Failure` if it cannot be opened or bound.
+    init(bindHost: String? = nil) throws {
         let descriptor = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
         guard descriptor >= 0 else { throw Failure(description: "socket(): errno \(errno)") }
         var on: Int32 = 1
         guard setsockopt(descriptor, SOL_SOCKET, SO_BROADCAST, &on, socklen_t(MemoryLayout<Int32>.size)) == 0 else {
             close(descriptor)
             throw Failure(description: "setsockopt(SO_BROADCAST): errno \(errno)")
+        }
+        if let bindHost {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            guard inet_pton(AF_INET, bindHost, &local.sin_addr) == 1,
+                UInt32(bigEndian: local.sin_addr.s_addr) >> 24 == 127
+            else {
+                close(descriptor)
+                throw Failure(description: "\(bindHost) is not a loopback address")
+            }
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    bind(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size))
+                }
+            }
+            guard bound == 0 else {
+                close(descriptor)
+                throw Failure(description: "bind(\(bindHost)): errno \(errno)")
+            }
         }
         self.descriptor = descriptor
     }

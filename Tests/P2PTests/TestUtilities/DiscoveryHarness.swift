@@ -43,12 +43,14 @@ func withDiscovery<Result: Sendable>(
     transferPorts: [Int],
     port: Int,
     announceInterval: TimeAmount = .milliseconds(200),
+    networkKey: NetworkKey? = nil,
     _ body: (RunningDiscovery) async throws -> Result
 ) async throws -> Result {
     let configuration = DiscoveryConfiguration(
         port: port,
         announceInterval: announceInterval,
-        interfaceNames: ["lo"]
+        interfaceNames: ["lo"],
+        networkKey: networkKey
     )
     let services = transferPorts.map {
         PeerDiscovery(peerID: .random(), transferPort: $0, configuration: configuration, logger: quietLogger)
@@ -86,13 +88,16 @@ func withDiscovery<Result: Sendable>(
 struct DatagramSender: Sendable {
     let channel: any Channel
 
-    static func bind() async throws -> DatagramSender {
+    static func bind(host: String = "127.0.0.1") async throws -> DatagramSender {
         let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.so_broadcast), value: 1)
-            .bind(host: "127.0.0.1", port: 0)
+            .bind(host: host, port: 0)
             .get()
         return DatagramSender(channel: channel)
     }
+
+    /// The address datagrams from this socket come from.
+    var address: SocketAddress { self.channel.localAddress! }
 
     func send(_ bytes: [UInt8], to address: SocketAddress) async throws {
         try await self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: ByteBuffer(bytes: bytes)))
