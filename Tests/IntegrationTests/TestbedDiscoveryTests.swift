@@ -96,4 +96,35 @@ struct TestbedDiscoveryTests {
             try await Polling.waitForFullMesh(survivors, timeout: .seconds(1))
         }
     }
+
+    @Test(
+        "--peer on one side: a keyed peer heard by unicast from outside the other's networks is listed; an unkeyed one is not",
+        arguments: [true, false]
+    )
+    func oneSidedPeer(keyed: Bool) async throws {
+        try await Testbed.with(hosts: 2) { testbed in
+            let swarm = try TestSwarm(announceInterval: Self.interval)
+            defer { swarm.shutdown() }
+            let key = keyed ? ["--secret", "one-sided-peer-test-secret-0123456789"] : []
+            // Host 1 takes part in discovery on loopback only: host 2's datagrams reach it
+            // by unicast to its own address, from outside its networks.
+            let quiet = try await ShellPeer(
+                process: testbed.launch(host: 1, ["shell"] + key, in: swarm, interface: "lo"),
+                timeout: .seconds(10)
+            )
+            let named = try await ShellPeer(
+                process: testbed.launch(
+                    host: 2,
+                    ["shell", "--peer", "\(testbed.address(host: 1)):\(swarm.discoveryPort)"] + key,
+                    in: swarm
+                ),
+                timeout: .seconds(10)
+            )
+            let heard = try await Polling.until(timeout: .seconds(3)) { try await quiet.lists(named.shortID) }
+            #expect(heard == keyed)
+            if keyed {
+                #expect(try await Polling.until(timeout: .seconds(3)) { try await named.lists(quiet.shortID) })
+            }
+        }
+    }
 }

@@ -66,6 +66,8 @@ public final class PeerDiscovery: Service, Sendable {
     private let scope = Mutex(NetworkScope(networks: []))
     /// The IPv4 addresses of `--peer`, heard and answered wherever they are.
     private let staticPeerAddresses: Set<UInt32>
+    /// This host's own IPv4 addresses, refreshed with the scope.
+    private let localAddresses = Mutex(Set<UInt32>())
     /// How many `start`s get an answer.
     private let replyLimiter = Mutex(StartReplyLimiter())
     /// The last counter sealed into a keyed datagram; each datagram takes the next.
@@ -224,7 +226,7 @@ public final class PeerDiscovery: Service, Sendable {
             self.statisticsBox.withLock { $0.ownEchoes += 1 }
             return
         }
-        guard self.isInScope(source) else {
+        guard self.isInScope(source) || (seal != nil && self.isUnicastToThisHost(envelope)) else {
             self.statisticsBox.withLock { $0.outOfScope += 1 }
             self.logger.debug(
                 "ignored an announcement from outside the discovery networks",
@@ -288,6 +290,19 @@ public final class PeerDiscovery: Service, Sendable {
                 : "ignored discovery datagrams without the network key",
             metadata: ["peer.address": "\(host)"]
         )
+    }
+
+    /// Whether a datagram was sent to one of this host's own addresses, not broadcast: in a
+    /// keyed swarm such a datagram from outside the scope is a member that names this
+    /// peer with `--peer` (its seal binds its real address and a fresh time, so it cannot
+    /// be forged or replayed from elsewhere), and it is heard, so `--peer` on one side
+    /// suffices. A broadcast from outside the scope is never heard: `--interface` limits
+    /// which networks discovery takes part in.
+    private func isUnicastToThisHost(_ envelope: AddressedEnvelope<ByteBuffer>) -> Bool {
+        guard let destination = envelope.metadata?.packetInfo?.destinationAddress,
+            let value = NetworkScope.ipv4(destination)
+        else { return false }
+        return self.localAddresses.withLock { $0.contains(value) }
     }
 
     /// Whether a datagram from `source` is heard: it comes from a network in scope, from
@@ -370,6 +385,8 @@ public final class PeerDiscovery: Service, Sendable {
         } catch {
             self.logger.warning("cannot list network interfaces", metadata: ["error": "\(error)"])
         }
+        let addresses = NetworkScope.localAddresses()
+        self.localAddresses.withLock { $0 = addresses }
     }
 
     /// Broadcasts on every network in scope, and unicasts to static peers and to known

@@ -105,14 +105,19 @@ final class Testbed: Sendable {
     ///   - swarm: the test's swarm (folder, discovery port, interval, cleanup).
     ///   - name: a name for messages.
     /// - Returns: the process; its PID is `p2p`'s, since `ip netns exec` execs it.
-    func launch(host index: Int, _ arguments: [String], in swarm: TestSwarm, name: String? = nil) throws -> PeerProcess
-    {
+    func launch(
+        host index: Int,
+        _ arguments: [String],
+        in swarm: TestSwarm,
+        name: String? = nil,
+        interface: String = "eth0"
+    ) throws -> PeerProcess {
         precondition((1...self.hosts).contains(index), "no host \(index) in testbed \(self.name)")
         guard let ip = Self.ipCommand else { throw Failure(description: "ip (iproute2) not found") }
         return try swarm.launch(
             executable: ip,
             arguments: ["netns", "exec", self.namespace(host: index), P2PBinary.url().path] + arguments
-                + swarm.commonOptions(interface: "eth0"),
+                + swarm.commonOptions(interface: interface),
             name: name ?? "h\(index)"
         )
     }
