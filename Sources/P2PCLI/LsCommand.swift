@@ -19,7 +19,9 @@ struct LsCommand: AsyncParsableCommand {
         let json = self.json
         try await ObserverListing.run(self.options, wait: self.listening.wait) { peer in
             let listing = await SwarmListing.gather(peer)
-            return json ? Console.json(listing.reports) : listing.table
+            guard json else { return PeerReport.withForeignKeyNote(listing.table, of: peer) }
+            if let note = PeerReport.foreignKeyNote(peer) { Console.error(note) }
+            return Console.json(listing.reports)
         }
     }
 }

@@ -19,7 +19,9 @@ struct PeersCommand: AsyncParsableCommand {
         let json = self.json
         try await ObserverListing.run(self.options, wait: self.listening.wait) { peer in
             let peers = peer.table.servingPeers()
-            return json ? Console.json(peers.map(PeerReport.init)) : PeerReport.table(peers)
+            guard json else { return PeerReport.withForeignKeyNote(PeerReport.table(peers), of: peer) }
+            if let note = PeerReport.foreignKeyNote(peer) { Console.error(note) }
+            return Console.json(peers.map(PeerReport.init))
         }
     }
 }

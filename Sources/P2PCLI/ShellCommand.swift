@@ -87,7 +87,7 @@ struct Shell: Service {
             Console.out(Self.help)
         case "list", "ls":
             try? await Task.sleep(until: self.started + Self.firstListingDelay)
-            Console.out(await SwarmListing.gather(self.peer).table)
+            Console.out(PeerReport.withForeignKeyNote(await SwarmListing.gather(self.peer).table, of: self.peer))
         case "download", "get":
             switch Result(parsing: String(line.drop { $0.isWhitespace }.dropFirst(command.count))) {
             case .success(let request): await self.download(request, current: current)

@@ -17,6 +17,18 @@ struct SecretTests {
         #expect(try await peers.waitForExit(timeout: .seconds(20)) == 0)
         try? await peers.waitForOutputToEnd(timeout: .seconds(5))
         #expect(peers.lines(.stdout).first?.text == "[]", "\(peers.transcript())")
+        // A listing that finds nothing says why it may have: announcements of another key.
+        for (name, extra, whose) in [
+            ("keyless-ls", [String](), "uses a network key"),
+            ("wrong-ls", ["--secret", "wrong horse battery"], "uses another network key"),
+        ] {
+            let listing = try swarm.launch(["ls", "--wait", "2.5"] + extra, name: name)
+            #expect(try await listing.waitForExit(timeout: .seconds(20)) == 0)
+            try? await listing.waitForOutputToEnd(timeout: .seconds(5))
+            let stdout = listing.lines(.stdout).map(\.text)
+            #expect(stdout.contains("no files in the swarm"), "\(listing.transcript())")
+            #expect(stdout.contains { $0.hasPrefix("heard 1 peer that \(whose)") }, "\(listing.transcript())")
+        }
         let (keylessStatus, _, keyless) = try await TransferFixtures.get(
             "private.bin",
             as: "keyless",
