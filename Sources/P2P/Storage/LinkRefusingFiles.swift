@@ -86,8 +86,7 @@ enum LinkRefusingFiles {
             throw P2PError(code: .fileExists, "\(target) appeared while the download finished")
         }
         // File systems without hard links: look, then rename.
-        var status = stat()
-        guard lstat(target.string, &status) != 0, errno == ENOENT else {
+        guard faccessat(AT_FDCWD, target.string, F_OK, AT_SYMLINK_NOFOLLOW) != 0, errno == ENOENT else {
             throw P2PError(code: .fileExists, "\(target) appeared while the download finished")
         }
         guard rename(source.string, target.string) == 0 else {
