@@ -18,21 +18,29 @@ enum KernelRoute {
         #endif
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
-        var remote = sockaddr_in()
-        remote.sin_family = sa_family_t(AF_INET)
-        remote.sin_port = in_port_t(UInt16(9).bigEndian)
-        remote.sin_addr.s_addr = destination.bigEndian
-        let length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let connected = withUnsafePointer(to: &remote) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, length) }
+        // A sockaddr_in laid out by hand (family, port and address at their fixed offsets):
+        // its C members are reachable through more than one module here, which the
+        // compiler does not always accept.
+        var remote = [UInt8](repeating: 0, count: Self.socketAddressLength)
+        remote.withUnsafeMutableBytes { bytes in
+            bytes.storeBytes(of: sa_family_t(AF_INET), toByteOffset: 0, as: sa_family_t.self)
+            bytes.storeBytes(of: UInt16(9).bigEndian, toByteOffset: 2, as: UInt16.self)
+            bytes.storeBytes(of: destination.bigEndian, toByteOffset: 4, as: UInt32.self)
+        }
+        let length = socklen_t(Self.socketAddressLength)
+        let connected = remote.withUnsafeBytes { bytes in
+            connect(descriptor, bytes.baseAddress!.assumingMemoryBound(to: sockaddr.self), length)
         }
         guard connected == 0 else { return nil }
-        var local = sockaddr_in()
+        var local = [UInt8](repeating: 0, count: Self.socketAddressLength)
         var localLength = length
-        let named = withUnsafeMutablePointer(to: &local) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(descriptor, $0, &localLength) }
+        let named = local.withUnsafeMutableBytes { bytes in
+            getsockname(descriptor, bytes.baseAddress!.assumingMemoryBound(to: sockaddr.self), &localLength)
         }
         guard named == 0 else { return nil }
-        return UInt32(bigEndian: local.sin_addr.s_addr)
+        return local.withUnsafeBytes { UInt32(bigEndian: $0.loadUnaligned(fromByteOffset: 4, as: UInt32.self)) }
     }
+
+    /// The size of a sockaddr_in.
+    private static let socketAddressLength = 16
 }
