@@ -29,14 +29,26 @@ struct ShellPolishTests {
         #expect(try await shell.process.waitForExit(timeout: .seconds(10)) == 0)
     }
 
+    /// A swarm with a seeder serving `slow.bin` (4 MiB) at 256 KiB/s, and a shell that
+    /// knows it. The caller shuts the swarm down.
+    static func shellBesideSlowSeed() async throws -> (TestSwarm, ShellPeer) {
+        let swarm = try TestSwarm()
+        do {
+            try TransferFixtures.share("slow.bin", size: 16 * Self.chunk, peer: "seed", in: swarm)
+            _ = try swarm.launch(["serve", "--upload-rate", "256k"], name: "seed")
+            let shell = try await swarm.launchShell(name: "user")
+            #expect(try await Polling.until(timeout: .seconds(5)) { !(try await shell.peers().peers.isEmpty) })
+            return (swarm, shell)
+        } catch {
+            swarm.shutdown()
+            throw error
+        }
+    }
+
     @Test("download --timeout in the shell gives up with the timeout message and the shell goes on")
     func shellDownloadTimeout() async throws {
-        let swarm = try TestSwarm()
+        let (swarm, shell) = try await Self.shellBesideSlowSeed()
         defer { swarm.shutdown() }
-        try TransferFixtures.share("slow.bin", size: 16 * Self.chunk, peer: "seed", in: swarm)
-        _ = try swarm.launch(["serve", "--upload-rate", "256k"], name: "seed")
-        let shell = try await swarm.launchShell(name: "user")
-        #expect(try await Polling.until(timeout: .seconds(5)) { !(try await shell.peers().peers.isEmpty) })
         let before = shell.process.lineCount(.stdout)
         try shell.process.send("download slow.bin --timeout 2")
         let (failed, _) = try await shell.process.waitForLine(
@@ -54,12 +66,8 @@ struct ShellPolishTests {
 
     @Test("Ctrl-C cancels the download under way and keeps what arrived; at the prompt it ends the shell")
     func interruptCancelsDownload() async throws {
-        let swarm = try TestSwarm()
+        let (swarm, shell) = try await Self.shellBesideSlowSeed()
         defer { swarm.shutdown() }
-        try TransferFixtures.share("slow.bin", size: 16 * Self.chunk, peer: "seed", in: swarm)
-        _ = try swarm.launch(["serve", "--upload-rate", "256k"], name: "seed")
-        let shell = try await swarm.launchShell(name: "user")
-        #expect(try await Polling.until(timeout: .seconds(5)) { !(try await shell.peers().peers.isEmpty) })
         let before = shell.process.lineCount(.stdout)
         try shell.process.send("download slow.bin")
         _ = try await shell.process.waitForLine(in: .stderr, containing: "download started", timeout: .seconds(10))

@@ -20,54 +20,69 @@ struct ChunkStoreSafetyTests {
         return file
     }
 
-    @Test("a symbolic link planted at the partial file is refused, and its target is untouched")
-    func linkAtPartialIsRefused() async throws {
+    /// Runs `body` with a store sharing one file of `size` bytes (the origin, with its
+    /// manifest and chunks) and an empty store to download it into, with the latter's
+    /// folders; both are closed and removed after.
+    private static func withOriginAndSink(
+        sharing name: String,
+        size: Int,
+        _ body: (
+            _ origin: (store: ChunkStore, manifest: Manifest, chunks: [ByteBuffer], data: [UInt8]),
+            _ store: ChunkStore,
+            _ sink: StorageFixture
+        ) async throws -> Void
+    ) async throws {
         let source = try StorageFixture()
         let sink = try StorageFixture()
         defer {
             source.remove()
             sink.remove()
         }
-        let origin = try await source.origin(sharing: "victim.bin", size: 600_000)
+        let origin = try await source.origin(sharing: name, size: size)
         let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
-        let outside = sink.root.appendingPathComponent("outside.txt")
-        try Data("precious".utf8).write(to: outside)
-        let partial = await store.partialPath(of: origin.manifest.id)
-        try FileManager.default.createDirectory(
-            atPath: partial.removingLastComponent().string,
-            withIntermediateDirectories: true
-        )
-        try FileManager.default.createSymbolicLink(atPath: partial.string, withDestinationPath: outside.path)
-
-        await #expect {
-            _ = try await store.beginDownload(origin.manifest)
-        } throws: { error in
-            (error as? P2PError)?.message.contains("symbolic link") == true
+        do {
+            try await body(origin, store, sink)
+        } catch {
+            await store.close()
+            await origin.store.close()
+            throw error
         }
-        #expect(try String(contentsOf: outside, encoding: .utf8) == "precious")
         await store.close()
         await origin.store.close()
     }
 
+    @Test("a symbolic link planted at the partial file is refused, and its target is untouched")
+    func linkAtPartialIsRefused() async throws {
+        try await Self.withOriginAndSink(sharing: "victim.bin", size: 600_000) { origin, store, sink in
+            let outside = sink.root.appendingPathComponent("outside.txt")
+            try Data("precious".utf8).write(to: outside)
+            let partial = await store.partialPath(of: origin.manifest.id)
+            try FileManager.default.createDirectory(
+                atPath: partial.removingLastComponent().string,
+                withIntermediateDirectories: true
+            )
+            try FileManager.default.createSymbolicLink(atPath: partial.string, withDestinationPath: outside.path)
+
+            await #expect {
+                _ = try await store.beginDownload(origin.manifest)
+            } throws: { error in
+                (error as? P2PError)?.message.contains("symbolic link") == true
+            }
+            #expect(try String(contentsOf: outside, encoding: .utf8) == "precious")
+        }
+    }
+
     @Test("a symbolic link planted at a download record is refused, and its target is untouched")
     func linkAtRecordIsRefused() async throws {
-        let source = try StorageFixture()
-        let sink = try StorageFixture()
-        defer {
-            source.remove()
-            sink.remove()
-        }
-        let origin = try await source.origin(sharing: "victim.bin", size: 600_000)
-        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
-        let outside = sink.root.appendingPathComponent("outside.txt")
-        try Data("precious".utf8).write(to: outside)
-        let record = sink.state.appendingPathComponent("partials/\(origin.manifest.id).record")
-        try FileManager.default.createSymbolicLink(atPath: record.path, withDestinationPath: outside.path)
+        try await Self.withOriginAndSink(sharing: "victim.bin", size: 600_000) { origin, store, sink in
+            let outside = sink.root.appendingPathComponent("outside.txt")
+            try Data("precious".utf8).write(to: outside)
+            let record = sink.state.appendingPathComponent("partials/\(origin.manifest.id).record")
+            try FileManager.default.createSymbolicLink(atPath: record.path, withDestinationPath: outside.path)
 
-        await #expect(throws: P2PError.self) { _ = try await store.beginDownload(origin.manifest) }
-        #expect(try String(contentsOf: outside, encoding: .utf8) == "precious")
-        await store.close()
-        await origin.store.close()
+            await #expect(throws: P2PError.self) { _ = try await store.beginDownload(origin.manifest) }
+            #expect(try String(contentsOf: outside, encoding: .utf8) == "precious")
+        }
     }
 
     @Test("a state folder replaced by a symbolic link is refused at start")
@@ -173,76 +188,52 @@ struct ChunkStoreSafetyTests {
 
     @Test("a chunk that changed on disk after it was verified is caught before the rename and fetched again")
     func changedChunkIsCaught() async throws {
-        let source = try StorageFixture()
-        let sink = try StorageFixture()
-        defer {
-            source.remove()
-            sink.remove()
-        }
-        let origin = try await source.origin(sharing: "data.bin", size: 1_000_000)
-        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
-        let file = try await Self.fill(store, with: origin.chunks, of: origin.manifest)
-        // Another program writes into the partial file.
-        let handle = try FileHandle(
-            forWritingTo: URL(fileURLWithPath: await store.partialPath(of: origin.manifest.id).string)
-        )
-        // One chunk in each half of the file, which are read back in parallel.
-        for chunk in [0, 2] {
-            try handle.seek(toOffset: UInt64(chunk * origin.manifest.chunkSize + 5))
-            handle.write(Data([0xDE, 0xAD]))
-        }
-        try handle.close()
+        try await Self.withOriginAndSink(sharing: "data.bin", size: 1_000_000) { origin, store, sink in
+            let file = try await Self.fill(store, with: origin.chunks, of: origin.manifest)
+            // Another program writes into the partial file.
+            let handle = try FileHandle(
+                forWritingTo: URL(fileURLWithPath: await store.partialPath(of: origin.manifest.id).string)
+            )
+            // One chunk in each half of the file, which are read back in parallel.
+            for chunk in [0, 2] {
+                try handle.seek(toOffset: UInt64(chunk * origin.manifest.chunkSize + 5))
+                handle.write(Data([0xDE, 0xAD]))
+            }
+            try handle.close()
 
-        await #expect {
-            _ = try await store.finishDownload(origin.manifest.id)
-        } throws: { error in
-            (error as? P2PError)?.code == .corrupt
+            await #expect {
+                _ = try await store.finishDownload(origin.manifest.id)
+            } throws: { error in
+                (error as? P2PError)?.code == .corrupt
+            }
+            #expect(await file.bitmap.missing == [0, 2])
+            #expect(!FileManager.default.fileExists(atPath: sink.downloads.appendingPathComponent("data.bin").path))
+            try await file.write(origin.chunks[0], chunk: 0)
+            try await file.write(origin.chunks[2], chunk: 2)
+            let path = try await store.finishDownload(origin.manifest.id)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: path.string)) == Data(origin.data))
         }
-        #expect(await file.bitmap.missing == [0, 2])
-        #expect(!FileManager.default.fileExists(atPath: sink.downloads.appendingPathComponent("data.bin").path))
-        try await file.write(origin.chunks[0], chunk: 0)
-        try await file.write(origin.chunks[2], chunk: 2)
-        let path = try await store.finishDownload(origin.manifest.id)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: path.string)) == Data(origin.data))
-        await store.close()
-        await origin.store.close()
     }
 
     @Test("a partial file cut short after its chunks were verified is caught, and the lost chunks fetched again")
     func truncatedPartialIsCaught() async throws {
-        let source = try StorageFixture()
-        let sink = try StorageFixture()
-        defer {
-            source.remove()
-            sink.remove()
+        try await Self.withOriginAndSink(sharing: "data.bin", size: 1_000_000) { origin, store, sink in
+            let file = try await Self.fill(store, with: origin.chunks, of: origin.manifest)
+            let partial = await store.partialPath(of: origin.manifest.id).string
+            #expect(truncate(partial, off_t(origin.manifest.chunkSize + 10)) == 0)
+            await #expect(throws: P2PError.self) { _ = try await store.finishDownload(origin.manifest.id) }
+            #expect(await file.bitmap.indices == [0])
         }
-        let origin = try await source.origin(sharing: "data.bin", size: 1_000_000)
-        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
-        let file = try await Self.fill(store, with: origin.chunks, of: origin.manifest)
-        let partial = await store.partialPath(of: origin.manifest.id).string
-        #expect(truncate(partial, off_t(origin.manifest.chunkSize + 10)) == 0)
-        await #expect(throws: P2PError.self) { _ = try await store.finishDownload(origin.manifest.id) }
-        #expect(await file.bitmap.indices == [0])
-        await store.close()
-        await origin.store.close()
     }
 
     @Test("a name of 255 bytes, the longest accepted, downloads into place")
     func longestNameDownloads() async throws {
-        let source = try StorageFixture()
-        let sink = try StorageFixture()
-        defer {
-            source.remove()
-            sink.remove()
-        }
         let name = String(repeating: "n", count: 251) + ".bin"
-        let origin = try await source.origin(sharing: name, size: 300_000)
-        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
-        _ = try await Self.fill(store, with: origin.chunks, of: origin.manifest)
-        let path = try await store.finishDownload(origin.manifest.id)
-        #expect(path.lastComponent?.string == name)
-        #expect(try Data(contentsOf: URL(fileURLWithPath: path.string)) == Data(origin.data))
-        await store.close()
-        await origin.store.close()
+        try await Self.withOriginAndSink(sharing: name, size: 300_000) { origin, store, sink in
+            _ = try await Self.fill(store, with: origin.chunks, of: origin.manifest)
+            let path = try await store.finishDownload(origin.manifest.id)
+            #expect(path.lastComponent?.string == name)
+            #expect(try Data(contentsOf: URL(fileURLWithPath: path.string)) == Data(origin.data))
+        }
     }
 }
