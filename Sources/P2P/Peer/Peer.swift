@@ -27,8 +27,8 @@ public final class Peer: Service, Sendable {
     private let relayHub: RelayHub
     private let discovery: PeerDiscovery
     private let discoverySocket: DatagramSocket
-    private let group: any EventLoopGroup
-    private let logger: Logger
+    /// The key, frame limit, event loops and logger every transfer connection is made with.
+    private let settings: TransferSettings
 
     private init(
         id: PeerID,
@@ -40,8 +40,7 @@ public final class Peer: Service, Sendable {
         relayHub: RelayHub,
         discovery: PeerDiscovery,
         discoverySocket: DatagramSocket,
-        group: any EventLoopGroup,
-        logger: Logger
+        settings: TransferSettings
     ) {
         self.id = id
         self.table = table
@@ -52,8 +51,7 @@ public final class Peer: Service, Sendable {
         self.relayHub = relayHub
         self.discovery = discovery
         self.discoverySocket = discoverySocket
-        self.group = group
-        self.logger = logger
+        self.settings = settings
     }
 
     /// Opens the folders, hashes what is shared, and binds the transfer and discovery
@@ -73,6 +71,12 @@ public final class Peer: Service, Sendable {
     ) async throws -> Peer {
         var logger = logger
         logger[metadataKey: "peer.id"] = "\(id.short)"
+        let settings = TransferSettings(
+            networkKey: configuration.discovery.networkKey,
+            maximumPayloadLength: configuration.maximumFramePayload,
+            group: group,
+            logger: logger
+        )
         let statistics = TransferStatistics()
         var store: ChunkStore? = nil
         var server: TransferServer? = nil
@@ -83,8 +87,7 @@ public final class Peer: Service, Sendable {
             server = try await TransferServer.bind(
                 host: configuration.bindHost,
                 port: configuration.transferPort,
-                maximumPayloadLength: configuration.maximumFramePayload,
-                networkKey: configuration.discovery.networkKey,
+                settings: settings,
                 limits: configuration.limits,
                 responder: SwarmResponder(
                     store: opened,
@@ -96,9 +99,7 @@ public final class Peer: Service, Sendable {
                     ),
                     relayHub: relayHub,
                     logger: logger
-                ),
-                group: group,
-                logger: logger
+                )
             )
         }
         let table = PeerTable()
@@ -128,8 +129,7 @@ public final class Peer: Service, Sendable {
             relayHub: relayHub,
             discovery: discovery,
             discoverySocket: socket,
-            group: group,
-            logger: logger
+            settings: settings
         )
     }
 
@@ -153,11 +153,8 @@ public final class Peer: Service, Sendable {
             store: store,
             table: self.table,
             configuration: self.configuration.download,
-            maximumPayloadLength: self.configuration.maximumFramePayload,
-            networkKey: self.configuration.discovery.networkKey,
-            group: self.group,
-            relayHub: self.relayHub,
-            logger: self.logger
+            settings: self.settings,
+            relayHub: self.relayHub
         )
     }
 
@@ -165,10 +162,7 @@ public final class Peer: Service, Sendable {
     public func swarmInventories() async -> [(KnownPeer, [InventoryEntry])] {
         await Downloader.inventories(
             of: self.table.servingPeers(),
-            maximumPayloadLength: self.configuration.maximumFramePayload,
-            networkKey: self.configuration.discovery.networkKey,
-            group: self.group,
-            logger: self.logger
+            settings: self.settings
         )
     }
 
@@ -199,10 +193,7 @@ public final class Peer: Service, Sendable {
                         table: self.table,
                         configuration: self.configuration.distribution,
                         statistics: self.statistics,
-                        maximumPayloadLength: self.configuration.maximumFramePayload,
-                        networkKey: self.configuration.discovery.networkKey,
-                        group: self.group,
-                        logger: self.logger
+                        settings: self.settings
                     ).run()
                 }
                 group.addTask {

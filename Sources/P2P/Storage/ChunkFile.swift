@@ -25,6 +25,8 @@ public actor ChunkFile {
     private var directWriter: DirectChunkWriter?
     private var record: WriteFileHandle?
     private var recordLength: Int64
+    /// Tasks waiting for a chunk to be written (`waitForWrite`).
+    private let writeSignals = ChunkWriteSignals()
 
     private init(
         manifest: Manifest,
@@ -197,11 +199,22 @@ public actor ChunkFile {
             let entryOffset = self.recordLength
             self.recordLength += 4
             self.bitmap.insert(index)
+            self.writeSignals.signal(index)
             try await record.write(contentsOf: entry.readableBytesView, toAbsoluteOffset: entryOffset)
             return true
         } catch {
+            self.writeSignals.signal(index)
             throw P2PError(code: .storage, "cannot write chunk \(index) to \(self.dataPath): \(error)")
         }
+    }
+
+    /// Returns once chunk `index` is held, its write has failed, the file has closed, or
+    /// the calling task is cancelled: at once if it is held already. A chunk that this
+    /// peer forwarded is verified and about to be written; a peer that heard of it may
+    /// ask for it in that moment, and is answered when the write lands.
+    public func waitForWrite(of index: Int) async {
+        guard !self.bitmap.contains(index), self.data != nil else { return }
+        await self.writeSignals.wait(for: index)
     }
 
     /// Reads a held chunk.
@@ -307,6 +320,7 @@ public actor ChunkFile {
         if let record = self.record { await closeEvenIfCancelled { try await record.close(makeChangesVisible: true) } }
         // Its descriptor closes once no write holds it.
         self.directWriter = nil
+        self.writeSignals.signalAll()
         self.data = nil
         self.record = nil
         if removingRecord { _ = try? await FileSystem.shared.removeItem(at: self.recordPath) }

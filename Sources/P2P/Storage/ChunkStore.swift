@@ -368,6 +368,17 @@ public actor ChunkStore {
         return nil
     }
 
+    /// Returns once a chunk of a download in progress is written (or its write failed, or
+    /// the download closed), or the calling task is cancelled; at once if the chunk is
+    /// held or the file is not being downloaded.
+    /// - Parameters:
+    ///   - id: the file.
+    ///   - index: the chunk.
+    public func waitForWrite(_ id: FileID, index: Int) async {
+        guard self.complete[id] == nil, let file = self.downloads[id] else { return }
+        await file.waitForWrite(of: index)
+    }
+
     /// Whether the file is held in full.
     public func hasComplete(_ id: FileID) -> Bool { self.complete[id] != nil }
 
@@ -494,7 +505,15 @@ public actor ChunkStore {
         guard await file.bitmap.isComplete else {
             throw P2PError(code: .storage, "download of \(file.manifest.name) is not complete")
         }
+        let verifying = ContinuousClock.now
         let changed = try await file.verifyHeldChunks()
+        self.logger.debug(
+            "read the download back and verified it",
+            metadata: [
+                "file.id": "\(id.short)", "file.size": "\(file.manifest.size)",
+                "seconds": "\((ContinuousClock.now - verifying).seconds)",
+            ]
+        )
         guard changed.isEmpty else {
             throw P2PError(
                 code: .corrupt,

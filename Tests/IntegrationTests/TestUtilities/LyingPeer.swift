@@ -47,8 +47,8 @@ struct LyingPeer {
         let server = try await TransferServer.bind(
             host: "127.0.0.1",
             port: 0,
-            responder: LyingResponder(store: store, lie: lie),
-            logger: logger
+            settings: TransferSettings(logger: logger),
+            responder: LyingResponder(store: store, lie: lie)
         )
         let id = PeerID.random()
         let discovery = PeerDiscovery(

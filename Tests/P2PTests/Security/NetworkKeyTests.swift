@@ -134,9 +134,8 @@ struct NetworkKeyTests {
         let server = try await TransferServer.bind(
             host: "127.0.0.1",
             port: 0,
-            networkKey: Self.key,
-            responder: SwarmResponder(store: store, statistics: TransferStatistics(), logger: StorageFixture.logger),
-            logger: StorageFixture.logger
+            settings: TransferSettings(networkKey: Self.key, logger: StorageFixture.logger),
+            responder: SwarmResponder(store: store, statistics: TransferStatistics(), logger: StorageFixture.logger)
         )
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)
         try await withThrowingTaskGroup(of: Void.self) { group in
@@ -150,7 +149,8 @@ struct NetworkKeyTests {
     @Test("peers with the key list and download over an encrypted connection")
     func keyedTransfer() async throws {
         try await self.withKeyedServer { address, id in
-            try await PeerSession.connect(to: address, answerTimeout: .seconds(5), networkKey: Self.key) { session in
+            try await PeerSession.connect(to: address, settings: .test(key: Self.key), answerTimeout: .seconds(5)) {
+                session in
                 let inventory = try await session.inventory()
                 #expect(inventory.map(\.id) == [id])
                 let fetched = try await session.manifest(for: id)
@@ -172,12 +172,14 @@ struct NetworkKeyTests {
         try await self.withKeyedServer { address, id in
             for key in [nil, Self.otherKey] {
                 await #expect(throws: (any Error).self) {
-                    try await PeerSession.connect(to: address, answerTimeout: .seconds(6), networkKey: key) { session in
+                    try await PeerSession.connect(to: address, settings: .test(key: key), answerTimeout: .seconds(6)) {
+                        session in
                         _ = try await session.inventory()
                     }
                 }
             }
-            try await PeerSession.connect(to: address, answerTimeout: .seconds(5), networkKey: Self.key) { session in
+            try await PeerSession.connect(to: address, settings: .test(key: Self.key), answerTimeout: .seconds(5)) {
+                session in
                 let inventory = try await session.inventory()
                 #expect(inventory.map(\.id) == [id])
             }
@@ -192,15 +194,15 @@ struct NetworkKeyTests {
         let server = try await TransferServer.bind(
             host: "127.0.0.1",
             port: 0,
-            responder: SwarmResponder(store: store, statistics: TransferStatistics(), logger: StorageFixture.logger),
-            logger: StorageFixture.logger
+            settings: TransferSettings(logger: StorageFixture.logger),
+            responder: SwarmResponder(store: store, statistics: TransferStatistics(), logger: StorageFixture.logger)
         )
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)
         await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             defer { group.cancelAll() }
             await #expect(throws: (any Error).self) {
-                try await PeerSession.connect(to: address, answerTimeout: .seconds(6), networkKey: Self.key) {
+                try await PeerSession.connect(to: address, settings: .test(key: Self.key), answerTimeout: .seconds(6)) {
                     session in
                     _ = try await session.inventory()
                 }

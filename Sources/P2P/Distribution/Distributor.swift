@@ -50,10 +50,8 @@ public final class Distributor: Service, Sendable {
     private let table: PeerTable
     private let configuration: Configuration
     private let statistics: TransferStatistics
-    private let maximumPayloadLength: Int
-    private let networkKey: NetworkKey?
-    private let group: any EventLoopGroup
-    private let logger: Logger
+    private let settings: TransferSettings
+    private var logger: Logger { self.settings.logger }
 
     /// Creates a distributor; it does nothing until `run()`.
     public init(
@@ -61,19 +59,13 @@ public final class Distributor: Service, Sendable {
         table: PeerTable,
         configuration: Configuration,
         statistics: TransferStatistics,
-        maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
-        networkKey: NetworkKey? = nil,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
-        logger: Logger
+        settings: TransferSettings
     ) {
-        self.networkKey = networkKey
         self.store = store
         self.table = table
         self.configuration = configuration
         self.statistics = statistics
-        self.maximumPayloadLength = maximumPayloadLength
-        self.group = group
-        self.logger = logger
+        self.settings = settings
     }
 
     /// Pushes a round every interval until graceful shutdown.
@@ -125,10 +117,7 @@ public final class Distributor: Service, Sendable {
                 among: self.table.servingPeers(),
                 count: self.configuration.maximumPeersPerRound
             ),
-            maximumPayloadLength: self.maximumPayloadLength,
-            networkKey: self.networkKey,
-            group: self.group,
-            logger: self.logger
+            settings: self.settings
         )
         guard let theirs = others.first(where: { $0.0.id == peer.id })?.1 else { return 0 }
         var candidates: [(file: InventoryEntry, chunk: Int, holders: Int)] = []
@@ -150,9 +139,7 @@ public final class Distributor: Service, Sendable {
         let rate = Double(self.configuration.bytesPerSecond)
         return try await PeerSession.connect(
             to: peer.transferAddress,
-            maximumPayloadLength: self.maximumPayloadLength,
-            networkKey: self.networkKey,
-            group: self.group
+            settings: self.settings
         ) { session in
             var sent: Int64 = 0
             var count = 0

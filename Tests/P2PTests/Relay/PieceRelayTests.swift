@@ -131,14 +131,23 @@ struct PieceRelayTests {
             )
             let table = PeerTable()
             try table.recordLoopbackPeer(PeerID(high: 0, low: 1), transferPort: seeder.port)
-            let downloader = Downloader(store: relayerStore, table: table, relayHub: hub, logger: logger)
+            let downloader = Downloader(
+                store: relayerStore,
+                table: table,
+                settings: TransferSettings(logger: logger),
+                relayHub: hub
+            )
             let relayerAddress = try SocketAddress(ipAddress: "127.0.0.1", port: relayer.port)
             outcome = .success(
                 try await withThrowingTaskGroup(of: Void.self) { group in
                     group.addTask { try await seeder.run() }
                     group.addTask { try await relayer.run() }
                     defer { group.cancelAll() }
-                    return try await PeerSession.connect(to: relayerAddress, answerTimeout: .seconds(10)) { session in
+                    return try await PeerSession.connect(
+                        to: relayerAddress,
+                        settings: .test,
+                        answerTimeout: .seconds(10)
+                    ) { session in
                         try await session.send(.relayRequest(id))
                         // The relayer has taken the request once it has a subscriber.
                         for _ in 0..<200 where hub.subscriberCount(of: id) == 0 {
@@ -172,7 +181,7 @@ struct PieceRelayTests {
         let seeder = try await TransferServer.loopback(responder, logger: logger)
         let table = PeerTable()
         try table.recordLoopbackPeer(PeerID(high: 0, low: 1), transferPort: seeder.port)
-        let downloader = Downloader(store: downloaderStore, table: table, logger: logger)
+        let downloader = Downloader(store: downloaderStore, table: table, settings: TransferSettings(logger: logger))
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await seeder.run() }
             defer { group.cancelAll() }

@@ -17,22 +17,18 @@ public struct PeerSession: ~Copyable {
     /// Opens a connection, runs `body` with it, and closes it.
     /// - Parameters:
     ///   - address: the peer's transfer address.
-    ///   - maximumPayloadLength: the largest frame payload accepted.
+    ///   - settings: the key, the largest frame payload, the event loops, the logger.
     ///   - connectTimeout: how long to try connecting.
     ///   - answerTimeout: how long to wait for one answer.
-    ///   - networkKey: the swarm's key, to authenticate and encrypt the connection.
-    ///   - group: the event loops.
     ///   - body: what to do with the session.
     /// - Returns: what the body returns.
     /// - Throws: connection errors, `P2PError` for protocol violations and timeouts, and
     ///   whatever the body throws.
     public static func connect<Result: Sendable>(
         to address: SocketAddress,
-        maximumPayloadLength: Int = Frame.defaultMaximumPayloadLength,
+        settings: TransferSettings,
         connectTimeout: TimeAmount = .seconds(3),
         answerTimeout: Duration = .seconds(15),
-        networkKey: NetworkKey? = nil,
-        group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         _ body: (inout PeerSession) async throws -> Result
     ) async throws -> Result {
         // NIO's connect does not end when the task is cancelled; closing the channel does.
@@ -40,7 +36,7 @@ public struct PeerSession: ~Copyable {
         // answer) still waited for a connect to a gone host for the whole `connectTimeout`.
         let attempt = ConnectAttempt()
         let channel: NIOAsyncChannel<Frame, Frame> = try await withTaskCancellationHandler {
-            try await ClientBootstrap(group: group)
+            try await ClientBootstrap(group: settings.group)
                 .connectTimeout(connectTimeout)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelOption(.recvAllocator, value: TransferConnection.receiveAllocator)
@@ -51,8 +47,10 @@ public struct PeerSession: ~Copyable {
                     return channel.eventLoop.makeCompletedFuture {
                         try TransferConnection.configure(
                             channel,
-                            maximumPayloadLength: maximumPayloadLength,
-                            security: networkKey.map { .init(key: $0, isServer: false, logger: Logger(label: "p2p")) }
+                            maximumPayloadLength: settings.maximumPayloadLength,
+                            security: settings.networkKey.map {
+                                .init(key: $0, isServer: false, logger: settings.logger)
+                            }
                         )
                     }
                 }
@@ -181,11 +179,6 @@ public struct PeerSession: ~Copyable {
         case let other: throw P2PError(code: .protocolViolation, "expected a manifest, got \(other.kind)")
         }
     }
-}
-
-extension TransferMessage {
-    /// The message's type, for error messages.
-    public var kind: String { "\(self.frame().type)" }
 }
 
 /// Set by a watchdog on the event loop, read by the waiting task.

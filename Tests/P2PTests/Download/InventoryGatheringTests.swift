@@ -6,7 +6,7 @@ import _NIOFileSystem
 
 @testable import P2P
 
-/// `Downloader.inventories(of:enough:grace:)` over loopback: a name lookup must not wait
+/// `Downloader.inventories(of: enough:grace:, settings: .test)` over loopback: a name lookup must not wait
 /// for the slowest peer once the answers received settle it, and must still count every
 /// peer that answers within the grace.
 @Suite("Downloader.inventories, early end", .timeLimit(.minutes(1)))
@@ -35,18 +35,7 @@ struct InventoryGatheringTests {
         answeringAfter delay: Duration,
         _ body: (SocketAddress) async throws -> Result
     ) async throws -> Result {
-        let server = try await TransferServer.bind(
-            host: "127.0.0.1",
-            port: 0,
-            responder: SlowInventory(delay: delay),
-            logger: StorageFixture.logger
-        )
-        let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            defer { group.cancelAll() }
-            return try await body(address)
-        }
+        try await TransferServer.withLoopback(InventoryAnswering(delay: delay), body)
     }
 
     /// Runs `body` with the address of a listener on 127.0.0.1 whose accept queue is full,
@@ -91,7 +80,7 @@ struct InventoryGatheringTests {
             timeout: timeout,
             enough: enough,
             grace: grace,
-            logger: StorageFixture.logger
+            settings: TransferSettings(logger: StorageFixture.logger)
         )
         return (answers, ContinuousClock.now - started)
     }
@@ -122,7 +111,8 @@ struct InventoryGatheringTests {
             try await self.withUnreachableAddress { unreachable in
                 // The address really does not answer: a connect there times out.
                 await #expect(throws: (any Error).self) {
-                    try await PeerSession.connect(to: unreachable, connectTimeout: .milliseconds(300)) { _ in }
+                    try await PeerSession.connect(to: unreachable, settings: .test, connectTimeout: .milliseconds(300))
+                    { _ in }
                 }
                 let (answers, elapsed) = await self.gather(
                     from: address,
@@ -198,7 +188,7 @@ struct InventoryGatheringTests {
             of: [],
             timeout: .seconds(20),
             enough: { _ in true },
-            logger: StorageFixture.logger
+            settings: TransferSettings(logger: StorageFixture.logger)
         )
         #expect(answers.isEmpty)
     }
@@ -238,7 +228,7 @@ struct InventoryGatheringTests {
                             store: downloaderStore,
                             table: table,
                             configuration: configuration,
-                            logger: logger
+                            settings: TransferSettings(logger: logger)
                         )
                         .download(name: "wanted.bin", timeout: .seconds(30))
                     }
@@ -250,22 +240,5 @@ struct InventoryGatheringTests {
         for store in [seederStore, downloaderStore] { await store.close() }
         let result = try outcome.get()
         #expect(try Data(contentsOf: URL(fileURLWithPath: result.path.string)) == Data(data))
-    }
-}
-
-/// Answers every inventory request with an empty inventory, `delay` late.
-private struct SlowInventory: TransferResponder {
-    let delay: Duration
-
-    func serve(
-        inbound: NIOAsyncChannelInboundStream<Frame>,
-        outbound: NIOAsyncChannelOutboundWriter<Frame>,
-        remote: SocketAddress?,
-        channel: any Channel
-    ) async throws {
-        for try await _ in inbound {
-            try await Task.sleep(for: self.delay)
-            try await outbound.write(TransferMessage.inventory([]).frame())
-        }
     }
 }

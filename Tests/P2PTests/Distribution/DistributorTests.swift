@@ -51,7 +51,7 @@ struct DistributorTests {
             table: table,
             configuration: Distributor.Configuration(),
             statistics: TransferStatistics(),
-            logger: StorageFixture.logger
+            settings: TransferSettings(logger: StorageFixture.logger)
         )
         let pushed = try await distributor.pushRound(to: table.servingPeers()[0])
         #expect(pushed == 0)

@@ -59,6 +59,14 @@ struct TransferMessageTests {
         }
     }
 
+    @Test("every message knows its frame type without being encoded")
+    func frameTypeWithoutEncoding() {
+        for message in Self.samples {
+            #expect(message.frameType == message.frame().type)
+            #expect(message.kind == "\(message.frame().type)")
+        }
+    }
+
     @Test("a chunk that has its file id in front is framed as it is; any other is copied behind the id")
     func chunkFramingWithoutCopy() throws {
         let chunk = [UInt8](repeating: 7, count: 5000)

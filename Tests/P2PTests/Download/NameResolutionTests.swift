@@ -1,6 +1,5 @@
 import NIOCore
 import NIOPosix
-import Synchronization
 import Testing
 
 @testable import P2P
@@ -45,26 +44,17 @@ struct NameResolutionTests {
     }
 
     /// Runs `body` with the address of a transfer server whose inventory answers come from
-    /// `responder`.
+    /// `responder`. Every test peer shares 127.0.0.1: there is room for all of them at
+    /// once, and for the connections still closing as the next ones open.
     private func withServer<Result: Sendable>(
         _ responder: some TransferResponder,
         _ body: (SocketAddress) async throws -> Result
     ) async throws -> Result {
-        let server = try await TransferServer.bind(
-            host: "127.0.0.1",
-            port: 0,
-            // Every test peer shares 127.0.0.1: room for all of them at once, and for the
-            // connections that are still closing as the next ones open.
+        try await TransferServer.withLoopback(
+            responder,
             limits: TransferServer.Limits(maximumConnections: 1024, maximumConnectionsPerAddress: 1024),
-            responder: responder,
-            logger: StorageFixture.logger
+            body
         )
-        let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await server.run() }
-            defer { group.cancelAll() }
-            return try await body(address)
-        }
     }
 
     @Test("an inventory over the size limit is refused before it is buffered; the others are kept")
@@ -83,11 +73,11 @@ struct NameResolutionTests {
         }
         let huge = TransferMessage.inventory(entries).frame()
         #expect(huge.payload.readableBytes > Downloader.maximumInventoryBytes)
-        let answers = try await self.withServer(FixedInventory(frame: huge)) { liar in
-            try await self.withServer(FixedInventory(frame: TransferMessage.inventory([]).frame())) { honest in
+        let answers = try await self.withServer(InventoryAnswering(frame: huge)) { liar in
+            try await self.withServer(InventoryAnswering()) { honest in
                 await Downloader.inventories(
                     of: [KnownPeer.fixture(1, at: liar), KnownPeer.fixture(2, at: honest)],
-                    logger: StorageFixture.logger
+                    settings: TransferSettings(logger: StorageFixture.logger)
                 )
             }
         }
@@ -98,62 +88,15 @@ struct NameResolutionTests {
     func boundedConcurrency() async throws {
         let counter = ConcurrencyCounter()
         let peerCount = Downloader.maximumConcurrentInventories + 8
-        let answers = try await self.withServer(CountingInventory(counter: counter)) { address in
+        let answers = try await self.withServer(InventoryAnswering(delay: .milliseconds(50), counter: counter)) {
+            address in
             await Downloader.inventories(
                 of: (1...peerCount).map { KnownPeer.fixture(UInt64($0), at: address) },
-                logger: StorageFixture.logger
+                settings: TransferSettings(logger: StorageFixture.logger)
             )
         }
         #expect(answers.count == peerCount)
         #expect(counter.peak <= Downloader.maximumConcurrentInventories)
         #expect(counter.peak > 1)
-    }
-}
-
-/// Answers every inventory request with one prepared frame.
-private struct FixedInventory: TransferResponder {
-    let frame: Frame
-
-    func serve(
-        inbound: NIOAsyncChannelInboundStream<Frame>,
-        outbound: NIOAsyncChannelOutboundWriter<Frame>,
-        remote: SocketAddress?,
-        channel: any Channel
-    ) async throws {
-        for try await _ in inbound { try await outbound.write(self.frame) }
-    }
-}
-
-/// How many connections are being answered at once, and the most there were.
-private final class ConcurrencyCounter: Sendable {
-    private let state = Mutex((now: 0, peak: 0))
-
-    func enter() {
-        self.state.withLock {
-            $0.now += 1
-            $0.peak = max($0.peak, $0.now)
-        }
-    }
-    func leave() { self.state.withLock { $0.now -= 1 } }
-    var peak: Int { self.state.withLock { $0.peak } }
-}
-
-/// Answers inventory requests with an empty inventory after 50 ms, counting how many
-/// connections wait at once.
-private struct CountingInventory: TransferResponder {
-    let counter: ConcurrencyCounter
-
-    func serve(
-        inbound: NIOAsyncChannelInboundStream<Frame>,
-        outbound: NIOAsyncChannelOutboundWriter<Frame>,
-        remote: SocketAddress?,
-        channel: any Channel
-    ) async throws {
-        for try await _ in inbound {
-            self.counter.enter()
-            try? await Task.sleep(for: .milliseconds(50))
-            self.counter.leave()
-            try await outbound.write(TransferMessage.inventory([]).frame())
-        }
     }
 }

@@ -76,8 +76,13 @@ struct LateSubscriberTests {
         }()
         let result = try await self.serving(seeder, as: seederID, in: table) {
             try await self.serving(relayer, as: relayerID, in: table) {
-                try await Downloader(store: downloaderStore, table: table, configuration: configuration, logger: logger)
-                    .download(name: "late.bin", timeout: .seconds(30))
+                try await Downloader(
+                    store: downloaderStore,
+                    table: table,
+                    configuration: configuration,
+                    settings: TransferSettings(logger: logger)
+                )
+                .download(name: "late.bin", timeout: .seconds(30))
             }
         }
         #expect((result.bytesFromPeer[relayerID] ?? 0) > 0, "nothing came from the relayer: \(result.bytesFromPeer)")
@@ -112,7 +117,7 @@ struct LateSubscriberTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             defer { group.cancelAll() }
-            try await PeerSession.connect(to: address, answerTimeout: .seconds(5)) { session in
+            try await PeerSession.connect(to: address, settings: .test, answerTimeout: .seconds(5)) { session in
                 try await session.send(.chunkRequest(id, chunk: 2))
                 // The write lands while the request waits.
                 try await Task.sleep(for: .milliseconds(30))

@@ -63,6 +63,30 @@ public enum TransferMessage: Sendable, Equatable {
     /// The relayer will not complete this chunk: drop the pieces of it that came.
     case relayAbort(FileID, chunk: Int)
 
+    /// The frame type the message travels as, known without encoding it.
+    public var frameType: FrameType {
+        switch self {
+        case .inventoryRequest: .inventoryRequest
+        case .inventory: .inventory
+        case .manifestRequest: .manifestRequest
+        case .manifest: .manifest
+        case .chunkRequest: .chunkRequest
+        case .chunkData: .chunkData
+        case .pushedChunk: .pushedChunk
+        case .failure: .failure
+        case .relayRequest: .relayRequest
+        case .workRequest: .workRequest
+        case .assignedChunk: .assignedChunk
+        case .unrelayed: .unrelayed
+        case .assignedPiece: .assignedPiece
+        case .relayedPiece: .relayedPiece
+        case .relayAbort: .relayAbort
+        }
+    }
+
+    /// The message's type, for error messages.
+    public var kind: String { "\(self.frameType)" }
+
     /// Why a request failed.
     public enum FailureReason: UInt8, Sendable, Equatable {
         /// The file is not held here.

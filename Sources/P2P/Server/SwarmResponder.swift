@@ -223,22 +223,23 @@ public struct SwarmResponder: TransferResponder {
     }
 
     /// How long a request may wait for a chunk this peer forwarded but has not written
-    /// yet, in steps of `writeWaitStep`.
-    static let writeWaitSteps = 20
-    static let writeWaitStep: Duration = .milliseconds(5)
+    /// yet: the write follows the forward within milliseconds, unless the disk stalls.
+    static let forwardedWriteWait: Duration = .milliseconds(100)
 
     private func answer(_ id: FileID, chunk: Int) async -> TransferMessage {
         do {
             var read = try await self.store.readChunk(id, index: chunk)
             // A chunk forwarded here is verified, and its write follows the forward: a
             // subscriber told of it (`unrelayed`) may ask within that moment. Answered "not
-            // held", it would count this peer as lacking the chunk until the next inventory.
-            var steps = 0
-            while read == nil && steps < Self.writeWaitSteps && !Task.isCancelled
-                && self.relayHub.hasForwarded(chunk, of: id)
-            {
-                try? await Task.sleep(for: Self.writeWaitStep)
-                steps += 1
+            // held", it would count this peer as lacking the chunk until the next inventory,
+            // so the answer waits for the write to land (woken by it, not polling).
+            if read == nil && self.relayHub.hasForwarded(chunk, of: id) {
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { await self.store.waitForWrite(id, index: chunk) }
+                    group.addTask { try? await Task.sleep(for: Self.forwardedWriteWait) }
+                    await group.next()
+                    group.cancelAll()
+                }
                 read = try await self.store.readChunk(id, index: chunk)
             }
             guard let bytes = read else {

@@ -117,7 +117,7 @@ struct ChunkScheduler {
     /// them), with no grace. That is what matters here. The relayer has verified them, so
     /// they are also counted as its holdings until its next inventory says otherwise. Its
     /// write of the last ones may still be under way; a request that comes first waits for
-    /// it there (up to 100 ms, `SwarmResponder.writeWaitSteps`).
+    /// it there (up to 100 ms, `SwarmResponder.forwardedWriteWait`).
     mutating func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID, now: Double = 0) {
         guard chunks.count == self.chunkCount else { return }
         var holding = self.holdings[peer] ?? ChunkBitmap(count: self.chunkCount)

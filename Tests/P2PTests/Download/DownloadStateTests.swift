@@ -1,0 +1,169 @@
+import Testing
+
+@testable import P2P
+
+/// The download's own decisions, driven as a value with the time passed in: no sockets,
+/// no tasks, no clocks.
+@Suite("DownloadState")
+struct DownloadStateTests {
+    let seeder = PeerID(high: 0, low: 1)
+    let other = PeerID(high: 0, low: 2)
+    let third = PeerID(high: 0, low: 3)
+    static let chunk = 256 * 1024
+
+    func manifest(chunks: Int) throws -> Manifest {
+        try Manifest(
+            name: FileName("state.bin"),
+            size: UInt64(chunks * Self.chunk),
+            chunkSize: Self.chunk,
+            chunkHashes: [UInt8](repeating: 0, count: 32 * chunks)
+        )
+    }
+
+    /// A download of `chunks` chunks that three peers hold whole: with more than one full
+    /// holder there is no lone seeder to ask for work, so chunks are asked for by number.
+    func state(chunks: Int = 4, have: [Int] = []) throws -> DownloadState {
+        var held = ChunkBitmap(count: chunks)
+        for index in have { held.insert(index) }
+        var state = DownloadState(manifest: try self.manifest(chunks: chunks), have: held, relayGrace: .seconds(1))
+        _ = state.update(self.seeder, holding: .full(count: chunks), now: 0)
+        _ = state.update(self.other, holding: .full(count: chunks), now: 0)
+        _ = state.update(self.third, holding: .full(count: chunks), now: 0)
+        return state
+    }
+
+    @Test("a peer that leaves with chunks in flight costs only those: another peer is given them")
+    func peerLeavesWithChunksInFlight() throws {
+        var state = try self.state(chunks: 2)
+        let chunk = state.next(for: self.seeder, now: 0)
+        let first = try #require(chunk)
+        let chunkAgain = state.next(for: self.seeder, now: 0)
+        let second = try #require(chunkAgain)
+        #expect(Set([first, second]) == [0, 1])
+        #expect(state.remove(self.seeder, dropped: false) == .everyone)
+        var given: Set<Int> = []
+        while let chunk = state.next(for: self.other, now: 0) { given.insert(chunk) }
+        #expect(given == [0, 1])
+    }
+
+    @Test("a peer that sends bad chunks three times is dropped and never gets a worker again")
+    func badChunksDropAPeer() throws {
+        var state = try self.state()
+        let start = ContinuousClock.now
+        let gotWorker = state.claimWorker(self.seeder, now: start)
+        #expect(gotWorker)
+        for expected in 1...3 { #expect(state.recordBadChunk(from: self.seeder) == expected) }
+        _ = state.remove(self.seeder, dropped: true)
+        _ = state.releaseWorker(self.seeder, now: start)
+        let gotWorkerAgain = state.claimWorker(self.seeder, now: start + .seconds(3600))
+        #expect(!gotWorkerAgain)
+        let gotWorkerThird = state.claimWorker(self.other, now: start)
+        #expect(gotWorkerThird)
+    }
+
+    @Test("a peer whose worker ends waits half a second, then twice as long each time, up to eight")
+    func workerBackoff() throws {
+        var state = try self.state()
+        var now = ContinuousClock.now
+        var pauses: [Duration] = []
+        for _ in 0..<6 {
+            let gotWorker = state.claimWorker(self.seeder, now: now)
+            #expect(gotWorker)
+            let wake = state.releaseWorker(self.seeder, now: now)
+            #expect(wake == .starter)
+            let gotWorkerAgain = state.claimWorker(self.seeder, now: now)
+            #expect(!gotWorkerAgain)
+            var waited = Duration.zero
+            while !state.claimWorker(self.seeder, now: now + waited) { waited += .milliseconds(250) }
+            _ = state.releaseWorker(self.seeder, now: now + waited)
+            pauses.append(waited)
+            now = now + waited + .seconds(60)
+            // The claim above made a worker; end it so the next round starts idle.
+            _ = state.claimWorker(self.seeder, now: now)
+            _ = state.releaseWorker(self.seeder, now: now - .seconds(60))
+        }
+        #expect(pauses.first == .milliseconds(500))
+        #expect(pauses.allSatisfy { $0 <= .seconds(8) })
+        #expect(zip(pauses, pauses.dropFirst()).allSatisfy { $0 <= $1 })
+    }
+
+    @Test("a verified chunk is written by one worker only; the last one finishes the download")
+    func chunksAreWrittenOnce() throws {
+        var state = try self.state(chunks: 2)
+        let claimed = state.claimChunk(0, from: self.seeder)
+        #expect(claimed)
+        let claimedAgain = state.claimChunk(0, from: self.other)
+        #expect(!claimedAgain)
+        let wake = state.completed(0, bytes: Self.chunk, from: self.seeder, as: .pulled)
+        #expect(wake == .nobody)
+        let claimedThird = state.claimChunk(0, from: self.other)
+        #expect(!claimedThird)
+        #expect(!state.isFinished)
+        let claimedFourth = state.claimChunk(1, from: self.other)
+        #expect(claimedFourth)
+        let wakeAgain = state.completed(1, bytes: Self.chunk, from: self.other, as: .relayed)
+        #expect(wakeAgain == .everyone)
+        #expect(state.isComplete && state.isFinished)
+        #expect(state.bytesHeld == Int64(2 * Self.chunk))
+        #expect(state.arrivals == [.pulled: 1, .relayed: 1])
+        #expect(state.activePeers == 2)
+    }
+
+    @Test("a chunk whose write failed can be claimed and written again")
+    func failedWriteIsUnclaimed() throws {
+        var state = try self.state(chunks: 1)
+        let claimed = state.claimChunk(0, from: self.seeder)
+        #expect(claimed)
+        state.unclaim(0, from: self.seeder)
+        let claimedAgain = state.claimChunk(0, from: self.other)
+        #expect(claimedAgain)
+    }
+
+    @Test("resumed from a record: what is held counts, and is never asked for")
+    func resumeFromRecord() throws {
+        var state = try self.state(chunks: 4, have: [0, 2])
+        #expect(state.bytesHeld == Int64(2 * Self.chunk))
+        var asked: Set<Int> = []
+        while let chunk = state.next(for: self.seeder, now: 0) { asked.insert(chunk) }
+        #expect(asked == [1, 3])
+    }
+
+    @Test("a timeout finishes the download; the error names the missing chunks and the peers tried")
+    func timeoutNamesWhatIsMissing() throws {
+        var state = try self.state(chunks: 4, have: [1])
+        state.markTried(self.seeder, at: "127.0.0.1:47475")
+        let wake = state.timeOut()
+        #expect(wake == .everyone)
+        #expect(state.isFinished && !state.isComplete)
+        let error = state.incompleteError(try self.manifest(chunks: 4), keptAt: "downloads/.p2p-partials/x.partial")
+        #expect(error.code == .timedOut)
+        #expect(error.message.contains("3 of 4 chunks missing (0, 2-3)"))
+        #expect(error.message.contains("tried \(self.seeder.short) at 127.0.0.1:47475"))
+        #expect(error.message.contains("x.partial"))
+    }
+
+    @Test("the first failure that ends the download is the one kept")
+    func firstFailureKept() throws {
+        var state = try self.state()
+        _ = state.abort(P2PError(code: .storage, "disk full"))
+        _ = state.abort(P2PError(code: .storage, "later"))
+        #expect((state.failure as? P2PError)?.message == "disk full")
+        #expect(state.isFinished)
+    }
+
+    @Test("work handed out by a lone seeder: its end is said once, with the chunks still missing")
+    func workExhaustedOnce() throws {
+        let manifest = try self.manifest(chunks: 3)
+        var state = DownloadState(manifest: manifest, have: ChunkBitmap(count: 3), relayGrace: .seconds(1))
+        _ = state.update(self.seeder, holding: .full(count: 3), now: 0)
+        #expect(state.scheduler.workSource == self.seeder)
+        let claimed = state.claimChunk(0, from: self.seeder)
+        #expect(claimed)
+        _ = state.completed(0, bytes: Self.chunk, from: self.seeder, as: .assigned)
+        let exhausted = state.workExhausted(now: 1)
+        #expect(exhausted.missing == 2)
+        #expect(state.scheduler.workSource == nil)
+        let exhaustedAgain = state.workExhausted(now: 2)
+        #expect(exhaustedAgain.missing == nil)
+    }
+}
