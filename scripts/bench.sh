@@ -34,7 +34,9 @@
 # python3-matplotlib, python3-libtorrent, iproute2), builds the release binary once
 # (.build-release), then re-runs itself inside a private network namespace
 # (unshare --net --mount, private /run/netns: only loopback, and testbed hosts
-# invisible outside) and runs scripts/bench/run.py there. Needs root.
+# invisible outside) and runs scripts/bench/run.py there (the runner: it imports
+# its sibling modules in scripts/bench/, one per concern and one per scenario,
+# listed in its header). Needs root.
 #
 # Noise: the machine is shared (2 cores). Before every measured run the runner
 # measures how many cores other processes keep busy (over 1 s), waits up to

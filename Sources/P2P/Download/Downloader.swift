@@ -26,8 +26,8 @@ public final class Downloader: Sendable {
         /// Bytes waiting to be forwarded to any one other downloader above which this peer
         /// asks a seeder for no more work (SPEC §7). With work handed out in pieces a
         /// chunk's forwarding starts as its first piece arrives, so the queue need not hold
-        /// a chunk in reserve while the next one comes: 256 KiB here was as fast as 512 KiB
-        /// in a crowd of 15 (BENCHMARKS.md, session 11), and leaves less to drain at the end.
+        /// a chunk in reserve while the next one comes: 256 KiB is as fast as 512 KiB in a
+        /// crowd of 15 (docs/benchmark-log.md), and leaves less to drain at the end.
         public var forwardingBacklogLimit = 256 << 10
         /// The piece length in which this peer asks a seeder for work while it forwards
         /// others' downloads (zero: whole chunks). It forwards each piece as it arrives and

@@ -20,9 +20,9 @@ import Darwin
 /// Uses NIO's custom-allocator SPI: a `ByteBuffer`'s bytes start at the pointer its
 /// allocator returns, so an allocator that returns a pointer 32 bytes before a boundary
 /// puts byte 32 on it. The memory comes from `malloc`, a page larger than asked, with the
-/// block's own address kept just before the returned pointer for `free`. (`posix_memalign`
-/// was tried: glibc served every such block with a fresh `mmap`, a page fault for every
-/// 4 KiB downloaded.)
+/// block's own address kept just before the returned pointer for `free`. Not
+/// `posix_memalign`: glibc serves every such block with a fresh `mmap`, a page fault for
+/// every 4 KiB downloaded.
 enum ChunkBufferAllocator {
     /// The allocator.
     static let allocator = ByteBufferAllocator(

@@ -20,7 +20,7 @@ import Darwin
 /// pages it must first find, and keeps them dirty until writeback, though a download is
 /// written once and read back rarely. On a host that gives freed memory back to its
 /// hypervisor (free page reporting), each of those pages is also a fresh fault: buffered
-/// writes were the largest single cost of a 16-peer swarm on 2 cores (BENCHMARKS.md).
+/// writes are the largest single cost of a 16-peer swarm on 2 cores (docs/benchmark-log.md).
 /// Written directly, a chunk costs the kernel no copy at all, and the device does the rest.
 ///
 /// Why batches: a device takes a few large writes faster than many small ones (this VM's

@@ -18,10 +18,10 @@ import Darwin
 /// the next buffer's pages are new, and each 4 KiB of them is a page fault (on a VM that
 /// returns freed memory to its host, a fault of the host's too). Setting both thresholds
 /// also ends glibc's sliding of them, so a freed buffer is the next one handed out.
-/// Measured (BENCHMARKS.md, session 8): a 1 GiB loopback download took 3,600 faults instead
-/// of 27,000–45,000, its seeder 2,900 instead of 95,000–160,000; a flash crowd of a seeder
-/// and 15 downloaders 95,000–110,000 instead of 160,000–200,000, with about half a
-/// CPU-second less kernel time. The price is up to `trimThreshold` of freed memory kept
+/// With it (docs/benchmark-log.md) a 1 GiB loopback download takes 3,600 faults instead of
+/// 27,000–45,000, its seeder 2,900 instead of 95,000–160,000; a flash crowd of a seeder and
+/// 15 downloaders 95,000–110,000 instead of 160,000–200,000, with about half a CPU-second
+/// less kernel time. The price is up to `trimThreshold` of freed memory kept
 /// (peak RSS +1–3 MiB in the memory benchmark).
 ///
 /// Settings a user made through the environment (`GLIBC_TUNABLES`' `glibc.malloc.*`, or

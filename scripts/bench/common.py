@@ -1,0 +1,28 @@
+"""What every module of the benchmark runner shares: paths, sizes, the links' rates, the
+RSS target, logging and the median (min–max) of a set of runs."""
+
+import statistics
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+TESTBED = REPO / "scripts" / "testbed.sh"
+# The BitTorrent reference: libtorrent-rasterbar through Debian's python3-libtorrent.
+BT = REPO / "scripts" / "bench" / "bt.py"
+BT_PORT = 6881
+PAYLOAD_BPS = 100e6 * 1448 / 1514  # 95.64 Mbit/s of TCP payload through tbf at 100mbit
+NOMINAL_BPS = 100e6
+MiB = 1 << 20
+GiB = 1 << 30
+RSS_TARGET_KIB = 64 * 1024
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def median_range(values):
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return None
+    return {"median": statistics.median(vals), "min": min(vals), "max": max(vals), "n": len(vals)}
