@@ -86,7 +86,7 @@ struct FrameDecoderTests {
         try channel.writeInbound(encoded.getSlice(at: 0, length: 60_012)!)
         #expect(try channel.readInbound(as: Frame.self) == nil)
         #expect(throws: PacketError.truncatedPayload(declared: 100_000, available: 60_000)) {
-            try channel.pipeline.fireChannelInactive()
+            channel.pipeline.fireChannelInactive()
             try channel.throwIfErrorCaught()
         }
         _ = try? channel.finish()
