@@ -14,24 +14,17 @@ import Synchronization
 /// fetch what they lack from the peers that hold it), or when nobody has asked for a
 /// while: the next crowd starts a new round.
 public final class WorkDispenser: Sendable {
-    private struct Round {
-        var given: ChunkBitmap
-        var lastRequest: NIODeadline
-        /// Every chunk before it has been handed out, so scans start here.
-        var cursor = 0
-    }
-
-    private let rounds = Mutex<[FileID: Round]>([:])
+    private let handout: Mutex<WorkHandout>
     /// How long without a work request ends a round.
-    public let roundIdleTimeout: TimeAmount
+    public var roundIdleTimeout: TimeAmount { self.handout.withLock { $0.roundIdleTimeout } }
 
     /// Creates a dispenser.
     /// - Parameter roundIdleTimeout: quiet time after which the next request starts afresh.
     public init(roundIdleTimeout: TimeAmount = .seconds(3)) {
-        self.roundIdleTimeout = roundIdleTimeout
+        self.handout = Mutex(WorkHandout(roundIdleTimeout: roundIdleTimeout))
     }
 
-    /// The next chunk to hand a requester, marked as handed out.
+    /// The next chunk to hand a requester, marked as handed out (see `WorkHandout`).
     /// - Parameters:
     ///   - file: the file's id.
     ///   - chunkCount: its number of chunks.
@@ -45,31 +38,11 @@ public final class WorkDispenser: Sendable {
         requesterHolds: ChunkBitmap,
         now: NIODeadline = .now()
     ) -> Int? {
-        self.rounds.withLock { rounds in
-            var round = rounds[file] ?? Round(given: ChunkBitmap(count: chunkCount), lastRequest: now)
-            if round.given.count != chunkCount || now - round.lastRequest > self.roundIdleTimeout {
-                round.given = ChunkBitmap(count: chunkCount)
-                round.cursor = 0
-            }
-            round.lastRequest = now
-            defer { rounds[file] = round }
-            guard round.given.setCount < chunkCount else { return nil }
-            while round.cursor < chunkCount && round.given.contains(round.cursor) { round.cursor += 1 }
-            for index in round.cursor..<chunkCount where !round.given.contains(index) && !requesterHolds.contains(index)
-            {
-                round.given.insert(index)
-                return index
-            }
-            return nil
-        }
+        self.handout.withLock { $0.next(of: file, chunkCount: chunkCount, requesterHolds: requesterHolds, now: now) }
     }
 
     /// Puts a handed-out chunk back, when it could not be sent after all.
     public func giveBack(_ chunk: Int, of file: FileID) {
-        self.rounds.withLock { rounds in
-            guard var round = rounds[file], round.given.remove(chunk) else { return }
-            round.cursor = min(round.cursor, chunk)
-            rounds[file] = round
-        }
+        self.handout.withLock { $0.giveBack(chunk, of: file) }
     }
 }
