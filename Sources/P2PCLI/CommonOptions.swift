@@ -150,8 +150,7 @@ struct CommonOptions: ParsableArguments {
             port: self.discoveryPort,
             announceInterval: .nanoseconds(Int64(self.announceInterval * 1_000_000_000)),
             interfaceNames: self.interfaces,
-            staticPeers: try self.peers.map(Self.parseHostPort),
-            networkKey: try self.networkKey()
+            staticPeers: try self.peers.map(Self.parseHostPort)
         )
     }
 
@@ -194,6 +193,7 @@ struct CommonOptions: ParsableArguments {
             createDownloadsDirectory: self.downloads == "./downloads"
         )
         return PeerConfiguration(
+            networkKey: try self.networkKey(),
             discovery: try self.discoveryConfiguration(),
             storage: observer ? nil : storage,
             distribution: Distributor.Configuration(

@@ -21,7 +21,7 @@ struct PeerReport: Codable, Equatable {
     static func foreignKeyNote(_ peer: Peer) -> String? {
         let count = peer.discoveryStatistics.foreignKeySenders
         guard count > 0 else { return nil }
-        let whose = peer.configuration.discovery.networkKey == nil ? "a network key" : "another network key"
+        let whose = peer.configuration.networkKey == nil ? "a network key" : "another network key"
         return "heard \(Format.count(count, "peer")) that \(count == 1 ? "uses" : "use") \(whose); check --secret"
     }
 

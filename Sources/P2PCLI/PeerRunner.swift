@@ -23,7 +23,7 @@ enum PeerRunner {
         let logger = Logger(label: "p2p")
         do {
             let configuration = try options.peerConfiguration(observer: observer)
-            if let weakness = configuration.discovery.networkKey?.weakness {
+            if let weakness = configuration.networkKey?.weakness {
                 logger.warning("\(weakness)")
             }
             let peer = try await Peer.start(configuration: configuration, logger: logger)

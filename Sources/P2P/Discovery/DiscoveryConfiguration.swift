@@ -14,8 +14,6 @@ public struct DiscoveryConfiguration: Sendable {
     public var staticPeers: [SocketAddress]
     /// The local address the sockets bind to.
     public var bindHost: String
-    /// The swarm's shared key: datagrams without its tag are dropped.
-    public var networkKey: NetworkKey?
 
     /// The default discovery port.
     public static let defaultPort = 47474
@@ -29,20 +27,17 @@ public struct DiscoveryConfiguration: Sendable {
     ///   - interfaceNames: interfaces to use, empty for all.
     ///   - staticPeers: discovery addresses to announce to by unicast.
     ///   - bindHost: the local address to bind.
-    ///   - networkKey: the swarm's shared key, if any.
     public init(
         port: Int = DiscoveryConfiguration.defaultPort,
         announceInterval: TimeAmount = DiscoveryConfiguration.defaultAnnounceInterval,
         interfaceNames: [String] = [],
         staticPeers: [SocketAddress] = [],
-        bindHost: String = "0.0.0.0",
-        networkKey: NetworkKey? = nil
+        bindHost: String = "0.0.0.0"
     ) {
         self.port = port
         self.announceInterval = announceInterval
         self.interfaceNames = interfaceNames
         self.staticPeers = staticPeers
         self.bindHost = bindHost
-        self.networkKey = networkKey
     }
 }

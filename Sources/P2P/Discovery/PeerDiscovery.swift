@@ -66,6 +66,8 @@ public final class PeerDiscovery: Service, Sendable {
     private let scope = Mutex(NetworkScope(networks: []))
     /// The IPv4 addresses of `--peer`, heard and answered wherever they are.
     private let staticPeerAddresses: Set<UInt32>
+    /// The swarm's key, if any.
+    private let networkKey: NetworkKey?
     /// This host's own IPv4 addresses, refreshed with the scope.
     private let localAddresses = Mutex(Set<UInt32>())
     /// How many `start`s get an answer.
@@ -82,6 +84,8 @@ public final class PeerDiscovery: Service, Sendable {
     ///   - peerID: this peer's id.
     ///   - transferPort: the TCP port to announce; zero for an observer that serves nothing.
     ///   - configuration: ports, interval, interfaces.
+    ///   - networkKey: the swarm's key: datagrams are sealed with it, and those without
+    ///     its tag are dropped; `nil` for an open swarm.
     ///   - table: where found peers go.
     ///   - group: the event loops for the sockets.
     ///   - logger: where to log.
@@ -89,11 +93,13 @@ public final class PeerDiscovery: Service, Sendable {
         peerID: PeerID,
         transferPort: Int,
         configuration: DiscoveryConfiguration,
+        networkKey: NetworkKey? = nil,
         table: PeerTable = PeerTable(),
         group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
         logger: Logger
     ) {
         self.peerID = peerID
+        self.networkKey = networkKey
         self.transferPort = UInt16(clamping: transferPort)
         self.configuration = configuration
         self.table = table
@@ -204,7 +210,7 @@ public final class PeerDiscovery: Service, Sendable {
         let announcement: Announcement
         var seal: AnnouncementSeal? = nil
         do {
-            if let key = self.configuration.networkKey {
+            if let key = self.networkKey {
                 (announcement, seal) = try Announcement.parse(envelope.data, key: key)
             } else {
                 announcement = try Announcement.parse(envelope.data)
@@ -285,7 +291,7 @@ public final class PeerDiscovery: Service, Sendable {
         guard isNew else { return }
         self.statisticsBox.withLock { $0.foreignKeySenders += 1 }
         self.logger.info(
-            self.configuration.networkKey == nil
+            self.networkKey == nil
                 ? "ignored discovery datagrams of a swarm with a network key"
                 : "ignored discovery datagrams without the network key",
             metadata: ["peer.address": "\(host)"]
@@ -337,7 +343,7 @@ public final class PeerDiscovery: Service, Sendable {
     private func encoded(_ kind: Announcement.Kind, to target: SocketAddress, from socket: DatagramSocket) -> ByteBuffer
     {
         let announcement = self.announcement(kind)
-        guard let key = self.configuration.networkKey else { return announcement.encoded() }
+        guard let key = self.networkKey else { return announcement.encoded() }
         let scope = self.scope.withLock { $0 }
         let counter = self.sealCounter.withLock { counter in
             counter += 1

@@ -72,7 +72,7 @@ public final class Peer: Service, Sendable {
         var logger = logger
         logger[metadataKey: "peer.id"] = "\(id.short)"
         let settings = TransferSettings(
-            networkKey: configuration.discovery.networkKey,
+            networkKey: configuration.networkKey,
             maximumPayloadLength: configuration.maximumFramePayload,
             group: group,
             logger: logger
@@ -107,6 +107,7 @@ public final class Peer: Service, Sendable {
             peerID: id,
             transferPort: server?.port ?? 0,
             configuration: configuration.discovery,
+            networkKey: configuration.networkKey,
             table: table,
             group: group,
             logger: logger

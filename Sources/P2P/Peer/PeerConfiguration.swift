@@ -2,6 +2,9 @@ import NIOCore
 
 /// Everything a peer needs to know to run.
 public struct PeerConfiguration: Sendable {
+    /// The swarm's shared key (`--secret`): discovery datagrams are sealed with it and
+    /// transfer connections authenticated and encrypted; `nil` for an open swarm.
+    public var networkKey: NetworkKey?
     /// Discovery: ports, interval, interfaces, static peers.
     public var discovery: DiscoveryConfiguration
     /// Folders and the cache limit; `nil` for an observer, which stores nothing.
@@ -33,6 +36,7 @@ public struct PeerConfiguration: Sendable {
 
     /// Creates a configuration.
     /// - Parameters:
+    ///   - networkKey: the swarm's shared key, if any.
     ///   - discovery: discovery settings.
     ///   - storage: folders, or `nil` for an observer.
     ///   - distribution: distribution settings.
@@ -44,6 +48,7 @@ public struct PeerConfiguration: Sendable {
     ///   - uploadBytesPerSecond: the most bytes per second served, zero for no limit.
     ///   - limits: connection limits and the idle timeout.
     public init(
+        networkKey: NetworkKey? = nil,
         discovery: DiscoveryConfiguration = DiscoveryConfiguration(),
         storage: StorageConfiguration?,
         distribution: Distributor.Configuration = Distributor.Configuration(),
@@ -55,6 +60,7 @@ public struct PeerConfiguration: Sendable {
         uploadBytesPerSecond: Int64 = 0,
         limits: TransferServer.Limits = TransferServer.Limits()
     ) {
+        self.networkKey = networkKey
         self.discovery = discovery
         self.storage = storage
         self.distribution = distribution

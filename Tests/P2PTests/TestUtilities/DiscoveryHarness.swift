@@ -49,11 +49,16 @@ func withDiscovery<Result: Sendable>(
     let configuration = DiscoveryConfiguration(
         port: port,
         announceInterval: announceInterval,
-        interfaceNames: ["lo"],
-        networkKey: networkKey
+        interfaceNames: ["lo"]
     )
     let services = transferPorts.map {
-        PeerDiscovery(peerID: .random(), transferPort: $0, configuration: configuration, logger: quietLogger)
+        PeerDiscovery(
+            peerID: .random(),
+            transferPort: $0,
+            configuration: configuration,
+            networkKey: networkKey,
+            logger: quietLogger
+        )
     }
     let streams = services.map { _ in AsyncStream.makeStream(of: Void.self) }
     let running = RunningDiscovery(services: services, stops: streams.map(\.continuation))
