@@ -6,18 +6,13 @@ import NIOCore
 /// Authenticates a transfer connection with the swarm's key and then encrypts every
 /// frame's payload, between the frame codec and the async channel.
 ///
-/// Handshake (hello frames, in the clear):
-/// ```
-/// client → server   hello: client nonce (32 random bytes)
-/// server → client   hello: server nonce (32) ‖ HMAC(K, "server" ‖ nonces)
-/// client → server   hello: HMAC(K, "client" ‖ nonces)
-/// ```
-/// Each side proves it knows the transfer key K without revealing it, and both nonces are
-/// fresh, so a recorded handshake cannot be replayed. Each direction then has its own
-/// AES-GCM key, HKDF(K, nonces); every frame's payload is sealed as records of up to
-/// 64 KiB, each with the next counter nonce and the frame's type, chunk number and
-/// plaintext length as authenticated data. A frame that does not open closes the
-/// connection. Frames the async code writes before the handshake ends
+/// The handshake's decisions are `Handshake`'s: this handler sends the hellos it says,
+/// enforces its deadline, and seals with the keys it ends with. Each side proves it knows
+/// the transfer key without revealing it, and both nonces are fresh, so a recorded
+/// handshake cannot be replayed. Each direction has its own AES-GCM key; every frame's
+/// payload is sealed as records of up to 64 KiB, each with the next counter nonce and the
+/// frame's type, chunk number and plaintext length as authenticated data. A frame that does
+/// not open closes the connection. Frames the async code writes before the handshake ends
 /// wait here, and nothing from the peer reaches it before.
 final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = Frame
@@ -26,35 +21,21 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     typealias OutboundOut = Frame
 
     /// Which end of the connection this is.
-    enum Role {
-        case client
-        case server
-    }
-
-    private enum State {
-        case awaitingServerHello(clientNonce: [UInt8])
-        case awaitingClientHello
-        case awaitingClientProof(clientNonce: [UInt8], serverNonce: [UInt8])
-        case established
-        case failed
-    }
+    typealias Role = Handshake.Role
 
     /// Sent toward the socket once the handshake has succeeded: the handlers below may now
     /// take what only an authenticated peer may send (a server's frame reader accepts
     /// full-size frames from then on).
     struct Authenticated: Sendable {}
 
-    private static let nonceLength = 32
     /// AES-GCM's nonce (12 bytes), at the front of a sealed box's combined bytes.
     private static let gcmNonceLength = 12
-    private static let proofLength = 32
     private static let tagLength = 16
 
-    private let key: NetworkKey
-    private let role: Role
     private let logger: Logger
     private let handshakeTimeout: TimeAmount
-    private var state: State
+    private var handshake: Handshake
+    private var failed = false
     private var pendingWrites: [(Frame, EventLoopPromise<Void>?)] = []
     private var sealKey: SymmetricKey? = nil
     private var openKey: SymmetricKey? = nil
@@ -63,14 +44,9 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     private var timeout: Scheduled<Void>? = nil
 
     init(key: NetworkKey, role: Role, handshakeTimeout: TimeAmount = .seconds(5), logger: Logger) {
-        self.key = key
-        self.role = role
         self.logger = logger
         self.handshakeTimeout = handshakeTimeout
-        switch role {
-        case .client: self.state = .awaitingServerHello(clientNonce: Self.randomBytes(Self.nonceLength))
-        case .server: self.state = .awaitingClientHello
-        }
+        self.handshake = Handshake(key: key, role: role, nonce: Self.randomBytes(Handshake.nonceLength))
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -88,14 +64,9 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
         let limit = self.handshakeTimeout
         self.timeout = context.eventLoop.scheduleTask(in: limit) {
             let (handler, context) = bound.value
-            handler.fail(context: context, "no authenticated handshake within \(limit)")
+            handler.perform(handler.handshake.fail("no authenticated handshake within \(limit)"), context: context)
         }
-        if case .awaitingServerHello(let clientNonce) = self.state {
-            context.writeAndFlush(
-                self.wrapOutboundOut(Frame(type: .hello, payload: ByteBuffer(bytes: clientNonce))),
-                promise: nil
-            )
-        }
+        self.perform(self.handshake.start(), context: context)
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
@@ -105,100 +76,61 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = self.unwrapInboundIn(data)
-        switch self.state {
-        case .established:
-            guard frame.type != .hello, let opened = self.open(frame, allocator: context.channel.allocator) else {
-                self.fail(context: context, "a frame failed authentication")
-                return
-            }
-            context.fireChannelRead(self.wrapInboundOut(opened))
-        case .awaitingServerHello(let clientNonce):
-            guard frame.type == .hello, frame.payload.readableBytes == Self.nonceLength + Self.proofLength else {
-                self.fail(context: context, "the peer did not answer the handshake (no network key, or another one?)")
-                return
-            }
-            var payload = frame.payload
-            let serverNonce = payload.readBytes(length: Self.nonceLength)!
-            let proof = payload.readBytes(length: Self.proofLength)!
-            guard self.key.verify(proof: proof, role: "server", clientNonce: clientNonce, serverNonce: serverNonce)
-            else {
-                self.fail(context: context, "the peer does not know the network key")
-                return
-            }
-            let mine = self.key.proof(role: "client", clientNonce: clientNonce, serverNonce: serverNonce)
-            context.write(self.wrapOutboundOut(Frame(type: .hello, payload: ByteBuffer(bytes: mine))), promise: nil)
-            self.establish(context: context, clientNonce: clientNonce, serverNonce: serverNonce)
-        case .awaitingClientHello:
-            guard frame.type == .hello, frame.payload.readableBytes == Self.nonceLength else {
-                self.fail(context: context, "refused a connection without the network key handshake")
-                return
-            }
-            let clientNonce = Array(frame.payload.readableBytesView)
-            let serverNonce = Self.randomBytes(Self.nonceLength)
-            let proof = self.key.proof(role: "server", clientNonce: clientNonce, serverNonce: serverNonce)
-            self.state = .awaitingClientProof(clientNonce: clientNonce, serverNonce: serverNonce)
+        guard !self.failed else { return }
+        guard self.handshake.isEstablished else {
+            let hello = frame.type == .hello ? Array(frame.payload.readableBytesView) : nil
+            self.perform(self.handshake.received(hello: hello), context: context)
+            return
+        }
+        guard frame.type != .hello, let opened = self.open(frame, allocator: context.channel.allocator) else {
+            self.fail(context: context, "a frame failed authentication")
+            return
+        }
+        context.fireChannelRead(self.wrapInboundOut(opened))
+    }
+
+    /// Does what the handshake says.
+    private func perform(_ action: Handshake.Action, context: ChannelHandlerContext) {
+        switch action {
+        case .none:
+            return
+        case .send(let payload):
             context.writeAndFlush(
-                self.wrapOutboundOut(Frame(type: .hello, payload: ByteBuffer(bytes: serverNonce + proof))),
+                self.wrapOutboundOut(Frame(type: .hello, payload: ByteBuffer(bytes: payload))),
                 promise: nil
             )
-        case .awaitingClientProof(let clientNonce, let serverNonce):
-            guard frame.type == .hello, frame.payload.readableBytes == Self.proofLength,
-                self.key.verify(
-                    proof: Array(frame.payload.readableBytesView),
-                    role: "client",
-                    clientNonce: clientNonce,
-                    serverNonce: serverNonce
-                )
-            else {
-                self.fail(context: context, "refused a peer that does not know the network key")
-                return
-            }
-            self.establish(context: context, clientNonce: clientNonce, serverNonce: serverNonce)
-        case .failed:
-            return
+        case .sendAndEstablish(let payload, let keys):
+            context.write(self.wrapOutboundOut(Frame(type: .hello, payload: ByteBuffer(bytes: payload))), promise: nil)
+            self.establish(keys, context: context)
+        case .establish(let keys):
+            self.establish(keys, context: context)
+        case .fail(let reason):
+            self.fail(context: context, reason)
         }
     }
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let frame = self.unwrapOutboundIn(data)
-        switch self.state {
-        case .established:
+        if self.failed {
+            promise?.fail(P2PError(code: .protocolViolation, "the connection was not authenticated"))
+        } else if self.handshake.isEstablished {
             context.write(
                 self.wrapOutboundOut(self.seal(frame, allocator: context.channel.allocator)),
                 promise: promise
             )
-        case .awaitingServerHello, .awaitingClientHello, .awaitingClientProof:
+        } else {
             self.pendingWrites.append((frame, promise))
-        case .failed:
-            promise?.fail(P2PError(code: .protocolViolation, "the connection was not authenticated"))
         }
     }
 
     func flush(context: ChannelHandlerContext) {
-        if case .established = self.state { context.flush() }
+        if self.handshake.isEstablished && !self.failed { context.flush() }
     }
 
-    private func establish(context: ChannelHandlerContext, clientNonce: [UInt8], serverNonce: [UInt8]) {
+    private func establish(_ keys: Handshake.SessionKeys, context: ChannelHandlerContext) {
         self.timeout?.cancel()
-        let toServer = self.key.sessionKey(
-            direction: "client to server",
-            clientNonce: clientNonce,
-            serverNonce: serverNonce
-        )
-        let toClient = self.key.sessionKey(
-            direction: "server to client",
-            clientNonce: clientNonce,
-            serverNonce: serverNonce
-        )
-        switch self.role {
-        case .client:
-            self.sealKey = toServer
-            self.openKey = toClient
-        case .server:
-            self.sealKey = toClient
-            self.openKey = toServer
-        }
-        self.state = .established
+        self.sealKey = keys.seal
+        self.openKey = keys.open
         context.triggerUserOutboundEvent(Authenticated(), promise: nil)
         let pending = self.pendingWrites
         self.pendingWrites = []
@@ -212,8 +144,8 @@ final class SecureChannelHandler: ChannelDuplexHandler, RemovableChannelHandler 
     }
 
     private func fail(context: ChannelHandlerContext, _ reason: String) {
-        if case .failed = self.state { return }
-        self.state = .failed
+        if self.failed { return }
+        self.failed = true
         self.timeout?.cancel()
         let error = P2PError(code: .protocolViolation, reason)
         self.logger.info(
