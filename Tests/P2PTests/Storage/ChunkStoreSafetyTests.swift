@@ -20,40 +20,9 @@ struct ChunkStoreSafetyTests {
         return file
     }
 
-    /// Runs `body` with a store sharing one file of `size` bytes (the origin, with its
-    /// manifest and chunks) and an empty store to download it into, with the latter's
-    /// folders; both are closed and removed after.
-    private static func withOriginAndSink(
-        sharing name: String,
-        size: Int,
-        _ body: (
-            _ origin: (store: ChunkStore, manifest: Manifest, chunks: [ByteBuffer], data: [UInt8]),
-            _ store: ChunkStore,
-            _ sink: StorageFixture
-        ) async throws -> Void
-    ) async throws {
-        let source = try StorageFixture()
-        let sink = try StorageFixture()
-        defer {
-            source.remove()
-            sink.remove()
-        }
-        let origin = try await source.origin(sharing: name, size: size)
-        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
-        do {
-            try await body(origin, store, sink)
-        } catch {
-            await store.close()
-            await origin.store.close()
-            throw error
-        }
-        await store.close()
-        await origin.store.close()
-    }
-
     @Test("a symbolic link planted at the partial file is refused, and its target is untouched")
     func linkAtPartialIsRefused() async throws {
-        try await Self.withOriginAndSink(sharing: "victim.bin", size: 600_000) { origin, store, sink in
+        try await StorageFixture.withOriginAndSink(sharing: "victim.bin", size: 600_000) { origin, store, sink in
             let outside = sink.root.appendingPathComponent("outside.txt")
             try Data("precious".utf8).write(to: outside)
             let partial = await store.partialPath(of: origin.manifest.id)
@@ -74,7 +43,7 @@ struct ChunkStoreSafetyTests {
 
     @Test("a symbolic link planted at a download record is refused, and its target is untouched")
     func linkAtRecordIsRefused() async throws {
-        try await Self.withOriginAndSink(sharing: "victim.bin", size: 600_000) { origin, store, sink in
+        try await StorageFixture.withOriginAndSink(sharing: "victim.bin", size: 600_000) { origin, store, sink in
             let outside = sink.root.appendingPathComponent("outside.txt")
             try Data("precious".utf8).write(to: outside)
             let record = sink.state.appendingPathComponent("partials/\(origin.manifest.id).record")
@@ -188,7 +157,7 @@ struct ChunkStoreSafetyTests {
 
     @Test("a chunk that changed on disk after it was verified is caught before the rename and fetched again")
     func changedChunkIsCaught() async throws {
-        try await Self.withOriginAndSink(sharing: "data.bin", size: 1_000_000) { origin, store, sink in
+        try await StorageFixture.withOriginAndSink(sharing: "data.bin", size: 1_000_000) { origin, store, sink in
             let file = try await Self.fill(store, with: origin.chunks, of: origin.manifest)
             // Another program writes into the partial file.
             let handle = try FileHandle(
@@ -217,7 +186,7 @@ struct ChunkStoreSafetyTests {
 
     @Test("a partial file cut short after its chunks were verified is caught, and the lost chunks fetched again")
     func truncatedPartialIsCaught() async throws {
-        try await Self.withOriginAndSink(sharing: "data.bin", size: 1_000_000) { origin, store, sink in
+        try await StorageFixture.withOriginAndSink(sharing: "data.bin", size: 1_000_000) { origin, store, sink in
             let file = try await Self.fill(store, with: origin.chunks, of: origin.manifest)
             let partial = await store.partialPath(of: origin.manifest.id).string
             #expect(truncate(partial, off_t(origin.manifest.chunkSize + 10)) == 0)
@@ -229,7 +198,7 @@ struct ChunkStoreSafetyTests {
     @Test("a name of 255 bytes, the longest accepted, downloads into place")
     func longestNameDownloads() async throws {
         let name = String(repeating: "n", count: 251) + ".bin"
-        try await Self.withOriginAndSink(sharing: name, size: 300_000) { origin, store, sink in
+        try await StorageFixture.withOriginAndSink(sharing: name, size: 300_000) { origin, store, sink in
             _ = try await Self.fill(store, with: origin.chunks, of: origin.manifest)
             let path = try await store.finishDownload(origin.manifest.id)
             #expect(path.lastComponent?.string == name)

@@ -11,56 +11,40 @@ import Testing
 struct ChunkWriteWaitTests {
     @Test("a waiter wakes when the chunk's write lands, and not before")
     func wakesOnWrite() async throws {
-        let source = try StorageFixture()
-        let sink = try StorageFixture()
-        defer {
-            source.remove()
-            sink.remove()
-        }
-        let origin = try await source.origin(sharing: "w.bin", size: 600_000)
-        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
-        let file = try await store.beginDownload(origin.manifest)
-        let woke = ManagedFlag()
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask {
-                await store.waitForWrite(origin.manifest.id, index: 1)
-                woke.set()
+        try await StorageFixture.withOriginAndSink(sharing: "w.bin", size: 600_000) { origin, store, _ in
+            let file = try await store.beginDownload(origin.manifest)
+            let woke = ManagedFlag()
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask {
+                    await store.waitForWrite(origin.manifest.id, index: 1)
+                    woke.set()
+                }
+                try await Task.sleep(for: .milliseconds(50))
+                #expect(!woke.isSet)
+                try await file.write(origin.chunks[1], chunk: 1)
+                try await group.waitForAll()
             }
-            try await Task.sleep(for: .milliseconds(50))
-            #expect(!woke.isSet)
-            try await file.write(origin.chunks[1], chunk: 1)
-            try await group.waitForAll()
+            #expect(woke.isSet)
+            #expect(try await store.readChunk(origin.manifest.id, index: 1) != nil)
+            // Held already: no wait at all.
+            await store.waitForWrite(origin.manifest.id, index: 1)
         }
-        #expect(woke.isSet)
-        #expect(try await store.readChunk(origin.manifest.id, index: 1) != nil)
-        // Held already: no wait at all.
-        await store.waitForWrite(origin.manifest.id, index: 1)
-        await store.close()
-        await origin.store.close()
     }
 
     @Test("a waiter wakes when the download closes, and when its task is cancelled")
     func wakesOnCloseAndCancel() async throws {
-        let source = try StorageFixture()
-        let sink = try StorageFixture()
-        defer {
-            source.remove()
-            sink.remove()
-        }
-        let origin = try await source.origin(sharing: "w.bin", size: 600_000)
-        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
-        _ = try await store.beginDownload(origin.manifest)
-        let cancelled = Task { await store.waitForWrite(origin.manifest.id, index: 0) }
-        try await Task.sleep(for: .milliseconds(20))
-        cancelled.cancel()
-        await cancelled.value
+        try await StorageFixture.withOriginAndSink(sharing: "w.bin", size: 600_000) { origin, store, _ in
+            _ = try await store.beginDownload(origin.manifest)
+            let cancelled = Task { await store.waitForWrite(origin.manifest.id, index: 0) }
+            try await Task.sleep(for: .milliseconds(20))
+            cancelled.cancel()
+            await cancelled.value
 
-        async let closing: Void = store.waitForWrite(origin.manifest.id, index: 2)
-        try await Task.sleep(for: .milliseconds(20))
-        await store.suspendDownload(origin.manifest.id)
-        await closing
-        await store.close()
-        await origin.store.close()
+            async let closing: Void = store.waitForWrite(origin.manifest.id, index: 2)
+            try await Task.sleep(for: .milliseconds(20))
+            await store.suspendDownload(origin.manifest.id)
+            await closing
+        }
     }
 }
 

@@ -53,6 +53,37 @@ struct StorageFixture {
         return (store, manifest, chunks, data)
     }
 
+    /// Runs `body` with a store sharing one file of `size` bytes (the origin, with its
+    /// manifest and chunks) and an empty store to download it into, with the latter's
+    /// folders; both are closed and removed after.
+    static func withOriginAndSink(
+        sharing name: String,
+        size: Int,
+        _ body: (
+            _ origin: (store: ChunkStore, manifest: Manifest, chunks: [ByteBuffer], data: [UInt8]),
+            _ store: ChunkStore,
+            _ sink: StorageFixture
+        ) async throws -> Void
+    ) async throws {
+        let source = try StorageFixture()
+        let sink = try StorageFixture()
+        defer {
+            source.remove()
+            sink.remove()
+        }
+        let origin = try await source.origin(sharing: name, size: size)
+        let store = try await ChunkStore.open(configuration: sink.configuration(), logger: StorageFixture.logger)
+        do {
+            try await body(origin, store, sink)
+        } catch {
+            await store.close()
+            await origin.store.close()
+            throw error
+        }
+        await store.close()
+        await origin.store.close()
+    }
+
     static func bytes(_ size: Int, seed: UInt64) -> [UInt8] {
         var state = seed &* 0x9E37_79B9_7F4A_7C15 | 1
         var bytes = [UInt8](repeating: 0, count: size)
