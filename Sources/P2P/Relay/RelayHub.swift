@@ -51,40 +51,24 @@ public final class RelayHub: Sendable {
         public var bytes: ByteBuffer
     }
 
-    private struct Subscriber {
-        var file: FileID
-        var continuation: AsyncStream<Relayed>.Continuation
-        var queuedBytes = 0
-        /// Chunks whose first pieces were queued here and whose last is still to come: the
-        /// rest of each follows, whatever the queue's length, so that a chunk is taken whole
-        /// or not at all.
-        var piecesOpen: Set<Int> = []
-    }
-
     private struct State {
-        var nextID: UInt64 = 0
-        var subscribers: [UInt64: Subscriber] = [:]
-        /// Tasks waiting for a file's backlog to fall, with the level they wait for.
-        var backlogWaiters: [(file: FileID, below: Int, wakeup: Wakeup)] = []
-        /// The files downloaded here, with the chunks forwarded so far.
-        var forwarded: [FileID: Record] = [:]
+        var routing: RelayRouting
+        /// Each subscriber's stream.
+        var streams: [UInt64: AsyncStream<Relayed>.Continuation] = [:]
+        /// The wake-ups waiting for a backlog to fall, by their key in `routing`.
+        var wakeups: [UInt64: Wakeup] = [:]
+        var waiterKeys: [ObjectIdentifier: UInt64] = [:]
+        var nextWaiterKey: UInt64 = 0
     }
 
-    /// What the hub knows of one file downloaded here.
-    private struct Record {
-        /// Downloads of the file running here (the library allows more than one).
-        var downloads: Int
-        var chunks: ChunkBitmap
-    }
-
-    private let state = Mutex(State())
+    private let state: Mutex<State>
     /// The most bytes queued for one subscriber; more are dropped.
-    public let maximumQueuedBytes: Int
+    public var maximumQueuedBytes: Int { self.state.withLock { $0.routing.maximumQueuedBytes } }
 
     /// Creates a hub.
     /// - Parameter maximumQueuedBytes: the bound on each subscriber's queue.
     public init(maximumQueuedBytes: Int = 2 << 20) {
-        self.maximumQueuedBytes = maximumQueuedBytes
+        self.state = Mutex(State(routing: RelayRouting(maximumQueuedBytes: maximumQueuedBytes)))
     }
 
     /// A subscription: the chunks to write to one connection, until it ends.
@@ -113,9 +97,9 @@ public final class RelayHub: Sendable {
     public func subscribe(to file: FileID) -> Subscription {
         let (stream, continuation) = AsyncStream.makeStream(of: Relayed.self, bufferingPolicy: .unbounded)
         let (id, missed) = self.state.withLock { state in
-            state.nextID += 1
-            state.subscribers[state.nextID] = Subscriber(file: file, continuation: continuation)
-            return (state.nextID, state.forwarded[file]?.chunks)
+            let subscribed = state.routing.subscribe(to: file)
+            state.streams[subscribed.id] = continuation
+            return subscribed
         }
         continuation.onTermination = { [weak self] _ in self?.unsubscribe(id) }
         return Subscription(chunks: stream, missed: missed, id: id, hub: self)
@@ -124,29 +108,18 @@ public final class RelayHub: Sendable {
     /// Starts recording which chunks of `file` are forwarded: this peer downloads it. Each
     /// call is matched by one `endDownload`.
     public func beginDownload(of file: FileID, chunkCount: Int) {
-        self.state.withLock { state in
-            if var record = state.forwarded[file], record.chunks.count == chunkCount {
-                record.downloads += 1
-                state.forwarded[file] = record
-            } else {
-                state.forwarded[file] = Record(downloads: 1, chunks: ChunkBitmap(count: chunkCount))
-            }
-        }
+        self.state.withLock { $0.routing.beginDownload(of: file, chunkCount: chunkCount) }
     }
 
     /// A download of `file` here has ended; the record goes with the last one.
     public func endDownload(of file: FileID) {
-        self.state.withLock { state in
-            guard var record = state.forwarded[file] else { return }
-            record.downloads -= 1
-            state.forwarded[file] = record.downloads > 0 ? record : nil
-        }
+        self.state.withLock { $0.routing.endDownload(of: file) }
     }
 
     /// Whether `chunk` of `file`, downloaded here, has been forwarded: it was verified
     /// here, and is on disk or about to be (forwarding comes before the write).
     public func hasForwarded(_ chunk: Int, of file: FileID) -> Bool {
-        self.state.withLock { state in state.forwarded[file]?.chunks.contains(chunk) ?? false }
+        self.state.withLock { $0.routing.hasForwarded(chunk, of: file) }
     }
 
     /// Queues a verified chunk for every subscriber of its file.
@@ -181,30 +154,19 @@ public final class RelayHub: Sendable {
         )
     }
 
-    /// Queues `relayed`, which starts at `offset` in its chunk, for the subscribers that
-    /// take it: at offset 0, those with room for the whole chunk; later, those that took
-    /// the chunk's first piece.
+    /// Queues `relayed` for the subscribers the routing gives it to.
     /// - Returns: how many subscribers it was queued for.
     private func queue(_ relayed: Relayed, offset: Int, chunkLength: Int) -> Int {
-        let (file, chunk, bytes) = (relayed.file, relayed.chunk, relayed.bytes)
-        let completes = offset + bytes.readableBytes >= chunkLength
-        return self.state.withLock { state in
-            if offset == 0 { state.forwarded[file]?.chunks.insert(chunk) }
-            var count = 0
-            for (id, var subscriber) in state.subscribers where subscriber.file == file {
-                if offset == 0 {
-                    guard subscriber.queuedBytes + chunkLength <= self.maximumQueuedBytes else { continue }
-                    if !completes { subscriber.piecesOpen.insert(chunk) }
-                } else {
-                    guard subscriber.piecesOpen.contains(chunk) else { continue }
-                    if completes { subscriber.piecesOpen.remove(chunk) }
-                }
-                subscriber.queuedBytes += bytes.readableBytes
-                state.subscribers[id] = subscriber
-                subscriber.continuation.yield(relayed)
-                count += 1
-            }
-            return count
+        self.state.withLock { state in
+            let takers = state.routing.route(
+                chunk: relayed.chunk,
+                of: relayed.file,
+                offset: offset,
+                length: relayed.bytes.readableBytes,
+                chunkLength: chunkLength
+            )
+            for id in takers { state.streams[id]?.yield(relayed) }
+            return takers.count
         }
     }
 
@@ -213,18 +175,13 @@ public final class RelayHub: Sendable {
     public func abort(_ chunk: Int, of file: FileID) {
         let relayed = Relayed(file: file, chunk: chunk, kind: .abort, bytes: ByteBuffer())
         self.state.withLock { state in
-            for (id, var subscriber) in state.subscribers
-            where subscriber.file == file && subscriber.piecesOpen.contains(chunk) {
-                subscriber.piecesOpen.remove(chunk)
-                state.subscribers[id] = subscriber
-                subscriber.continuation.yield(relayed)
-            }
+            for id in state.routing.abort(chunk, of: file) { state.streams[id]?.yield(relayed) }
         }
     }
 
     /// How many peers are subscribed to `file` here.
     public func subscriberCount(of file: FileID) -> Int {
-        self.state.withLock { state in state.subscribers.values.count { $0.file == file } }
+        self.state.withLock { $0.routing.subscriberCount(of: file) }
     }
 
     /// The forwarding backlog of `file`: the most bytes queued for any one subscriber and
@@ -232,54 +189,52 @@ public final class RelayHub: Sendable {
     /// gets only its share of the uplink, so a queue that grows at one peer is what makes
     /// the last chunks late there.
     public func backlog(of file: FileID) -> Int {
-        self.state.withLock { state in Self.backlog(of: file, in: state) }
+        self.state.withLock { $0.routing.backlog(of: file) }
     }
 
     /// Arranges for `wakeup` to be signalled once the backlog of `file` is below `limit`.
     /// - Returns: false, arranging nothing, if it is below already.
     func signalWhenBacklog(of file: FileID, isBelow limit: Int, _ wakeup: Wakeup) -> Bool {
         self.state.withLock { state in
-            guard Self.backlog(of: file, in: state) >= limit else { return false }
-            if !state.backlogWaiters.contains(where: { $0.wakeup === wakeup }) {
-                state.backlogWaiters.append((file, limit, wakeup))
+            let identity = ObjectIdentifier(wakeup)
+            let key: UInt64
+            if let known = state.waiterKeys[identity] {
+                key = known
+            } else {
+                state.nextWaiterKey += 1
+                key = state.nextWaiterKey
             }
+            guard state.routing.wait(key, untilBacklogOf: file, isBelow: limit) else { return false }
+            state.waiterKeys[identity] = key
+            state.wakeups[key] = wakeup
             return true
         }
     }
 
-    private static func backlog(of file: FileID, in state: State) -> Int {
-        state.subscribers.values.reduce(0) { $1.file == file ? max($0, $1.queuedBytes) : $0 }
-    }
-
     private func written(_ bytes: Int, by id: UInt64) {
-        let ready = self.state.withLock { state -> [Wakeup] in
-            guard var subscriber = state.subscribers[id] else { return [] }
-            subscriber.queuedBytes -= bytes
-            state.subscribers[id] = subscriber
-            return self.releaseWaiters(for: subscriber.file, in: &state)
+        let ready = self.state.withLock { state in
+            Self.take(state.routing.written(bytes, by: id), from: &state)
         }
         for wakeup in ready { wakeup.signal() }
     }
 
     private func unsubscribe(_ id: UInt64) {
-        let (removed, ready) = self.state.withLock { state -> (Subscriber?, [Wakeup]) in
-            guard let subscriber = state.subscribers.removeValue(forKey: id) else { return (nil, []) }
-            return (subscriber, self.releaseWaiters(for: subscriber.file, in: &state))
+        let (stream, ready) = self.state.withLock { state -> (AsyncStream<Relayed>.Continuation?, [Wakeup]) in
+            let (wasSubscribed, released) = state.routing.unsubscribe(id)
+            guard wasSubscribed else { return (nil, []) }
+            return (state.streams.removeValue(forKey: id), Self.take(released, from: &state))
         }
         // Outside the lock: finishing calls `onTermination`, which comes back here.
-        removed?.continuation.finish()
+        stream?.finish()
         for wakeup in ready { wakeup.signal() }
     }
 
-    private func releaseWaiters(for file: FileID, in state: inout State) -> [Wakeup] {
-        guard !state.backlogWaiters.isEmpty else { return [] }
-        let backlog = Self.backlog(of: file, in: state)
-        var ready: [Wakeup] = []
-        state.backlogWaiters.removeAll { waiter in
-            guard waiter.file == file, backlog < waiter.below else { return false }
-            ready.append(waiter.wakeup)
-            return true
+    /// The wake-ups of the released waiters, forgotten here.
+    private static func take(_ keys: [UInt64], from state: inout State) -> [Wakeup] {
+        keys.compactMap { key in
+            guard let wakeup = state.wakeups.removeValue(forKey: key) else { return nil }
+            state.waiterKeys[ObjectIdentifier(wakeup)] = nil
+            return wakeup
         }
-        return ready
     }
 }

@@ -1,0 +1,163 @@
+/// Where a relayer's forwarded chunks go, as a value: which subscribers take a chunk (a
+/// first piece only where the whole chunk fits the queue, the rest to those that took the
+/// first), each subscriber's backlog, the tasks waiting for a backlog to fall, and which
+/// chunks of a file downloaded here have been forwarded. Subscribers and waiters are
+/// numbers; `RelayHub` holds this in a `Mutex` and owns the streams and wake-ups they
+/// stand for.
+struct RelayRouting {
+    private struct Subscriber {
+        var file: FileID
+        var queuedBytes = 0
+        /// Chunks whose first pieces were queued here and whose last is still to come: the
+        /// rest of each follows, whatever the queue's length, so that a chunk is taken whole
+        /// or not at all.
+        var piecesOpen: Set<Int> = []
+    }
+
+    /// What the routing knows of one file downloaded here.
+    private struct Record {
+        /// Downloads of the file running here (the library allows more than one).
+        var downloads: Int
+        var chunks: ChunkBitmap
+    }
+
+    private struct Waiter {
+        var key: UInt64
+        var file: FileID
+        var below: Int
+    }
+
+    /// The most bytes queued for one subscriber; a chunk that would go over is not queued.
+    let maximumQueuedBytes: Int
+    private var nextSubscriber: UInt64 = 0
+    private var subscribers: [UInt64: Subscriber] = [:]
+    private var waiters: [Waiter] = []
+    private var forwarded: [FileID: Record] = [:]
+
+    init(maximumQueuedBytes: Int) {
+        self.maximumQueuedBytes = maximumQueuedBytes
+    }
+
+    // MARK: Subscribers
+
+    /// A new subscriber to `file`.
+    /// - Returns: its number, and the chunks of the file forwarded before it (which it will
+    ///   not get), or `nil` if the file is not being downloaded here.
+    mutating func subscribe(to file: FileID) -> (id: UInt64, missed: ChunkBitmap?) {
+        self.nextSubscriber += 1
+        self.subscribers[self.nextSubscriber] = Subscriber(file: file)
+        return (self.nextSubscriber, self.forwarded[file]?.chunks)
+    }
+
+    /// A subscriber's connection ended.
+    /// - Returns: whether it was subscribed, and the waiters its going released.
+    mutating func unsubscribe(_ id: UInt64) -> (wasSubscribed: Bool, released: [UInt64]) {
+        guard let subscriber = self.subscribers.removeValue(forKey: id) else { return (false, []) }
+        return (true, self.releaseWaiters(for: subscriber.file))
+    }
+
+    /// Bytes queued for subscriber `id` are on their way.
+    /// - Returns: the waiters released.
+    mutating func written(_ bytes: Int, by id: UInt64) -> [UInt64] {
+        guard var subscriber = self.subscribers[id] else { return [] }
+        subscriber.queuedBytes -= bytes
+        self.subscribers[id] = subscriber
+        return self.releaseWaiters(for: subscriber.file)
+    }
+
+    /// How many subscribers `file` has.
+    func subscriberCount(of file: FileID) -> Int {
+        self.subscribers.values.count { $0.file == file }
+    }
+
+    /// The forwarding backlog of `file`: the most bytes queued for any one subscriber.
+    func backlog(of file: FileID) -> Int {
+        self.subscribers.values.reduce(0) { $1.file == file ? max($0, $1.queuedBytes) : $0 }
+    }
+
+    // MARK: Downloads here
+
+    /// This peer starts downloading `file`: forwarded chunks are recorded from now on.
+    mutating func beginDownload(of file: FileID, chunkCount: Int) {
+        if var record = self.forwarded[file], record.chunks.count == chunkCount {
+            record.downloads += 1
+            self.forwarded[file] = record
+        } else {
+            self.forwarded[file] = Record(downloads: 1, chunks: ChunkBitmap(count: chunkCount))
+        }
+    }
+
+    /// A download of `file` here ended; the record goes with the last one.
+    mutating func endDownload(of file: FileID) {
+        guard var record = self.forwarded[file] else { return }
+        record.downloads -= 1
+        self.forwarded[file] = record.downloads > 0 ? record : nil
+    }
+
+    /// Whether `chunk` of `file`, downloaded here, has been forwarded.
+    func hasForwarded(_ chunk: Int, of file: FileID) -> Bool {
+        self.forwarded[file]?.chunks.contains(chunk) ?? false
+    }
+
+    // MARK: Forwarding
+
+    /// `length` bytes of `chunk` starting at `offset` are forwarded: at offset 0 to each
+    /// subscriber of `file` with room for the whole chunk, later to those that took the
+    /// chunk's first piece.
+    /// - Returns: the subscribers to deliver it to.
+    mutating func route(chunk: Int, of file: FileID, offset: Int, length: Int, chunkLength: Int) -> [UInt64] {
+        let completes = offset + length >= chunkLength
+        if offset == 0 { self.forwarded[file]?.chunks.insert(chunk) }
+        var takers: [UInt64] = []
+        for (id, var subscriber) in self.subscribers where subscriber.file == file {
+            if offset == 0 {
+                guard subscriber.queuedBytes + chunkLength <= self.maximumQueuedBytes else { continue }
+                if !completes { subscriber.piecesOpen.insert(chunk) }
+            } else {
+                guard subscriber.piecesOpen.contains(chunk) else { continue }
+                if completes { subscriber.piecesOpen.remove(chunk) }
+            }
+            subscriber.queuedBytes += length
+            self.subscribers[id] = subscriber
+            takers.append(id)
+        }
+        return takers
+    }
+
+    /// `chunk` will not be completed.
+    /// - Returns: the subscribers that took its first pieces, to be told.
+    mutating func abort(_ chunk: Int, of file: FileID) -> [UInt64] {
+        var told: [UInt64] = []
+        for (id, var subscriber) in self.subscribers
+        where subscriber.file == file && subscriber.piecesOpen.contains(chunk) {
+            subscriber.piecesOpen.remove(chunk)
+            self.subscribers[id] = subscriber
+            told.append(id)
+        }
+        return told
+    }
+
+    // MARK: Waiting for the backlog
+
+    /// Waiter `key` wants to know when the backlog of `file` is below `limit`.
+    /// - Returns: false, recording nothing, if it is below already.
+    mutating func wait(_ key: UInt64, untilBacklogOf file: FileID, isBelow limit: Int) -> Bool {
+        guard self.backlog(of: file) >= limit else { return false }
+        if !self.waiters.contains(where: { $0.key == key }) {
+            self.waiters.append(Waiter(key: key, file: file, below: limit))
+        }
+        return true
+    }
+
+    private mutating func releaseWaiters(for file: FileID) -> [UInt64] {
+        guard !self.waiters.isEmpty else { return [] }
+        let backlog = self.backlog(of: file)
+        var released: [UInt64] = []
+        self.waiters.removeAll { waiter in
+            guard waiter.file == file, backlog < waiter.below else { return false }
+            released.append(waiter.key)
+            return true
+        }
+        return released
+    }
+}

@@ -1,0 +1,80 @@
+import Testing
+
+@testable import P2P
+
+/// The relayer's routing as a value: who takes which chunk and piece, what a late
+/// subscriber missed, when a backlog waiter is released.
+@Suite("RelayRouting")
+struct RelayRoutingTests {
+    let file = FileID(bytes: [UInt8](repeating: 7, count: 32))!
+    let other = FileID(bytes: [UInt8](repeating: 8, count: 32))!
+
+    @Test("a late subscriber is told which chunks were forwarded before it")
+    func lateSubscriberMisses() {
+        var routing = RelayRouting(maximumQueuedBytes: 1000)
+        let (_, untracked) = routing.subscribe(to: self.file)
+        #expect(untracked == nil)
+        routing.beginDownload(of: self.file, chunkCount: 4)
+        let first = routing.subscribe(to: self.file)
+        #expect(first.missed?.setCount == 0)
+        let firstTakers = routing.route(chunk: 2, of: self.file, offset: 0, length: 100, chunkLength: 100)
+        #expect(Set(firstTakers).contains(first.id))
+        #expect(routing.hasForwarded(2, of: self.file))
+        let late = routing.subscribe(to: self.file)
+        #expect(late.missed?.indices == [2])
+        routing.endDownload(of: self.file)
+        #expect(!routing.hasForwarded(2, of: self.file))
+    }
+
+    @Test("a chunk is taken whole or not at all: first pieces only where it fits, the rest to those takers")
+    func piecesFollowTheFirst() {
+        var routing = RelayRouting(maximumQueuedBytes: 300)
+        let roomy = routing.subscribe(to: self.file).id
+        let full = routing.subscribe(to: self.file).id
+        let elsewhere = routing.subscribe(to: self.other).id
+        // Fill one queue: 250 of its 300 bytes.
+        let wholeTakers = routing.route(chunk: 0, of: self.file, offset: 0, length: 250, chunkLength: 250)
+        #expect(Set(wholeTakers) == [roomy, full])
+        _ = routing.written(250, by: roomy)
+        #expect(routing.backlog(of: self.file) == 250)
+        // A 200-byte chunk in two pieces: the first goes only where 200 fits.
+        let pieceTakers = routing.route(chunk: 1, of: self.file, offset: 0, length: 100, chunkLength: 200)
+        #expect(pieceTakers == [roomy])
+        // The rest follows to the same subscriber, even past the queue's bound.
+        _ = routing.written(0, by: full)
+        let takers = routing.route(chunk: 1, of: self.file, offset: 100, length: 100, chunkLength: 200)
+        #expect(takers == [roomy])
+        // Both have room for a small chunk; the other file's subscriber gets none of it. An
+        // abort reaches only those with its pieces open, once.
+        let smallTakers = routing.route(chunk: 2, of: self.file, offset: 0, length: 10, chunkLength: 20)
+        #expect(Set(smallTakers) == [roomy, full] && !smallTakers.contains(elsewhere))
+        let told = routing.abort(2, of: self.file)
+        #expect(Set(told) == [roomy, full])
+        let toldAgain = routing.abort(2, of: self.file)
+        #expect(toldAgain.isEmpty)
+        #expect(routing.subscriberCount(of: self.file) == 2)
+    }
+
+    @Test("a backlog waiter is released when the longest queue falls below its level, or its subscriber goes")
+    func waitersReleased() {
+        var routing = RelayRouting(maximumQueuedBytes: 1000)
+        let a = routing.subscribe(to: self.file).id
+        let b = routing.subscribe(to: self.file).id
+        let waits = routing.wait(1, untilBacklogOf: self.file, isBelow: 100)
+        #expect(!waits)
+        _ = routing.route(chunk: 0, of: self.file, offset: 0, length: 300, chunkLength: 300)
+        let waitsNow = routing.wait(1, untilBacklogOf: self.file, isBelow: 100)
+        #expect(waitsNow)
+        // Below 400 already: nothing to wait for.
+        let waitsBelow = routing.wait(2, untilBacklogOf: self.file, isBelow: 400)
+        #expect(!waitsBelow)
+        let waitsAgain = routing.wait(2, untilBacklogOf: self.file, isBelow: 200)
+        #expect(waitsAgain)
+        let released = routing.written(300, by: a)
+        #expect(released.isEmpty)  // b still holds 300
+        let gone = routing.unsubscribe(b)
+        #expect(Set(gone.released) == [1, 2])
+        let goneAgain = routing.unsubscribe(b)
+        #expect(goneAgain.wasSubscribed == false)
+    }
+}
