@@ -6,11 +6,16 @@ import Synchronization
 
 extension TransferServer {
     /// A transfer server for `responder` on 127.0.0.1, on a port of the system's choosing.
-    static func loopback(_ responder: any TransferResponder, logger: Logger) async throws -> TransferServer {
+    static func loopback(
+        _ responder: any TransferResponder,
+        limits: Limits = Limits(),
+        logger: Logger
+    ) async throws -> TransferServer {
         try await TransferServer.bind(
             host: "127.0.0.1",
             port: 0,
             settings: TransferSettings(logger: logger),
+            limits: limits,
             responder: responder
         )
     }
@@ -35,13 +40,7 @@ extension TransferServer {
         limits: Limits = Limits(),
         _ body: (SocketAddress) async throws -> Result
     ) async throws -> Result {
-        let server = try await TransferServer.bind(
-            host: "127.0.0.1",
-            port: 0,
-            settings: TransferSettings(logger: Logger(label: "p2p-test")),
-            limits: limits,
-            responder: responder
-        )
+        let server = try await TransferServer.loopback(responder, limits: limits, logger: Logger(label: "p2p-test"))
         let address = try SocketAddress(ipAddress: "127.0.0.1", port: server.port)
         return try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
