@@ -69,7 +69,7 @@ public actor ChunkFile {
         } catch {
             // A handle must be closed before it is dropped.
             await closeEvenIfCancelled { try await data.close() }
-            throw await LinkRefusingFiles.openError(error, at: recordPath, doing: "write")
+            throw error
         }
     }
 
@@ -84,23 +84,33 @@ public actor ChunkFile {
         var bitmap = ChunkBitmap(count: manifest.chunkCount)
         for index in recorded where !bitmap.contains(index) {
             let length = manifest.length(ofChunk: index)
-            let bytes = try await data.readChunk(
-                fromAbsoluteOffset: manifest.range(ofChunk: index).lowerBound,
-                length: .bytes(Int64(length))
-            )
+            let bytes: ByteBuffer
+            do {
+                bytes = try await data.readChunk(
+                    fromAbsoluteOffset: manifest.range(ofChunk: index).lowerBound,
+                    length: .bytes(Int64(length))
+                )
+            } catch {
+                throw P2PError(code: .storage, "cannot read \(dataPath) to resume it: \(error)")
+            }
             if manifest.verify(bytes, chunk: index) { bitmap.insert(index) }
         }
         // The record is written anew: the manifest, then the chunks that verified. It is
         // opened in place, not as a new file: NIOFileSystem makes a new file visible only
         // when closed, and a killed peer must leave its record behind.
-        let record = try await fileSystem.openFile(forWritingAt: recordPath, options: LinkRefusingFiles.writing())
+        let record: WriteFileHandle
+        do {
+            record = try await fileSystem.openFile(forWritingAt: recordPath, options: LinkRefusingFiles.writing())
+        } catch {
+            throw await LinkRefusingFiles.openError(error, at: recordPath, doing: "write")
+        }
         let header = Self.recordContents(manifest, bitmap)
         do {
             try await record.resize(to: .bytes(0))
             try await record.write(contentsOf: header.readableBytesView, toAbsoluteOffset: 0)
         } catch {
             await closeEvenIfCancelled { try await record.close() }
-            throw error
+            throw P2PError(code: .storage, "cannot write \(recordPath): \(error)")
         }
         return ChunkFile(
             manifest: manifest,
