@@ -72,7 +72,11 @@ package struct RequestPipeline {
 
     /// An answer arrived: it must be to the oldest request.
     /// - Throws: `P2PError` (`protocolViolation`) if it answers something else.
-    package mutating func answered(_ expectation: Expectation, bytes: Int, now: ContinuousClock.Instant) throws(P2PError) {
+    package mutating func answered(
+        _ expectation: Expectation,
+        bytes: Int,
+        now: ContinuousClock.Instant
+    ) throws(P2PError) {
         guard self.expected.first == expectation else {
             throw P2PError(code: .protocolViolation, "answered \(expectation) out of order")
         }

@@ -23,7 +23,8 @@ package struct WorkHandout {
     /// The next chunk to hand a requester, marked as handed out.
     /// - Returns: a chunk nobody was handed in this round and the requester lacks; `nil`
     ///   when there is none.
-    package mutating func next(of file: FileID, chunkCount: Int, requesterHolds: ChunkBitmap, now: NIODeadline) -> Int? {
+    package mutating func next(of file: FileID, chunkCount: Int, requesterHolds: ChunkBitmap, now: NIODeadline) -> Int?
+    {
         var round = self.rounds[file] ?? Round(given: ChunkBitmap(count: chunkCount), lastRequest: now)
         if round.given.count != chunkCount || now - round.lastRequest > self.roundIdleTimeout {
             round.given = ChunkBitmap(count: chunkCount)
