@@ -100,5 +100,10 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        .testTarget(
+            name: "P2PSimulatorTests",
+            dependencies: ["P2PSimulator", "P2P"],
+            swiftSettings: strictSettings
+        ),
     ]
 )

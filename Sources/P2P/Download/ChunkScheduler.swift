@@ -180,8 +180,12 @@ package struct ChunkScheduler {
         guard !self.isRelayingNow || self.workExhaustedAt != nil else { return nil }
         var endgame: Int? = nil
         var fewest = Int.max
+        // Ties go to the lowest chunk number, so that the choice depends on the requests
+        // alone, not on the dictionary's order (the simulator replays runs exactly).
         for (index, peers) in self.requested where holding.contains(index) && !peers.contains(peer) {
-            if peers.count < self.endgameCopies && peers.count < fewest {
+            if peers.count < self.endgameCopies
+                && (peers.count < fewest || (peers.count == fewest && index < endgame ?? Int.max))
+            {
                 endgame = index
                 fewest = peers.count
             }
