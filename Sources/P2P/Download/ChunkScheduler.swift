@@ -153,19 +153,38 @@ package struct ChunkScheduler {
         var bestAvailability = Int.max
         // No chunk is rarer than this: every peer that holds the whole file holds it, and
         // `peer` holds it. A chunk this rare ends the scan. Without it, a file that several
-        // seeders hold (every chunk equally common) was scanned to the end on every call,
+        // seeders hold (every chunk equally common) would be scanned to the end on every call,
         // with a dictionary lookup per chunk: quadratic in the chunk count.
         let rarestPossible = max(1, self.completeHolders.count)
-        for step in 0..<count {
-            var index = self.cursor + step
-            if index >= count { index -= count }
-            // The cheap tests first: arrays and bits; the lookup of requests last.
-            guard self.availability[index] < bestAvailability, holding.contains(index), !self.have.contains(index),
-                self.mayRequest(index, now: now), self.requested[index] == nil
-            else { continue }
-            best = index
-            bestAvailability = self.availability[index]
-            if bestAvailability <= rarestPossible { break }
+        // Scanned a byte of the bitmaps at a time, from the cursor round to it again: a
+        // byte with no chunk the peer holds and this one lacks costs one test, so a call
+        // costs the candidates, not the chunk count (a crowd calls this on every answer).
+        let holdingBytes = holding.bytes
+        let haveBytes = self.have.bytes
+        let byteCount = holdingBytes.count
+        let startByte = self.cursor >> 3
+        let startBit = UInt8(self.cursor & 7)
+        scan: for byteStep in 0...byteCount {
+            var byte = startByte + byteStep
+            if byte >= byteCount { byte -= byteCount }
+            var mask = holdingBytes[byte] & ~haveBytes[byte]
+            if byteStep == 0 {
+                mask &= 0xFF >> startBit
+            } else if byteStep == byteCount {
+                mask &= ~(0xFF >> startBit)
+            }
+            while mask != 0 {
+                let bit = mask.leadingZeroBitCount
+                mask &= ~(0x80 >> UInt8(bit))
+                let index = byte << 3 + bit
+                // The cheap tests first; the lookup of requests last.
+                guard index < count, self.availability[index] < bestAvailability, self.mayRequest(index, now: now),
+                    self.requested[index] == nil
+                else { continue }
+                best = index
+                bestAvailability = self.availability[index]
+                if bestAvailability <= rarestPossible { break scan }
+            }
         }
         if let best {
             self.cursor = (best + 1) % count
