@@ -44,6 +44,11 @@ package struct ChunkScheduler {
     private var firstSeen: [Double]
     /// When the work source said it had handed out every chunk.
     private var workExhaustedAt: Double? = nil
+    /// While a seeder hands out work: for each peer found with nothing to ask for, the
+    /// time before which that stays so unless an event changes what peers hold or what is
+    /// in flight (each such event clears it). In a crowd most of what partners hold is on
+    /// its way here relayed, and this spares a scan on every answer.
+    private var idleUntil: [PeerID: Double] = [:]
 
     /// A scheduler for a file of `chunkCount` chunks, of which `have` are held.
     package init(have: ChunkBitmap) {
@@ -63,6 +68,7 @@ package struct ChunkScheduler {
 
     /// The work source has handed out every chunk.
     package mutating func workExhausted(now: Double) {
+        self.idleUntil.removeAll(keepingCapacity: true)
         if self.workExhaustedAt == nil { self.workExhaustedAt = now }
     }
 
@@ -75,6 +81,12 @@ package struct ChunkScheduler {
         // seeder handed out went to peers that are gone (say, the last download of the
         // same file, a moment ago), so waiting for their relay would only be lost time.
         return self.partialHolders.isEmpty || now >= exhausted + self.relayGrace
+    }
+
+    /// When chunk `index`, held back while relaying, may be asked for: once it has been
+    /// seen at a downloader for `relayGrace`; never, for now, if it has not been seen.
+    private func releaseTime(of index: Int) -> Double {
+        self.firstSeen[index] < .infinity ? self.firstSeen[index] + self.relayGrace : .infinity
     }
 
     /// Whether `peer` holds every chunk, as last heard.
@@ -96,6 +108,7 @@ package struct ChunkScheduler {
     ///   - holding: its chunks.
     ///   - now: seconds into the download.
     package mutating func update(_ peer: PeerID, holding: ChunkBitmap, now: Double = 0) {
+        self.idleUntil.removeAll(keepingCapacity: true)
         guard holding.count == self.chunkCount else { return }
         if holding.isComplete {
             self.completeHolders.insert(peer)
@@ -131,6 +144,7 @@ package struct ChunkScheduler {
     /// Forgets a peer: it left or was dropped. Its requests in flight are free to go to
     /// others.
     package mutating func remove(_ peer: PeerID) {
+        self.idleUntil.removeAll(keepingCapacity: true)
         self.completeHolders.remove(peer)
         self.partialHolders.remove(peer)
         if let old = self.holdings.removeValue(forKey: peer) {
@@ -148,7 +162,10 @@ package struct ChunkScheduler {
     ///   - now: seconds into the download.
     package mutating func next(for peer: PeerID, now: Double = 0) -> Int? {
         guard let holding = self.holdings[peer], !self.isComplete else { return nil }
+        if let until = self.idleUntil[peer], now < until { return nil }
         let count = self.chunkCount
+        // The earliest time a chunk the peer holds may be asked for, of those held back.
+        var earliest = Double.infinity
         var best: Int? = nil
         var bestAvailability = Int.max
         // No chunk is rarer than this: every peer that holds the whole file holds it, and
@@ -178,9 +195,12 @@ package struct ChunkScheduler {
                 mask &= ~(0x80 >> UInt8(bit))
                 let index = byte << 3 + bit
                 // The cheap tests first; the lookup of requests last.
-                guard index < count, self.availability[index] < bestAvailability, self.mayRequest(index, now: now),
-                    self.requested[index] == nil
-                else { continue }
+                guard index < count, self.availability[index] < bestAvailability else { continue }
+                guard self.mayRequest(index, now: now) else {
+                    earliest = min(earliest, self.releaseTime(of: index))
+                    continue
+                }
+                guard self.requested[index] == nil else { continue }
                 best = index
                 bestAvailability = self.availability[index]
                 if bestAvailability <= rarestPossible { break scan }
@@ -196,7 +216,10 @@ package struct ChunkScheduler {
         // relayed, and the few that may be asked for (a first downloader's chunks, handed
         // out before anyone subscribed to its relays) would each be fetched twice, by
         // every downloader at once.
-        guard !self.isRelayingNow || self.workExhaustedAt != nil else { return nil }
+        guard !self.isRelayingNow || self.workExhaustedAt != nil else {
+            self.idleUntil[peer] = earliest
+            return nil
+        }
         var endgame: Int? = nil
         var fewest = Int.max
         // Ties go to the lowest chunk number, so that the choice depends on the requests
@@ -222,6 +245,7 @@ package struct ChunkScheduler {
 
     /// A request is given up: the chunk goes back to be asked of someone.
     package mutating func cancel(_ chunk: Int, from peer: PeerID) {
+        self.idleUntil.removeAll(keepingCapacity: true)
         self.requested[chunk]?.remove(peer)
         if self.requested[chunk]?.isEmpty == true { self.requested[chunk] = nil }
     }
