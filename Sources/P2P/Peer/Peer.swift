@@ -155,7 +155,8 @@ public final class Peer: Service, Sendable {
             table: self.table,
             configuration: self.configuration.download,
             settings: self.settings,
-            relayHub: self.relayHub
+            relayHub: self.relayHub,
+            statistics: self.statistics
         )
     }
 

@@ -87,9 +87,9 @@ public struct SwarmResponder: TransferResponder {
                         )
                     }
                 case .chunkRequest(let id, let chunk):
-                    try await outbound.write(await self.answer(id, chunk: chunk).frame())
+                    try await outbound.write(await self.answer(id, chunk: chunk, to: remote).frame())
                 case .workRequest(let id, let held, let pieceLength):
-                    let answer = try await self.assign(id, held: held, handed: &handed)
+                    let answer = try await self.assign(id, held: held, handed: &handed, to: remote)
                     if case .assignedChunk(let id, let chunk, let bytes) = answer, pieceLength > 0 {
                         // All in one write: one flush, one hand-off to the event loop.
                         try await outbound.write(
@@ -179,7 +179,8 @@ public struct SwarmResponder: TransferResponder {
     private func assign(
         _ id: FileID,
         held: [UInt8],
-        handed: inout [FileID: ChunkBitmap]
+        handed: inout [FileID: ChunkBitmap],
+        to remote: SocketAddress?
     ) async throws -> TransferMessage {
         guard await self.store.hasComplete(id), let manifest = await self.store.manifest(for: id) else {
             return .failure(id, chunk: 0, reason: .noWork, message: "this peer does not hold the whole file")
@@ -200,7 +201,7 @@ public struct SwarmResponder: TransferResponder {
         }
         holds.insert(chunk)
         handed[id] = holds
-        switch await self.answer(id, chunk: chunk) {
+        switch await self.answer(id, chunk: chunk, to: remote) {
         case .chunkData(let id, let chunk, let bytes):
             return .assignedChunk(id, chunk: chunk, bytes: bytes)
         case let failure:
@@ -226,7 +227,7 @@ public struct SwarmResponder: TransferResponder {
     /// yet: the write follows the forward within milliseconds, unless the disk stalls.
     static let forwardedWriteWait: Duration = .milliseconds(100)
 
-    private func answer(_ id: FileID, chunk: Int) async -> TransferMessage {
+    private func answer(_ id: FileID, chunk: Int, to remote: SocketAddress?) async -> TransferMessage {
         do {
             var read = try await self.store.readChunk(id, index: chunk)
             // A chunk forwarded here is verified, and its write follows the forward: a
@@ -246,7 +247,7 @@ public struct SwarmResponder: TransferResponder {
                 return .failure(id, chunk: chunk, reason: .chunkNotHeld, message: "chunk not held")
             }
             try await self.uploadLimiter.acquire(bytes.readableBytes)
-            self.statistics.recordServed(bytes: bytes.readableBytes)
+            self.statistics.recordServed(bytes: bytes.readableBytes, to: remote)
             return .chunkData(id, chunk: chunk, bytes: bytes)
         } catch {
             self.logger.warning(
