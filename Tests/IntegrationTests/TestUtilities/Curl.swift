@@ -28,19 +28,30 @@ enum Curl {
     /// - Parameters:
     ///   - arguments: curl's arguments besides output and header handling.
     ///   - maximumSeconds: `--max-time`.
-    static func request(_ arguments: [String], maximumSeconds: Int = 60) async throws -> Reply {
+    ///   - namespace: a testbed host's network namespace to run curl in, if any.
+    static func request(
+        _ arguments: [String],
+        maximumSeconds: Int = 60,
+        namespace: String? = nil
+    ) async throws -> Reply {
         let folder = FileManager.default.temporaryDirectory.appendingPathComponent("p2p-curl-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: folder) }
         let headersFile = folder.appendingPathComponent("headers")
         let bodyFile = folder.appendingPathComponent("body")
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.path)
-        process.arguments =
+        let curl =
             [
                 "--silent", "--show-error", "--max-time", "\(maximumSeconds)", "--noproxy", "*",
                 "--dump-header", headersFile.path, "--output", bodyFile.path,
             ] + arguments
+        if let namespace, let ip = Testbed.ipCommand {
+            process.executableURL = ip
+            process.arguments = ["netns", "exec", namespace, Self.path] + curl
+        } else {
+            process.executableURL = URL(fileURLWithPath: Self.path)
+            process.arguments = curl
+        }
         process.standardInput = FileHandle.nullDevice
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle.nullDevice
