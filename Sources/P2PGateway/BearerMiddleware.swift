@@ -1,9 +1,12 @@
 import Hummingbird
 
 /// Refuses, with 401, every request that does not present the network key when one is
-/// required.
+/// required, except for the dashboard's assets, which hold no data (a browser cannot add
+/// the header to a page it navigates to; the page's script adds it to its own requests).
 struct BearerMiddleware<Context: RequestContext>: RouterMiddleware {
     let check: BearerCheck
+    /// Paths served to anyone.
+    let openPaths: Set<String>
 
     func handle(
         _ request: Request,
@@ -12,7 +15,7 @@ struct BearerMiddleware<Context: RequestContext>: RouterMiddleware {
     )
         async throws -> Response
     {
-        guard self.check.admits(request.headers[.authorization]) else {
+        guard self.openPaths.contains(request.uri.path) || self.check.admits(request.headers[.authorization]) else {
             var headers = HTTPFields()
             headers[.wwwAuthenticate] = "Bearer realm=\"p2p\""
             headers[.contentType] = "text/plain; charset=utf-8"

@@ -70,6 +70,15 @@ public final class Gateway: Service, Sendable {
         }
     }
 
+    /// A dashboard asset, which may take nothing from other hosts.
+    private static func asset(_ text: String, type: String) -> Response {
+        var response = GatewayResponses.text(text, status: .ok, contentType: type)
+        response.headers[.contentSecurityPolicy] =
+            "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; base-uri 'none'; form-action 'none'"
+        response.headers[.cacheControl] = "no-cache"
+        return response
+    }
+
     private static func describe(_ address: SocketAddress) -> String {
         let host = address.ipAddress ?? "?"
         return host.contains(":") ? "[\(host)]:\(address.port ?? 0)" : "\(host):\(address.port ?? 0)"
@@ -77,7 +86,13 @@ public final class Gateway: Service, Sendable {
 
     private func router() -> Router<BasicRequestContext> {
         let router = Router()
-        router.add(middleware: BearerMiddleware(check: self.check))
+        router.add(
+            middleware: BearerMiddleware(check: self.check, openPaths: ["/", "/dashboard.js", "/dashboard.css"])
+        )
+        router.get("/") { _, _ in Self.asset(DashboardAssets.html, type: "text/html; charset=utf-8") }
+        router.get("/dashboard.js") { _, _ in Self.asset(DashboardAssets.script, type: "text/javascript; charset=utf-8")
+        }
+        router.get("/dashboard.css") { _, _ in Self.asset(DashboardAssets.css, type: "text/css; charset=utf-8") }
         let api = GatewayAPI(peer: self.peer, downloads: self.downloads)
         if let store = self.peer.store {
             let files = FileResponder(
