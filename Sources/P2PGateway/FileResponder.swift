@@ -29,6 +29,12 @@ struct FileResponder: Sendable {
         headers[.acceptRanges] = "bytes"
         headers[.contentType] = Self.contentType(manifest.name.value)
         headers[.contentDisposition] = Self.contentDisposition(manifest.name.value)
+        // Content never changes under a file id: a client holding this entity tag has it.
+        if let tags = request.headers[.ifNoneMatch],
+            tags.split(separator: ",").contains(where: { $0.trimmingCharacters(in: .whitespaces) == entityTag })
+        {
+            return Response(status: .notModified, headers: headers)
+        }
         let range = ByteRangeRequest(
             range: request.headers[.range],
             ifRange: request.headers[.ifRange],

@@ -33,6 +33,9 @@ struct GatewayTests {
         defer { swarm.shutdown() }
         let size = 3 * Self.chunk + 1234
         let data = try TransferFixtures.share("held.bin", size: size, seed: 7, peer: "gw", in: swarm)
+        try Data("spaced".utf8).write(
+            to: swarm.workingDirectory(for: "gw").appendingPathComponent("shared/two words.txt")
+        )
         let (_, base) = try await Self.launchGateway(name: "gw", in: swarm)
 
         let whole = try await Curl.request(["\(base)/files/held.bin"])
@@ -74,6 +77,15 @@ struct GatewayTests {
 
         let missing = try await Curl.request(["\(base)/files/nothing.bin"])
         #expect(missing.status == 404)
+
+        let cached = try await Curl.request(["-H", "If-None-Match: \(tag)", "\(base)/files/held.bin"])
+        #expect(cached.status == 304)
+        #expect(cached.body.isEmpty)
+
+        let spaced = try await Curl.request(["\(base)/files/two%20words.txt"])
+        #expect(spaced.status == 200)
+        #expect(spaced.text == "spaced")
+        #expect(spaced.headers["content-type"]?.hasPrefix("text/plain") == true)
     }
 
     @Test("a file the gateway's peer does not hold is fetched through the swarm as it is sent")
