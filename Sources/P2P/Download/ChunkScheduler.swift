@@ -17,9 +17,9 @@
 /// nothing to wait for: chunks only the seeder holds are asked of it as soon as it has no
 /// work left. Nor for chunks a relayer says it was handed before this peer subscribed to it
 /// (`unrelayed`): they will not come forwarded, so they may be asked for at once.
-struct ChunkScheduler {
+package struct ChunkScheduler {
     /// The chunks held and verified.
-    private(set) var have: ChunkBitmap
+    package private(set) var have: ChunkBitmap
     /// How many peers hold each chunk.
     private var availability: [Int]
     /// What each peer holds, as last heard.
@@ -31,9 +31,9 @@ struct ChunkScheduler {
     /// The most peers asked for one chunk in the endgame.
     private let endgameCopies = 2
     /// Whether a single seeder's chunks are expected to be relayed (see above).
-    var relaying = false
+    package var relaying = false
     /// How long (seconds) a chunk seen at a downloader may take to arrive forwarded.
-    var relayGrace = 1.5
+    package var relayGrace = 1.5
     /// Peers holding every chunk.
     private var completeHolders: Set<PeerID> = []
     /// Peers holding some chunks but not all: other downloaders, the only ones that relay.
@@ -46,7 +46,7 @@ struct ChunkScheduler {
     private var workExhaustedAt: Double? = nil
 
     /// A scheduler for a file of `chunkCount` chunks, of which `have` are held.
-    init(have: ChunkBitmap) {
+    package init(have: ChunkBitmap) {
         self.have = have
         self.availability = [Int](repeating: 0, count: have.count)
         self.firstSeen = [Double](repeating: .infinity, count: have.count)
@@ -54,7 +54,7 @@ struct ChunkScheduler {
 
     /// The seeder to ask for work instead of chunks: while relaying, the one peer that
     /// holds the whole file, until it has no more work.
-    var workSource: PeerID? {
+    package var workSource: PeerID? {
         guard self.isRelayingNow, self.workExhaustedAt == nil else { return nil }
         return self.completeHolders.first
     }
@@ -62,12 +62,12 @@ struct ChunkScheduler {
     private var isRelayingNow: Bool { self.relaying && self.completeHolders.count == 1 }
 
     /// The work source has handed out every chunk.
-    mutating func workExhausted(now: Double) {
+    package mutating func workExhausted(now: Double) {
         if self.workExhaustedAt == nil { self.workExhaustedAt = now }
     }
 
     /// Whether chunk `index` may be asked for now (always, unless relaying).
-    func mayRequest(_ index: Int, now: Double) -> Bool {
+    package func mayRequest(_ index: Int, now: Double) -> Bool {
         guard self.isRelayingNow else { return true }
         if self.firstSeen[index] < .infinity { return now >= self.firstSeen[index] + self.relayGrace }
         guard let exhausted = self.workExhaustedAt else { return false }
@@ -78,14 +78,14 @@ struct ChunkScheduler {
     }
 
     /// Whether `peer` holds every chunk, as last heard.
-    func holdsAll(_ peer: PeerID) -> Bool { self.completeHolders.contains(peer) }
+    package func holdsAll(_ peer: PeerID) -> Bool { self.completeHolders.contains(peer) }
 
-    var chunkCount: Int { self.have.count }
-    var isComplete: Bool { self.have.isComplete }
-    var missing: [Int] { self.have.missing }
+    package var chunkCount: Int { self.have.count }
+    package var isComplete: Bool { self.have.isComplete }
+    package var missing: [Int] { self.have.missing }
 
     /// Whether any held chunk is missing here: the peer is worth a connection.
-    func isUseful(_ peer: PeerID) -> Bool {
+    package func isUseful(_ peer: PeerID) -> Bool {
         guard let holding = self.holdings[peer] else { return false }
         return holding.indices.contains { !self.have.contains($0) }
     }
@@ -95,7 +95,7 @@ struct ChunkScheduler {
     ///   - peer: the peer.
     ///   - holding: its chunks.
     ///   - now: seconds into the download.
-    mutating func update(_ peer: PeerID, holding: ChunkBitmap, now: Double = 0) {
+    package mutating func update(_ peer: PeerID, holding: ChunkBitmap, now: Double = 0) {
         guard holding.count == self.chunkCount else { return }
         if holding.isComplete {
             self.completeHolders.insert(peer)
@@ -118,7 +118,7 @@ struct ChunkScheduler {
     /// they are also counted as its holdings until its next inventory says otherwise. Its
     /// write of the last ones may still be under way; a request that comes first waits for
     /// it there (up to 100 ms, `SwarmResponder.forwardedWriteWait`).
-    mutating func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID, now: Double = 0) {
+    package mutating func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID, now: Double = 0) {
         guard chunks.count == self.chunkCount else { return }
         var holding = self.holdings[peer] ?? ChunkBitmap(count: self.chunkCount)
         for index in chunks.indices {
@@ -130,7 +130,7 @@ struct ChunkScheduler {
 
     /// Forgets a peer: it left or was dropped. Its requests in flight are free to go to
     /// others.
-    mutating func remove(_ peer: PeerID) {
+    package mutating func remove(_ peer: PeerID) {
         self.completeHolders.remove(peer)
         self.partialHolders.remove(peer)
         if let old = self.holdings.removeValue(forKey: peer) {
@@ -146,7 +146,7 @@ struct ChunkScheduler {
     /// - Parameters:
     ///   - peer: the peer to ask.
     ///   - now: seconds into the download.
-    mutating func next(for peer: PeerID, now: Double = 0) -> Int? {
+    package mutating func next(for peer: PeerID, now: Double = 0) -> Int? {
         guard let holding = self.holdings[peer], !self.isComplete else { return nil }
         let count = self.chunkCount
         var best: Int? = nil
@@ -192,19 +192,19 @@ struct ChunkScheduler {
 
     /// A verified chunk arrived.
     /// - Returns: true if it is new here (not a duplicate of an endgame copy).
-    mutating func completed(_ chunk: Int, from peer: PeerID) -> Bool {
+    package mutating func completed(_ chunk: Int, from peer: PeerID) -> Bool {
         self.requested[chunk] = nil
         return self.have.insert(chunk)
     }
 
     /// A request is given up: the chunk goes back to be asked of someone.
-    mutating func cancel(_ chunk: Int, from peer: PeerID) {
+    package mutating func cancel(_ chunk: Int, from peer: PeerID) {
         self.requested[chunk]?.remove(peer)
         if self.requested[chunk]?.isEmpty == true { self.requested[chunk] = nil }
     }
 
     /// The peer said it does not hold a chunk it claimed: it is no longer counted for it.
-    mutating func lacks(_ chunk: Int, peer: PeerID) {
+    package mutating func lacks(_ chunk: Int, peer: PeerID) {
         self.cancel(chunk, from: peer)
         guard var holding = self.holdings[peer], holding.contains(chunk) else { return }
         var fresh = ChunkBitmap(count: holding.count)

@@ -1,5 +1,5 @@
 /// How a chunk came.
-enum ChunkArrival: String, Sendable {
+package enum ChunkArrival: String, Sendable {
     /// Asked for by number.
     case pulled
     /// Forwarded by another downloader.
@@ -13,9 +13,9 @@ enum ChunkArrival: String, Sendable {
 /// by whom, what counts as finished, and what each peer sent. Every event is a `mutating`
 /// method with the time passed in; what the drivers must do next comes back as a `Wake`.
 /// `DownloadRun` holds it in a `Mutex` and wakes the workers it says.
-struct DownloadState {
+package struct DownloadState {
     /// Whom an event may have given something to do.
-    enum Wake: Equatable, Sendable {
+    package enum Wake: Equatable, Sendable {
         /// Nobody.
         case nobody
         /// The loop that starts workers: a worker ended.
@@ -26,22 +26,22 @@ struct DownloadState {
     }
 
     /// Which chunk to ask whom for.
-    private(set) var scheduler: ChunkScheduler
+    package private(set) var scheduler: ChunkScheduler
     /// Bytes each peer sent that were verified (duplicates included).
-    private(set) var bytesFromPeer: [PeerID: Int64] = [:]
+    package private(set) var bytesFromPeer: [PeerID: Int64] = [:]
     /// Bytes held and verified.
-    private(set) var bytesHeld: Int64
+    package private(set) var bytesHeld: Int64
     /// Peers with a worker now.
-    private(set) var workers: Set<PeerID> = []
+    package private(set) var workers: Set<PeerID> = []
     /// Peers dropped for bad chunks: never asked again in this download.
-    private(set) var dropped: Set<PeerID> = []
+    package private(set) var dropped: Set<PeerID> = []
     /// Peers tried, with their addresses, for the message of a download that ends short.
-    private(set) var tried: [PeerID: String] = [:]
+    package private(set) var tried: [PeerID: String] = [:]
     /// New chunks by how they came, for the log.
-    private(set) var arrivals: [ChunkArrival: Int] = [:]
+    package private(set) var arrivals: [ChunkArrival: Int] = [:]
     /// An error that ends the whole download, such as a full disk.
-    private(set) var failure: (any Error)? = nil
-    private(set) var timedOut = false
+    package private(set) var failure: (any Error)? = nil
+    package private(set) var timedOut = false
     private var badChunks: [PeerID: Int] = [:]
     /// Chunks claimed by a worker that is writing them, so a duplicate is not written twice.
     private var writing: Set<Int> = []
@@ -53,12 +53,12 @@ struct DownloadState {
     /// The first pause before a peer whose worker ended gets a new one; it doubles each
     /// time, up to `longestRetryPause`, so an unreachable peer or one without the file is
     /// not asked in a tight loop.
-    static let firstRetryPause: Duration = .milliseconds(500)
+    package static let firstRetryPause: Duration = .milliseconds(500)
     /// The longest pause between a peer's workers.
-    static let longestRetryPause: Duration = .seconds(8)
+    package static let longestRetryPause: Duration = .seconds(8)
 
     /// The state of a download of `manifest` that holds `have` already.
-    init(manifest: Manifest, have: ChunkBitmap, relayGrace: Duration) {
+    package init(manifest: Manifest, have: ChunkBitmap, relayGrace: Duration) {
         var scheduler = ChunkScheduler(have: have)
         scheduler.relaying = true
         scheduler.relayGrace = relayGrace.seconds
@@ -66,18 +66,18 @@ struct DownloadState {
         self.bytesHeld = have.indices.reduce(Int64(0)) { $0 + Int64(manifest.length(ofChunk: $1)) }
     }
 
-    var isComplete: Bool { self.scheduler.isComplete }
+    package var isComplete: Bool { self.scheduler.isComplete }
 
     /// Whether the download is over: complete, timed out or failed.
-    var isFinished: Bool { self.scheduler.isComplete || self.timedOut || self.failure != nil }
+    package var isFinished: Bool { self.scheduler.isComplete || self.timedOut || self.failure != nil }
 
     /// Peers that have sent chunks so far.
-    var activePeers: Int { self.bytesFromPeer.values.count { $0 > 0 } }
+    package var activePeers: Int { self.bytesFromPeer.values.count { $0 > 0 } }
 
     // MARK: Workers
 
     /// Whether `peer` may have a worker now; records it as working if so.
-    mutating func claimWorker(_ peer: PeerID, now: ContinuousClock.Instant) -> Bool {
+    package mutating func claimWorker(_ peer: PeerID, now: ContinuousClock.Instant) -> Bool {
         guard !self.dropped.contains(peer), !self.workers.contains(peer) else { return false }
         if let retry = self.retryAfter[peer], now < retry { return false }
         self.workers.insert(peer)
@@ -85,7 +85,7 @@ struct DownloadState {
     }
 
     /// A worker ended without finishing the download.
-    mutating func releaseWorker(_ peer: PeerID, now: ContinuousClock.Instant) -> Wake {
+    package mutating func releaseWorker(_ peer: PeerID, now: ContinuousClock.Instant) -> Wake {
         self.workers.remove(peer)
         let pause = min(self.backoff[peer].map { $0 * 2 } ?? Self.firstRetryPause, Self.longestRetryPause)
         self.backoff[peer] = pause
@@ -94,13 +94,13 @@ struct DownloadState {
     }
 
     /// A worker connected to `peer` at `address`.
-    mutating func markTried(_ peer: PeerID, at address: String) {
+    package mutating func markTried(_ peer: PeerID, at address: String) {
         self.tried[peer] = address
     }
 
     /// A peer's worker ended for good, or the peer is gone: its requests go back to the
     /// scheduler; one that sent bad chunks is never asked again.
-    mutating func remove(_ peer: PeerID, dropped: Bool) -> Wake {
+    package mutating func remove(_ peer: PeerID, dropped: Bool) -> Wake {
         self.scheduler.remove(peer)
         if dropped { self.dropped.insert(peer) }
         return .everyone
@@ -109,20 +109,20 @@ struct DownloadState {
     // MARK: What peers hold
 
     /// A peer's holdings, from its inventory.
-    mutating func update(_ peer: PeerID, holding: ChunkBitmap, now: Double) -> Wake {
+    package mutating func update(_ peer: PeerID, holding: ChunkBitmap, now: Double) -> Wake {
         self.scheduler.update(peer, holding: holding, now: now)
         return .everyone
     }
 
     /// A relayer's notice of chunks it will not forward.
-    mutating func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID, now: Double) -> Wake {
+    package mutating func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID, now: Double) -> Wake {
         self.scheduler.unrelayed(chunks, by: peer, now: now)
         return .everyone
     }
 
     /// The seeder has no more work: chunks still missing are asked of holders.
     /// - Returns: the chunks still missing, while there was a seeder handing out work.
-    mutating func workExhausted(now: Double) -> (missing: Int?, wake: Wake) {
+    package mutating func workExhausted(now: Double) -> (missing: Int?, wake: Wake) {
         guard self.scheduler.workSource != nil else { return (nil, .everyone) }
         self.scheduler.workExhausted(now: now)
         return (self.scheduler.chunkCount - self.scheduler.have.setCount, .everyone)
@@ -131,18 +131,18 @@ struct DownloadState {
     // MARK: Requests
 
     /// The next chunk to ask `peer` for.
-    mutating func next(for peer: PeerID, now: Double) -> Int? {
+    package mutating func next(for peer: PeerID, now: Double) -> Int? {
         self.scheduler.next(for: peer, now: now)
     }
 
     /// A request for `chunk` from `peer` will not be answered with data.
-    mutating func cancel(_ chunk: Int, from peer: PeerID) -> Wake {
+    package mutating func cancel(_ chunk: Int, from peer: PeerID) -> Wake {
         self.scheduler.cancel(chunk, from: peer)
         return .everyone
     }
 
     /// `peer` said it does not hold `chunk`.
-    mutating func lacks(_ chunk: Int, peer: PeerID) -> Wake {
+    package mutating func lacks(_ chunk: Int, peer: PeerID) -> Wake {
         self.scheduler.lacks(chunk, peer: peer)
         return .everyone
     }
@@ -150,7 +150,7 @@ struct DownloadState {
     // MARK: Verified chunks
 
     /// Claims a verified chunk for writing; false if it is held or being written already.
-    mutating func claimChunk(_ chunk: Int, from peer: PeerID) -> Bool {
+    package mutating func claimChunk(_ chunk: Int, from peer: PeerID) -> Bool {
         guard !self.scheduler.have.contains(chunk), !self.writing.contains(chunk) else {
             self.scheduler.cancel(chunk, from: peer)
             return false
@@ -160,13 +160,13 @@ struct DownloadState {
     }
 
     /// A claimed chunk could not be written.
-    mutating func unclaim(_ chunk: Int, from peer: PeerID) {
+    package mutating func unclaim(_ chunk: Int, from peer: PeerID) {
         self.writing.remove(chunk)
         self.scheduler.cancel(chunk, from: peer)
     }
 
     /// A claimed chunk is written: it is held from now on.
-    mutating func completed(_ chunk: Int, bytes: Int, from peer: PeerID, as arrival: ChunkArrival) -> Wake {
+    package mutating func completed(_ chunk: Int, bytes: Int, from peer: PeerID, as arrival: ChunkArrival) -> Wake {
         self.writing.remove(chunk)
         if self.scheduler.completed(chunk, from: peer) {
             self.bytesHeld += Int64(bytes)
@@ -178,7 +178,7 @@ struct DownloadState {
 
     /// A chunk from `peer` failed verification.
     /// - Returns: how many bad chunks the peer has sent.
-    mutating func recordBadChunk(from peer: PeerID) -> Int {
+    package mutating func recordBadChunk(from peer: PeerID) -> Int {
         self.badChunks[peer, default: 0] += 1
         return self.badChunks[peer]!
     }
@@ -186,20 +186,20 @@ struct DownloadState {
     // MARK: The end
 
     /// The deadline passed.
-    mutating func timeOut() -> Wake {
+    package mutating func timeOut() -> Wake {
         self.timedOut = true
         return .everyone
     }
 
     /// An error that ends the whole download; the first one is kept.
-    mutating func abort(_ error: any Error) -> Wake {
+    package mutating func abort(_ error: any Error) -> Wake {
         if self.failure == nil { self.failure = error }
         return .everyone
     }
 
     /// The error for a download that ended without every chunk: which are missing, and
     /// which peers were tried.
-    func incompleteError(_ manifest: Manifest, keptAt path: String) -> P2PError {
+    package func incompleteError(_ manifest: Manifest, keptAt path: String) -> P2PError {
         let missing = self.scheduler.missing
         let tried = self.tried.sorted { $0.key < $1.key }.map { "\($0.key.short) at \($0.value)" }
         let triedText = tried.isEmpty ? "no peer had it" : "tried \(tried.joined(separator: ", "))"

@@ -4,7 +4,7 @@
 /// chunks of a file downloaded here have been forwarded. Subscribers and waiters are
 /// numbers; `RelayHub` holds this in a `Mutex` and owns the streams and wake-ups they
 /// stand for.
-struct RelayRouting {
+package struct RelayRouting {
     private struct Subscriber {
         var file: FileID
         var queuedBytes = 0
@@ -28,13 +28,13 @@ struct RelayRouting {
     }
 
     /// The most bytes queued for one subscriber; a chunk that would go over is not queued.
-    let maximumQueuedBytes: Int
+    package let maximumQueuedBytes: Int
     private var nextSubscriber: UInt64 = 0
     private var subscribers: [UInt64: Subscriber] = [:]
     private var waiters: [Waiter] = []
     private var forwarded: [FileID: Record] = [:]
 
-    init(maximumQueuedBytes: Int) {
+    package init(maximumQueuedBytes: Int) {
         self.maximumQueuedBytes = maximumQueuedBytes
     }
 
@@ -43,7 +43,7 @@ struct RelayRouting {
     /// A new subscriber to `file`.
     /// - Returns: its number, and the chunks of the file forwarded before it (which it will
     ///   not get), or `nil` if the file is not being downloaded here.
-    mutating func subscribe(to file: FileID) -> (id: UInt64, missed: ChunkBitmap?) {
+    package mutating func subscribe(to file: FileID) -> (id: UInt64, missed: ChunkBitmap?) {
         self.nextSubscriber += 1
         self.subscribers[self.nextSubscriber] = Subscriber(file: file)
         return (self.nextSubscriber, self.forwarded[file]?.chunks)
@@ -51,14 +51,14 @@ struct RelayRouting {
 
     /// A subscriber's connection ended.
     /// - Returns: whether it was subscribed, and the waiters its going released.
-    mutating func unsubscribe(_ id: UInt64) -> (wasSubscribed: Bool, released: [UInt64]) {
+    package mutating func unsubscribe(_ id: UInt64) -> (wasSubscribed: Bool, released: [UInt64]) {
         guard let subscriber = self.subscribers.removeValue(forKey: id) else { return (false, []) }
         return (true, self.releaseWaiters(for: subscriber.file))
     }
 
     /// Bytes queued for subscriber `id` are on their way.
     /// - Returns: the waiters released.
-    mutating func written(_ bytes: Int, by id: UInt64) -> [UInt64] {
+    package mutating func written(_ bytes: Int, by id: UInt64) -> [UInt64] {
         guard var subscriber = self.subscribers[id] else { return [] }
         subscriber.queuedBytes -= bytes
         self.subscribers[id] = subscriber
@@ -66,19 +66,19 @@ struct RelayRouting {
     }
 
     /// How many subscribers `file` has.
-    func subscriberCount(of file: FileID) -> Int {
+    package func subscriberCount(of file: FileID) -> Int {
         self.subscribers.values.count { $0.file == file }
     }
 
     /// The forwarding backlog of `file`: the most bytes queued for any one subscriber.
-    func backlog(of file: FileID) -> Int {
+    package func backlog(of file: FileID) -> Int {
         self.subscribers.values.reduce(0) { $1.file == file ? max($0, $1.queuedBytes) : $0 }
     }
 
     // MARK: Downloads here
 
     /// This peer starts downloading `file`: forwarded chunks are recorded from now on.
-    mutating func beginDownload(of file: FileID, chunkCount: Int) {
+    package mutating func beginDownload(of file: FileID, chunkCount: Int) {
         if var record = self.forwarded[file], record.chunks.count == chunkCount {
             record.downloads += 1
             self.forwarded[file] = record
@@ -88,14 +88,14 @@ struct RelayRouting {
     }
 
     /// A download of `file` here ended; the record goes with the last one.
-    mutating func endDownload(of file: FileID) {
+    package mutating func endDownload(of file: FileID) {
         guard var record = self.forwarded[file] else { return }
         record.downloads -= 1
         self.forwarded[file] = record.downloads > 0 ? record : nil
     }
 
     /// Whether `chunk` of `file`, downloaded here, has been forwarded.
-    func hasForwarded(_ chunk: Int, of file: FileID) -> Bool {
+    package func hasForwarded(_ chunk: Int, of file: FileID) -> Bool {
         self.forwarded[file]?.chunks.contains(chunk) ?? false
     }
 
@@ -105,7 +105,7 @@ struct RelayRouting {
     /// subscriber of `file` with room for the whole chunk, later to those that took the
     /// chunk's first piece.
     /// - Returns: the subscribers to deliver it to.
-    mutating func route(chunk: Int, of file: FileID, offset: Int, length: Int, chunkLength: Int) -> [UInt64] {
+    package mutating func route(chunk: Int, of file: FileID, offset: Int, length: Int, chunkLength: Int) -> [UInt64] {
         let completes = offset + length >= chunkLength
         if offset == 0 { self.forwarded[file]?.chunks.insert(chunk) }
         var takers: [UInt64] = []
@@ -126,7 +126,7 @@ struct RelayRouting {
 
     /// `chunk` will not be completed.
     /// - Returns: the subscribers that took its first pieces, to be told.
-    mutating func abort(_ chunk: Int, of file: FileID) -> [UInt64] {
+    package mutating func abort(_ chunk: Int, of file: FileID) -> [UInt64] {
         var told: [UInt64] = []
         for (id, var subscriber) in self.subscribers
         where subscriber.file == file && subscriber.piecesOpen.contains(chunk) {
@@ -141,7 +141,7 @@ struct RelayRouting {
 
     /// Waiter `key` wants to know when the backlog of `file` is below `limit`.
     /// - Returns: false, recording nothing, if it is below already.
-    mutating func wait(_ key: UInt64, untilBacklogOf file: FileID, isBelow limit: Int) -> Bool {
+    package mutating func wait(_ key: UInt64, untilBacklogOf file: FileID, isBelow limit: Int) -> Bool {
         guard self.backlog(of: file) >= limit else { return false }
         if !self.waiters.contains(where: { $0.key == key }) {
             self.waiters.append(Waiter(key: key, file: file, below: limit))

@@ -4,7 +4,7 @@ import NIOCore
 /// file order, never one the requester holds; a round ends when every chunk has been
 /// handed out, or when nobody has asked for `roundIdleTimeout`. Time is passed in;
 /// `WorkDispenser` holds it in a `Mutex` for the connections that ask.
-struct WorkHandout {
+package struct WorkHandout {
     private struct Round {
         var given: ChunkBitmap
         var lastRequest: NIODeadline
@@ -14,16 +14,17 @@ struct WorkHandout {
 
     private var rounds: [FileID: Round] = [:]
     /// How long without a work request ends a round.
-    let roundIdleTimeout: TimeAmount
+    package let roundIdleTimeout: TimeAmount
 
-    init(roundIdleTimeout: TimeAmount) {
+    package init(roundIdleTimeout: TimeAmount) {
         self.roundIdleTimeout = roundIdleTimeout
     }
 
     /// The next chunk to hand a requester, marked as handed out.
     /// - Returns: a chunk nobody was handed in this round and the requester lacks; `nil`
     ///   when there is none.
-    mutating func next(of file: FileID, chunkCount: Int, requesterHolds: ChunkBitmap, now: NIODeadline) -> Int? {
+    package mutating func next(of file: FileID, chunkCount: Int, requesterHolds: ChunkBitmap, now: NIODeadline) -> Int?
+    {
         var round = self.rounds[file] ?? Round(given: ChunkBitmap(count: chunkCount), lastRequest: now)
         if round.given.count != chunkCount || now - round.lastRequest > self.roundIdleTimeout {
             round.given = ChunkBitmap(count: chunkCount)
@@ -41,7 +42,7 @@ struct WorkHandout {
     }
 
     /// Puts a handed-out chunk back, when it could not be sent after all.
-    mutating func giveBack(_ chunk: Int, of file: FileID) {
+    package mutating func giveBack(_ chunk: Int, of file: FileID) {
         guard var round = self.rounds[file], round.given.remove(chunk) else { return }
         round.cursor = min(round.cursor, chunk)
         self.rounds[file] = round

@@ -1,9 +1,10 @@
-import DequeModule
 import NIOCore
 
 /// Hands a served connection's requests to the responder one at a time, and only while its
 /// earlier answers are on their way: the server's bound on what one connection can make it
 /// hold, whatever the client pipelines and whether or not it reads its answers.
+///
+/// What to hand on and when is decided by a `RequestQueue` value; this handler does it.
 ///
 /// Why a handler of its own: the async writer the responder writes with learns that the
 /// socket is full only when the event loop has run the writes already posted to it. On a
@@ -38,14 +39,7 @@ final class RequestGate: ChannelDuplexHandler, RemovableChannelHandler {
     /// Bytes of frames waiting here at which the socket is not read: four 256 KiB pushes.
     static let maximumQueuedBytes = 1 << 20
 
-    private let maximumQueued: Int
-    private let maximumUnsentBytes: Int
-    private var queue = Deque<Frame>()
-    private var queuedBytes = 0
-    /// Bytes of answers written to the pipeline whose write has not completed.
-    private var unsentBytes = 0
-    /// The responder asked for a request and has not had one.
-    private var wanted = false
+    private var queue: RequestQueue<Frame>
     private var context: ChannelHandlerContext?
 
     /// Creates a gate.
@@ -53,8 +47,11 @@ final class RequestGate: ChannelDuplexHandler, RemovableChannelHandler {
     ///   - maximumQueued: requests waiting here at which the socket is no longer read.
     ///   - maximumUnsentBytes: answer bytes not yet sent at which no request is handed on.
     init(maximumQueued: Int, maximumUnsentBytes: Int) {
-        self.maximumQueued = max(1, maximumQueued)
-        self.maximumUnsentBytes = max(1, maximumUnsentBytes)
+        self.queue = RequestQueue(
+            maximumQueued: maximumQueued,
+            maximumQueuedBytes: Self.maximumQueuedBytes,
+            maximumUnsentBytes: maximumUnsentBytes
+        )
     }
 
     func handlerAdded(context: ChannelHandlerContext) {
@@ -69,35 +66,24 @@ final class RequestGate: ChannelDuplexHandler, RemovableChannelHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let request = self.unwrapInboundIn(data)
-        self.queue.append(request)
-        self.queuedBytes += request.encodedLength
-        self.handOn(context: context)
+        self.handOn(self.queue.arrived(request, bytes: request.encodedLength), context: context)
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
         // Requests were handed on one by one, each with its own read-complete. Read on
         // while there is room, whether or not the responder is waiting, so that the next
         // requests are here when it is.
-        if self.hasRoom { context.read() }
+        if self.queue.hasRoom { context.read() }
     }
 
     /// From the async channel: the responder wants a request (and the socket may be read).
     func read(context: ChannelHandlerContext) {
-        self.wanted = true
-        self.handOn(context: context)
-        if self.hasRoom { context.read() }
+        self.handOn(self.queue.wanted(), context: context)
+        if self.queue.hasRoom { context.read() }
     }
 
-    private var hasRoom: Bool {
-        self.queue.count < self.maximumQueued && self.queuedBytes < Self.maximumQueuedBytes
-    }
-
-    private func handOn(context: ChannelHandlerContext) {
-        guard self.wanted, self.unsentBytes < self.maximumUnsentBytes, let request = self.queue.popFirst() else {
-            return
-        }
-        self.queuedBytes -= request.encodedLength
-        self.wanted = false
+    private func handOn(_ request: Frame?, context: ChannelHandlerContext) {
+        guard let request else { return }
         context.fireChannelRead(self.wrapInboundOut(request))
         context.fireChannelReadComplete()
         // The async channel now holds a request and asks for no more; this read waits in
@@ -124,11 +110,9 @@ final class RequestGate: ChannelDuplexHandler, RemovableChannelHandler {
     /// The connection is ending: whatever waits goes up, so that the responder sees every
     /// request that arrived before the end (or the error).
     private func handOnAll(context: ChannelHandlerContext) {
-        guard !self.queue.isEmpty else { return }
-        while let request = self.queue.popFirst() {
-            context.fireChannelRead(self.wrapInboundOut(request))
-        }
-        self.queuedBytes = 0
+        let requests = self.queue.ending()
+        guard !requests.isEmpty else { return }
+        for request in requests { context.fireChannelRead(self.wrapInboundOut(request)) }
         context.fireChannelReadComplete()
     }
 
@@ -136,13 +120,13 @@ final class RequestGate: ChannelDuplexHandler, RemovableChannelHandler {
 
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         let size = self.unwrapOutboundIn(data).encodedLength
-        self.unsentBytes += size
+        self.queue.answerWritten(bytes: size)
         let written = promise ?? context.eventLoop.makePromise()
         let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         written.futureResult.whenComplete { _ in
             let gate = bound.value
-            gate.unsentBytes -= size
-            if let context = gate.context { gate.handOn(context: context) }
+            let request = gate.queue.answerSent(bytes: size)
+            if let context = gate.context { gate.handOn(request, context: context) }
         }
         context.write(data, promise: written)
     }
