@@ -120,6 +120,8 @@ public final class GatewayDownloads: Service, Sendable {
     /// store), or has ended.
     /// - Returns: the download then, or `nil` if there is none.
     public func waitUntilFetching(_ id: FileID) async -> TransferInfo? {
+        // Each turn waits for the download to change; once the gateway stops, every
+        // download has ended.
         while let info = self.info(id) {
             guard info.state == .starting else { return info }
             await self.waitForChange(of: id, unless: { $0?.state != .starting })
@@ -199,8 +201,17 @@ public final class GatewayDownloads: Service, Sendable {
             }
             group.cancelAll()
         }
+        // Downloads asked for as the gateway stopped never ran: they end here, so that no
+        // response waits for them.
+        let now = self.now
         let (subscribers, waiters) = self.state.withLock { state in
             state.stopped = true
+            for info in state.board.all(now: now) where !info.hasEnded {
+                if let id = FileID(hex: info.id) {
+                    _ = state.board.end(id, as: .cancelled, error: "the gateway stopped", now: now)
+                }
+            }
+            state.cancels.removeAll()
             defer {
                 state.subscribers.removeAll()
                 state.waiters.removeAll()
