@@ -19,6 +19,9 @@ struct DoctorCommand: AsyncParsableCommand {
     @Flag(help: "Print the checks as a JSON array of {name, status, finding, advice}.")
     var json = false
 
+    @Flag(help: "Also measure, for two seconds each, how fast every answering peer serves chunks.")
+    var speed = false
+
     @OptionGroup var options: CommonOptions
 
     func validate() throws {
@@ -35,7 +38,8 @@ struct DoctorCommand: AsyncParsableCommand {
             discoveryPort: self.options.discoveryPort,
             staticPeers: self.options.peers.count,
             wait: self.wait,
-            json: self.json
+            json: self.json,
+            speed: self.speed
         )
         try await PeerRunner.run([peer], finishing: [examination], logger: logger)
         if examination.verdict.failed.withLock({ $0 }) { throw ExitCode.failure }
@@ -55,6 +59,7 @@ struct DoctorCommand: AsyncParsableCommand {
         let staticPeers: Int
         let wait: Double
         let json: Bool
+        let speed: Bool
         let verdict = Verdict()
 
         func run() async throws {
@@ -72,6 +77,20 @@ struct DoctorCommand: AsyncParsableCommand {
             // One inventory request to each, at once: an answer shows its transfer port works.
             let answered = Set(await self.peer.swarmInventories().map(\.0.id))
             let statistics = self.peer.discoveryStatistics
+            var speeds: [SwarmDiagnosis.Speed]? = nil
+            if self.speed {
+                // One at a time: peers measured together would share this host's link.
+                var measured: [SwarmDiagnosis.Speed] = []
+                for known in heard where answered.contains(known.id) {
+                    do {
+                        let rate = try await self.peer.measureThroughput(of: known)
+                        measured.append(SwarmDiagnosis.Speed(id: known.id, bytesPerSecond: rate))
+                    } catch {
+                        measured.append(SwarmDiagnosis.Speed(id: known.id, bytesPerSecond: nil, problem: "\(error)"))
+                    }
+                }
+                speeds = measured
+            }
             let seen = SwarmDiagnosis.Observations(
                 networks: networks,
                 interfaceError: interfaceError,
@@ -88,7 +107,8 @@ struct DoctorCommand: AsyncParsableCommand {
                 },
                 foreignKeySenders: statistics.foreignKeySenders,
                 hasKey: self.peer.configuration.networkKey != nil,
-                staticPeers: self.staticPeers
+                staticPeers: self.staticPeers,
+                speeds: speeds
             )
             let checks = SwarmDiagnosis.checks(seen)
             self.verdict.failed.withLock { $0 = checks.contains { $0.status == .failed } }

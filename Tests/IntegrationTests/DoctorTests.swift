@@ -22,6 +22,22 @@ struct DoctorTests {
         #expect(lines.contains { $0.hasPrefix("ok   peers: heard 1 peer") })
     }
 
+    @Test("--speed measures a peer that holds a file, in a throughput line")
+    func speed() async throws {
+        let swarm = try TestSwarm()
+        defer { swarm.shutdown() }
+        try TransferFixtures.share("speed.bin", size: 4 << 20, peer: "seed", in: swarm)
+        let seed = try swarm.launch(["serve"], name: "seed")
+        _ = try await seed.waitForLine(in: .stderr, containing: "peer ready", timeout: .seconds(30))
+        let doctor = try swarm.launch(["doctor", "--wait", "1", "--speed"], name: "doctor")
+        let status = try await doctor.waitForExit(timeout: .seconds(30))
+        try? await doctor.waitForOutputToEnd(timeout: .seconds(5))
+        #expect(status == 0, "\(doctor.transcript())")
+        let line = try #require(doctor.lines(.stdout).map(\.text).first { $0.contains("throughput:") })
+        #expect(line.hasPrefix("ok   throughput: "), "\(line)")
+        #expect(line.contains("/s"), "\(line)")
+    }
+
     @Test("a peer with another key fails the key check with what to do; --json gives the checks; exit 1")
     func otherKey() async throws {
         let swarm = try TestSwarm()

@@ -24,6 +24,8 @@ public enum SwarmDiagnosis {
         public var hasKey: Bool
         /// How many `--peer` addresses were given.
         public var staticPeers: Int
+        /// How fast each answering peer served, when measured (`--speed`).
+        public var speeds: [Speed]?
 
         /// - Parameters: as the properties.
         public init(
@@ -36,7 +38,8 @@ public enum SwarmDiagnosis {
             peers: [Sighting],
             foreignKeySenders: Int,
             hasKey: Bool,
-            staticPeers: Int = 0
+            staticPeers: Int = 0,
+            speeds: [Speed]? = nil
         ) {
             self.networks = networks
             self.interfaceError = interfaceError
@@ -48,6 +51,24 @@ public enum SwarmDiagnosis {
             self.foreignKeySenders = foreignKeySenders
             self.hasKey = hasKey
             self.staticPeers = staticPeers
+            self.speeds = speeds
+        }
+    }
+
+    /// How fast a peer served chunks in a short test.
+    public struct Speed: Sendable, Equatable {
+        /// The peer's id.
+        public var id: PeerID
+        /// Verified bytes per second; `nil` if it had nothing to send or the test failed.
+        public var bytesPerSecond: Double?
+        /// Why the test failed, if it did.
+        public var problem: String?
+
+        /// - Parameters: as the properties.
+        public init(id: PeerID, bytesPerSecond: Double?, problem: String? = nil) {
+            self.id = id
+            self.bytesPerSecond = bytesPerSecond
+            self.problem = problem
         }
     }
 
@@ -98,13 +119,44 @@ public enum SwarmDiagnosis {
         }
     }
 
-    /// The checks, in the order a person works through them.
+    /// The checks, in the order a person works through them; the throughput check only
+    /// when speeds were measured.
     /// - Parameter seen: what the peer saw.
     /// - Returns: one check per question.
     public static func checks(_ seen: Observations) -> [Check] {
         [
             Self.interfaces(seen), Self.echo(seen), Self.peers(seen), Self.keys(seen), Self.transferPorts(seen),
-        ]
+        ] + (seen.speeds.map { [Self.throughput($0)] } ?? [])
+    }
+
+    private static func throughput(_ speeds: [Speed]) -> Check {
+        guard !speeds.isEmpty else {
+            return Check(name: "throughput", status: .warning, finding: "no peer answered to measure", advice: nil)
+        }
+        let parts = speeds.map { speed in
+            "\(speed.id.short) "
+                + (speed.problem.map { "failed: \($0)" }
+                    ?? speed.bytesPerSecond.map { Self.rate($0) } ?? "holds nothing to measure with")
+        }
+        let failed = speeds.contains { $0.problem != nil }
+        return Check(
+            name: "throughput",
+            status: failed ? .failed : .ok,
+            finding: parts.joined(separator: "; "),
+            advice: failed ? "a transfer that starts and then fails points at the link or the peer's disk" : nil
+        )
+    }
+
+    /// Bytes per second, with a binary unit.
+    static func rate(_ bytesPerSecond: Double) -> String {
+        let units = ["B/s", "KiB/s", "MiB/s", "GiB/s"]
+        var value = max(0, bytesPerSecond)
+        var unit = 0
+        while value >= 1024 && unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return "\((value * 10).rounded() / 10) \(units[unit])"
     }
 
     private static func interfaces(_ seen: Observations) -> Check {
@@ -158,7 +210,8 @@ public enum SwarmDiagnosis {
                 ? "the --peer addresses did not answer: check that they run p2p with --discovery-port "
                     + "\(seen.discoveryPort) and name this host with --peer too"
                 : "start a peer, or check that the others use --discovery-port \(seen.discoveryPort) on the same "
-                    + "network; across subnets or VPNs name one with --peer HOST:\(seen.discoveryPort)"
+                    + "network; across subnets, VPNs or a network that drops broadcast, name one with "
+                    + "--peer HOST:\(seen.discoveryPort)"
             return Check(
                 name: "peers",
                 status: .warning,

@@ -28,7 +28,7 @@ public final class Peer: Service, Sendable {
     private let discovery: PeerDiscovery
     private let discoverySocket: DatagramSocket
     /// The key, frame limit, event loops and logger every transfer connection is made with.
-    private let settings: TransferSettings
+    let settings: TransferSettings
 
     private init(
         id: PeerID,

@@ -75,4 +75,19 @@ struct SwarmDiagnosisTests {
         #expect(Self.check("peers", in: seen)?.status == .warning)
         #expect(Self.check("transfer ports", in: seen)?.finding == "no peer to try")
     }
+
+    @Test("speeds add a throughput line: rates, peers with nothing to send, and failures")
+    func throughput() {
+        var seen = Self.seen()
+        #expect(Self.check("throughput", in: seen) == nil)
+        seen.speeds = [
+            SwarmDiagnosis.Speed(id: PeerID(high: 0xAB00_0000_0000_0000, low: 0), bytesPerSecond: 3 * 1_048_576),
+            SwarmDiagnosis.Speed(id: PeerID(high: 0xCD00_0000_0000_0000, low: 0), bytesPerSecond: nil),
+        ]
+        let ok = Self.check("throughput", in: seen)
+        #expect(ok?.status == .ok)
+        #expect(ok?.finding == "ab000000 3.0 MiB/s; cd000000 holds nothing to measure with")
+        seen.speeds?.append(SwarmDiagnosis.Speed(id: PeerID(high: 1, low: 0), bytesPerSecond: nil, problem: "reset"))
+        #expect(Self.check("throughput", in: seen)?.status == .failed)
+    }
 }
