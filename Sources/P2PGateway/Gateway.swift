@@ -1,5 +1,6 @@
 import Foundation
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import P2P
@@ -40,6 +41,12 @@ public final class Gateway: Service, Sendable {
         self.downloads = GatewayDownloads(peer: peer, metrics: self.metrics, logger: logger)
     }
 
+    /// HTTP connections open at once at most: past it, new ones wait to be accepted.
+    public static let maximumConnections = 64
+
+    /// How long a connection may sit with no request in progress.
+    public static let idleTimeout: TimeAmount = .seconds(60)
+
     /// The address the gateway listens on, once it does.
     public var boundAddress: SocketAddress? { self.bound.withLock { $0 } }
 
@@ -48,7 +55,14 @@ public final class Gateway: Service, Sendable {
     public func run() async throws {
         let application = Application(
             router: self.router(),
-            configuration: ApplicationConfiguration(address: .hostname(self.address.host, port: self.address.port)),
+            // A connection with no request in progress (idle between requests, or slow to
+            // send one) is closed after the idle timeout; one being answered, such as an
+            // event stream, is not.
+            server: .http1(configuration: HTTP1Channel.Configuration(idleTimeout: Self.idleTimeout)),
+            configuration: ApplicationConfiguration(
+                address: .hostname(self.address.host, port: self.address.port),
+                availableConnectionsDelegate: .maximum(Self.maximumConnections, logger: self.logger)
+            ),
             onServerRunning: { channel in
                 self.bound.withLock { $0 = channel.localAddress }
                 self.logger.notice(
