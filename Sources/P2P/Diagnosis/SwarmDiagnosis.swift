@@ -188,7 +188,10 @@ public enum SwarmDiagnosis {
             return Check(
                 name: "broadcast",
                 status: .ok,
-                finding: "this peer's own announcements came back (\(seen.ownEchoes))",
+                // The host loops its own broadcasts back before they reach the wire: whether
+                // they cross the network shows in the peers heard.
+                finding: "this peer's own announcements came back (\(seen.ownEchoes)): its interfaces and "
+                    + "discovery socket work",
                 advice: nil
             )
         }
