@@ -26,6 +26,25 @@ struct GatewayTests {
         return (process, "http://\(address)")
     }
 
+    /// The required keys of the items of the JSON array a path answers, as
+    /// docs/gateway-openapi.json documents it.
+    static func requiredKeys(ofListAt path: String) throws -> Set<String> {
+        let url = Testbed.repositoryRoot.appendingPathComponent("docs/gateway-openapi.json")
+        let document = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
+        let paths = try #require(document["paths"] as? [String: Any])
+        let get = try #require((paths[path] as? [String: Any])?["get"] as? [String: Any], "\(path) is documented")
+        let schema = try #require(
+            ((((get["responses"] as? [String: Any])?["200"] as? [String: Any])?["content"] as? [String: Any])?[
+                "application/json"
+            ] as? [String: Any])?["schema"] as? [String: Any]
+        )
+        let reference = try #require((schema["items"] as? [String: Any])?["$ref"] as? String)
+        let name = try #require(reference.split(separator: "/").last.map(String.init))
+        let schemas = try #require((document["components"] as? [String: Any])?["schemas"] as? [String: Any])
+        let required = try #require((schemas[name] as? [String: Any])?["required"] as? [String])
+        return Set(required)
+    }
+
     @Test("a held file: whole, ranges byte for byte, HEAD, 416 and the file id as entity tag")
     func heldFile() async throws {
         try #require(Curl.isAvailable, "curl is not installed")
@@ -227,6 +246,20 @@ struct GatewayTests {
         #expect(metrics.text.contains("p2p_received_bytes_total{peer=\""), "\(metrics.text)")
         #expect(metrics.text.contains("p2p_download_duration_seconds_count 1"), "\(metrics.text)")
         #expect(metrics.text.contains("p2p_peers_known 1"), "\(metrics.text)")
+
+        // The answers carry what docs/gateway-openapi.json says they require.
+        for path in ["/api/peers", "/api/files", "/api/transfers"] {
+            let reply = try await Curl.request(["\(base)\(path)"])
+            let items = try #require(try JSONSerialization.jsonObject(with: reply.body) as? [[String: Any]])
+            #expect(!items.isEmpty, "\(path)")
+            let required = try Self.requiredKeys(ofListAt: path)
+            for item in items {
+                #expect(
+                    required.isSubset(of: Set(item.keys)),
+                    "\(path): \(item.keys.sorted()) lacks some of \(required)"
+                )
+            }
+        }
 
         let bogus = try await Curl.request([
             "-X", "DELETE", "\(base)/api/transfers/\(String(repeating: "ab", count: 32))",
