@@ -9,7 +9,7 @@ import Synchronization
 struct DoctorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "doctor",
-        abstract: "Check interfaces, broadcast, peers, keys and transfer ports; say what to fix.",
+        abstract: "Check interfaces, broadcast, peers, keys, transfer ports both ways; say what to fix.",
         discussion: "Exits 1 when a check fails."
     )
 
@@ -35,6 +35,7 @@ struct DoctorCommand: AsyncParsableCommand {
         let examination = Examination(
             peer: peer,
             interfaceNames: self.options.interfaces,
+            transferPort: self.options.port,
             discoveryPort: self.options.discoveryPort,
             staticPeers: self.options.peers.count,
             wait: self.wait,
@@ -55,6 +56,8 @@ struct DoctorCommand: AsyncParsableCommand {
     private struct Examination: Service {
         let peer: Peer
         let interfaceNames: [String]
+        /// The port peers are asked to connect back to: the one `serve` would use here.
+        let transferPort: Int
         let discoveryPort: Int
         let staticPeers: Int
         let wait: Double
@@ -76,6 +79,8 @@ struct DoctorCommand: AsyncParsableCommand {
             let heard = self.peer.table.servingPeers()
             // One inventory request to each, at once: an answer shows its transfer port works.
             let answered = Set(await self.peer.swarmInventories().map(\.0.id))
+            let reachable = heard.filter { answered.contains($0.id) }
+            let connectBacks = await self.peer.askConnectBack(of: reachable, to: self.transferPort)
             let statistics = self.peer.discoveryStatistics
             var speeds: [SwarmDiagnosis.Speed]? = nil
             if self.speed {
@@ -102,12 +107,14 @@ struct DoctorCommand: AsyncParsableCommand {
                     SwarmDiagnosis.Sighting(
                         id: $0.id,
                         address: $0.transferAddressDescription,
-                        answered: answered.contains($0.id)
+                        answered: answered.contains($0.id),
+                        connectBack: connectBacks.answers[$0.id]
                     )
                 },
                 foreignKeySenders: statistics.foreignKeySenders,
                 hasKey: self.peer.configuration.networkKey != nil,
                 staticPeers: self.staticPeers,
+                connectBackPort: connectBacks.port,
                 speeds: speeds
             )
             let checks = SwarmDiagnosis.checks(seen)

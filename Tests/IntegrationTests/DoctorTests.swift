@@ -5,7 +5,7 @@ import Testing
 /// key is named as such, and the command exits 1.
 @Suite("p2p doctor", .timeLimit(.minutes(2)))
 struct DoctorTests {
-    @Test("beside a serving peer every check passes, one line each, exit 0")
+    @Test("beside a serving peer every check passes, connect-back included, one line each, exit 0")
     func healthy() async throws {
         let swarm = try TestSwarm()
         defer { swarm.shutdown() }
@@ -16,10 +16,13 @@ struct DoctorTests {
         try? await doctor.waitForOutputToEnd(timeout: .seconds(5))
         let lines = doctor.lines(.stdout).map(\.text)
         #expect(status == 0, "\(doctor.transcript())")
-        #expect(lines.count == 5, "\(lines)")
+        #expect(lines.count == 6, "\(lines)")
         #expect(lines.allSatisfy { $0.hasPrefix("ok ") }, "\(lines)")
         #expect(lines.contains { $0.hasPrefix("ok   interfaces: lo 127.0.0.1 broadcast 127.255.255.255") })
         #expect(lines.contains { $0.hasPrefix("ok   peers: heard 1 peer") })
+        #expect(
+            lines.contains { $0.hasPrefix("ok   connect-back: every peer asked reached this host's transfer port") }
+        )
     }
 
     @Test("--speed measures a peer that holds a file, in a throughput line")

@@ -24,6 +24,8 @@ public enum SwarmDiagnosis {
         public var hasKey: Bool
         /// How many `--peer` addresses were given.
         public var staticPeers: Int
+        /// The transfer port peers were asked to connect back to, if they were.
+        public var connectBackPort: Int?
         /// How fast each answering peer served, when measured (`--speed`).
         public var speeds: [Speed]?
 
@@ -39,8 +41,10 @@ public enum SwarmDiagnosis {
             foreignKeySenders: Int,
             hasKey: Bool,
             staticPeers: Int = 0,
+            connectBackPort: Int? = nil,
             speeds: [Speed]? = nil
         ) {
+            self.connectBackPort = connectBackPort
             self.networks = networks
             self.interfaceError = interfaceError
             self.discoveryPort = discoveryPort
@@ -80,12 +84,22 @@ public enum SwarmDiagnosis {
         public var address: String
         /// Whether it answered an inventory request on its transfer port.
         public var answered: Bool
+        /// Whether its connection back to this host's transfer port was answered, and what
+        /// happened; `nil` if it was not asked.
+        public var connectBack: (reached: Bool, message: String)?
 
         /// - Parameters: as the properties.
-        public init(id: PeerID, address: String, answered: Bool) {
+        public init(id: PeerID, address: String, answered: Bool, connectBack: (reached: Bool, message: String)? = nil) {
             self.id = id
             self.address = address
             self.answered = answered
+            self.connectBack = connectBack
+        }
+
+        public static func == (lhs: Sighting, rhs: Sighting) -> Bool {
+            lhs.id == rhs.id && lhs.address == rhs.address && lhs.answered == rhs.answered
+                && lhs.connectBack?.reached == rhs.connectBack?.reached
+                && lhs.connectBack?.message == rhs.connectBack?.message
         }
     }
 
@@ -119,14 +133,40 @@ public enum SwarmDiagnosis {
         }
     }
 
-    /// The checks, in the order a person works through them; the throughput check only
-    /// when speeds were measured.
+    /// The checks, in the order a person works through them; the connect-back check only
+    /// when peers were asked, the throughput check only when speeds were measured.
     /// - Parameter seen: what the peer saw.
     /// - Returns: one check per question.
     public static func checks(_ seen: Observations) -> [Check] {
         [
             Self.interfaces(seen), Self.echo(seen), Self.peers(seen), Self.keys(seen), Self.transferPorts(seen),
-        ] + (seen.speeds.map { [Self.throughput($0)] } ?? [])
+        ] + (seen.connectBackPort.map { [Self.connectBack(seen, port: $0)] } ?? [])
+            + (seen.speeds.map { [Self.throughput($0)] } ?? [])
+    }
+
+    private static func connectBack(_ seen: Observations, port: Int) -> Check {
+        let asked = seen.peers.filter { $0.connectBack != nil }
+        guard !asked.isEmpty else {
+            return Check(name: "connect-back", status: .warning, finding: "no peer to ask", advice: nil)
+        }
+        let unreached = asked.filter { $0.connectBack?.reached != true }
+        guard !unreached.isEmpty else {
+            return Check(
+                name: "connect-back",
+                status: .ok,
+                finding: "every peer asked reached this host's transfer port \(port) (\(asked.count))",
+                advice: nil
+            )
+        }
+        let list = unreached.map { "\($0.id.short) at \($0.address): \($0.connectBack?.message ?? "")" }
+        return Check(
+            name: "connect-back",
+            status: .failed,
+            finding: "\(unreached.count) of \(Self.count(asked.count, "peer")) could not reach this host's transfer "
+                + "port \(port): " + list.joined(separator: "; "),
+            advice: "open TCP port \(port) in this host's firewall (p2p serve --port picks it); until then those "
+                + "peers cannot download from this one"
+        )
     }
 
     private static func throughput(_ speeds: [Speed]) -> Check {

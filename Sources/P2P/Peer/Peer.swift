@@ -98,6 +98,7 @@ public final class Peer: Service, Sendable {
                         interval: configuration.limits.pushInterval
                     ),
                     relayHub: relayHub,
+                    connectBack: ConnectBackProbe(settings: settings),
                     logger: logger
                 )
             )

@@ -21,6 +21,7 @@ public struct SwarmResponder: TransferResponder {
     private let pushAllowance: PushAllowance
     private let relayHub: RelayHub
     private let dispenser: WorkDispenser
+    private let connectBack: ConnectBackProbe?
     /// Files one connection may ask relays of, and hold work records for.
     static let maximumFilesPerConnection = 16
 
@@ -33,6 +34,8 @@ public struct SwarmResponder: TransferResponder {
     ///   - relayHub: where this peer's downloads forward chunks; connections that ask for
     ///     relays subscribe to it.
     ///   - dispenser: hands out the chunks of files held whole, once each, to work requests.
+    ///   - connectBack: answers connect-back requests; without it they are answered as
+    ///     not tried.
     ///   - logger: where to log.
     public init(
         store: ChunkStore,
@@ -41,8 +44,10 @@ public struct SwarmResponder: TransferResponder {
         pushAllowance: PushAllowance = PushAllowance(),
         relayHub: RelayHub = RelayHub(),
         dispenser: WorkDispenser = WorkDispenser(),
+        connectBack: ConnectBackProbe? = nil,
         logger: Logger
     ) {
+        self.connectBack = connectBack
         self.store = store
         self.statistics = statistics
         self.uploadLimiter = uploadLimiter
@@ -72,6 +77,8 @@ public struct SwarmResponder: TransferResponder {
                 logger: self.logger
             )
             defer { for subscription in subscriptions.values { subscription.cancel() } }
+            // One connect-back per connection: each costs a connection of this peer's own.
+            var connectedBack = false
             for try await frame in inbound {
                 let message = try TransferMessage(frame: frame)
                 switch message {
@@ -164,8 +171,24 @@ public struct SwarmResponder: TransferResponder {
                     if outcome == .corrupt {
                         throw P2PError(code: .corrupt, "pushed chunk \(chunk) of \(id.short) does not verify")
                     }
+                case .connectBackRequest(let port):
+                    guard !connectedBack else {
+                        throw P2PError(code: .protocolViolation, "a second connect-back request")
+                    }
+                    connectedBack = true
+                    let answer: (reached: Bool, message: String)
+                    if let probe = self.connectBack, let host = remote?.ipAddress,
+                        let target = try? SocketAddress(ipAddress: host, port: port)
+                    {
+                        answer = await probe.probe(target)
+                    } else {
+                        answer = (false, "this peer does not connect back")
+                    }
+                    try await outbound.write(
+                        TransferMessage.connectBackResult(reached: answer.reached, message: answer.message).frame()
+                    )
                 case .inventory, .chunkData, .assignedChunk, .unrelayed, .failure, .assignedPiece, .relayedPiece,
-                    .relayAbort:
+                    .relayAbort, .connectBackResult:
                     throw P2PError(code: .protocolViolation, "unexpected \(frame.type) from a client")
                 }
             }

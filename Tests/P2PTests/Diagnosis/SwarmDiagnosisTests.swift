@@ -90,4 +90,22 @@ struct SwarmDiagnosisTests {
         seen.speeds?.append(SwarmDiagnosis.Speed(id: PeerID(high: 1, low: 0), bytesPerSecond: nil, problem: "reset"))
         #expect(Self.check("throughput", in: seen)?.status == .failed)
     }
+
+    @Test("peers asked to connect back: all reached passes; one that could not fails, named, with its reason")
+    func connectBack() {
+        var reached = Self.peer
+        reached.connectBack = (true, "answered")
+        var seen = Self.seen(peers: [reached])
+        #expect(Self.check("connect-back", in: seen) == nil)
+        seen.connectBackPort = 47475
+        #expect(Self.check("connect-back", in: seen)?.status == .ok)
+        var blocked = Self.peer
+        blocked.address = "198.18.0.3:47475"
+        blocked.connectBack = (false, "connection refused")
+        seen.peers.append(blocked)
+        let check = Self.check("connect-back", in: seen)
+        #expect(check?.status == .failed)
+        #expect(check?.finding.contains("198.18.0.3:47475: connection refused") == true)
+        #expect(check?.advice?.contains("TCP port 47475") == true)
+    }
 }
