@@ -13,6 +13,7 @@ let package = Package(
         .library(name: "P2P", targets: ["P2P"]),
         .executable(name: "p2p", targets: ["P2PCLI"]),
         .executable(name: "p2p-microbench", targets: ["P2PMicroBenchmarks"]),
+        .executable(name: "p2p-sim", targets: ["P2PSimulator"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -87,6 +88,17 @@ let package = Package(
             ],
             swiftSettings: strictSettings
         ),
+        // The crowd simulator: the real state machines in virtual time (SPEC §12).
+        .executableTarget(
+            name: "P2PSimulator",
+            dependencies: [
+                "P2P",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "DequeModule", package: "swift-collections"),
+            ],
+            swiftSettings: strictSettings
+        ),
         .testTarget(
             name: "P2PTests",
             dependencies: [
@@ -109,6 +121,11 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ],
+            swiftSettings: strictSettings
+        ),
+        .testTarget(
+            name: "P2PSimulatorTests",
+            dependencies: ["P2PSimulator", "P2P"],
             swiftSettings: strictSettings
         ),
     ]

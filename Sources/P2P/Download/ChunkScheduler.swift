@@ -44,6 +44,11 @@ package struct ChunkScheduler {
     private var firstSeen: [Double]
     /// When the work source said it had handed out every chunk.
     private var workExhaustedAt: Double? = nil
+    /// While a seeder hands out work: for each peer found with nothing to ask for, the
+    /// time before which that stays so unless an event changes what peers hold or what is
+    /// in flight (each such event clears it). In a crowd most of what partners hold is on
+    /// its way here relayed, and this spares a scan on every answer.
+    private var idleUntil: [PeerID: Double] = [:]
 
     /// A scheduler for a file of `chunkCount` chunks, of which `have` are held.
     package init(have: ChunkBitmap) {
@@ -63,6 +68,7 @@ package struct ChunkScheduler {
 
     /// The work source has handed out every chunk.
     package mutating func workExhausted(now: Double) {
+        self.idleUntil.removeAll(keepingCapacity: true)
         if self.workExhaustedAt == nil { self.workExhaustedAt = now }
     }
 
@@ -75,6 +81,12 @@ package struct ChunkScheduler {
         // seeder handed out went to peers that are gone (say, the last download of the
         // same file, a moment ago), so waiting for their relay would only be lost time.
         return self.partialHolders.isEmpty || now >= exhausted + self.relayGrace
+    }
+
+    /// When chunk `index`, held back while relaying, may be asked for: once it has been
+    /// seen at a downloader for `relayGrace`; never, for now, if it has not been seen.
+    private func releaseTime(of index: Int) -> Double {
+        self.firstSeen[index] < .infinity ? self.firstSeen[index] + self.relayGrace : .infinity
     }
 
     /// Whether `peer` holds every chunk, as last heard.
@@ -96,6 +108,7 @@ package struct ChunkScheduler {
     ///   - holding: its chunks.
     ///   - now: seconds into the download.
     package mutating func update(_ peer: PeerID, holding: ChunkBitmap, now: Double = 0) {
+        self.idleUntil.removeAll(keepingCapacity: true)
         guard holding.count == self.chunkCount else { return }
         if holding.isComplete {
             self.completeHolders.insert(peer)
@@ -131,6 +144,7 @@ package struct ChunkScheduler {
     /// Forgets a peer: it left or was dropped. Its requests in flight are free to go to
     /// others.
     package mutating func remove(_ peer: PeerID) {
+        self.idleUntil.removeAll(keepingCapacity: true)
         self.completeHolders.remove(peer)
         self.partialHolders.remove(peer)
         if let old = self.holdings.removeValue(forKey: peer) {
@@ -148,24 +162,49 @@ package struct ChunkScheduler {
     ///   - now: seconds into the download.
     package mutating func next(for peer: PeerID, now: Double = 0) -> Int? {
         guard let holding = self.holdings[peer], !self.isComplete else { return nil }
+        if let until = self.idleUntil[peer], now < until { return nil }
         let count = self.chunkCount
+        // The earliest time a chunk the peer holds may be asked for, of those held back.
+        var earliest = Double.infinity
         var best: Int? = nil
         var bestAvailability = Int.max
         // No chunk is rarer than this: every peer that holds the whole file holds it, and
         // `peer` holds it. A chunk this rare ends the scan. Without it, a file that several
-        // seeders hold (every chunk equally common) was scanned to the end on every call,
+        // seeders hold (every chunk equally common) would be scanned to the end on every call,
         // with a dictionary lookup per chunk: quadratic in the chunk count.
         let rarestPossible = max(1, self.completeHolders.count)
-        for step in 0..<count {
-            var index = self.cursor + step
-            if index >= count { index -= count }
-            // The cheap tests first: arrays and bits; the lookup of requests last.
-            guard self.availability[index] < bestAvailability, holding.contains(index), !self.have.contains(index),
-                self.mayRequest(index, now: now), self.requested[index] == nil
-            else { continue }
-            best = index
-            bestAvailability = self.availability[index]
-            if bestAvailability <= rarestPossible { break }
+        // Scanned a byte of the bitmaps at a time, from the cursor round to it again: a
+        // byte with no chunk the peer holds and this one lacks costs one test, so a call
+        // costs the candidates, not the chunk count (a crowd calls this on every answer).
+        let holdingBytes = holding.bytes
+        let haveBytes = self.have.bytes
+        let byteCount = holdingBytes.count
+        let startByte = self.cursor >> 3
+        let startBit = UInt8(self.cursor & 7)
+        scan: for byteStep in 0...byteCount {
+            var byte = startByte + byteStep
+            if byte >= byteCount { byte -= byteCount }
+            var mask = holdingBytes[byte] & ~haveBytes[byte]
+            if byteStep == 0 {
+                mask &= 0xFF >> startBit
+            } else if byteStep == byteCount {
+                mask &= ~(0xFF >> startBit)
+            }
+            while mask != 0 {
+                let bit = mask.leadingZeroBitCount
+                mask &= ~(0x80 >> UInt8(bit))
+                let index = byte << 3 + bit
+                // The cheap tests first; the lookup of requests last.
+                guard index < count, self.availability[index] < bestAvailability else { continue }
+                guard self.mayRequest(index, now: now) else {
+                    earliest = min(earliest, self.releaseTime(of: index))
+                    continue
+                }
+                guard self.requested[index] == nil else { continue }
+                best = index
+                bestAvailability = self.availability[index]
+                if bestAvailability <= rarestPossible { break scan }
+            }
         }
         if let best {
             self.cursor = (best + 1) % count
@@ -177,11 +216,18 @@ package struct ChunkScheduler {
         // relayed, and the few that may be asked for (a first downloader's chunks, handed
         // out before anyone subscribed to its relays) would each be fetched twice, by
         // every downloader at once.
-        guard !self.isRelayingNow || self.workExhaustedAt != nil else { return nil }
+        guard !self.isRelayingNow || self.workExhaustedAt != nil else {
+            self.idleUntil[peer] = earliest
+            return nil
+        }
         var endgame: Int? = nil
         var fewest = Int.max
+        // Ties go to the lowest chunk number, so that the choice depends on the requests
+        // alone, not on the dictionary's order (the simulator replays runs exactly).
         for (index, peers) in self.requested where holding.contains(index) && !peers.contains(peer) {
-            if peers.count < self.endgameCopies && peers.count < fewest {
+            if peers.count < self.endgameCopies
+                && (peers.count < fewest || (peers.count == fewest && index < endgame ?? Int.max))
+            {
                 endgame = index
                 fewest = peers.count
             }
@@ -199,6 +245,7 @@ package struct ChunkScheduler {
 
     /// A request is given up: the chunk goes back to be asked of someone.
     package mutating func cancel(_ chunk: Int, from peer: PeerID) {
+        self.idleUntil.removeAll(keepingCapacity: true)
         self.requested[chunk]?.remove(peer)
         if self.requested[chunk]?.isEmpty == true { self.requested[chunk] = nil }
     }

@@ -75,6 +75,12 @@ package struct RelayRouting {
         self.subscribers.values.reduce(0) { $1.file == file ? max($0, $1.queuedBytes) : $0 }
     }
 
+    /// The bytes queued for all subscribers of `file`: how long this peer's uplink is
+    /// booked with forwarding.
+    package func totalBacklog(of file: FileID) -> Int {
+        self.subscribers.values.reduce(0) { $1.file == file ? $0 + $1.queuedBytes : $0 }
+    }
+
     // MARK: Downloads here
 
     /// This peer starts downloading `file`: forwarded chunks are recorded from now on.
@@ -104,12 +110,21 @@ package struct RelayRouting {
     /// `length` bytes of `chunk` starting at `offset` are forwarded: at offset 0 to each
     /// subscriber of `file` with room for the whole chunk, later to those that took the
     /// chunk's first piece.
+    /// - Parameter eligible: which subscribers may take the chunk at all (the relay
+    ///   overlay's onward partners); all of them by default.
     /// - Returns: the subscribers to deliver it to.
-    package mutating func route(chunk: Int, of file: FileID, offset: Int, length: Int, chunkLength: Int) -> [UInt64] {
+    package mutating func route(
+        chunk: Int,
+        of file: FileID,
+        offset: Int,
+        length: Int,
+        chunkLength: Int,
+        eligible: (UInt64) -> Bool = { _ in true }
+    ) -> [UInt64] {
         let completes = offset + length >= chunkLength
         if offset == 0 { self.forwarded[file]?.chunks.insert(chunk) }
         var takers: [UInt64] = []
-        for (id, var subscriber) in self.subscribers where subscriber.file == file {
+        for (id, var subscriber) in self.subscribers where subscriber.file == file && eligible(id) {
             if offset == 0 {
                 guard subscriber.queuedBytes + chunkLength <= self.maximumQueuedBytes else { continue }
                 if !completes { subscriber.piecesOpen.insert(chunk) }

@@ -3,7 +3,7 @@ import NIOCore
 extension Duration {
     /// The duration in seconds, as a floating-point number: for rates and clocks that
     /// count in seconds.
-    var seconds: Double {
+    package var seconds: Double {
         Double(self.components.seconds) + Double(self.components.attoseconds) / 1e18
     }
 

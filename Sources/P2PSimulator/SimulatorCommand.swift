@@ -1,0 +1,115 @@
+import ArgumentParser
+import NIOCore
+import P2P
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `p2p-sim`: a flash crowd in virtual time, driving the real download, relay and serving
+/// state machines over modelled links. The same arguments and seed give the same output.
+@main
+struct SimulatorCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "p2p-sim",
+        abstract: "Simulates a crowd of p2p downloaders in virtual time, with the real state machines.",
+        discussion: """
+            One seeder and N downloaders released together (spread over --join-spread). \
+            Reports the last download against the Kumar-Ross bound, p50 and p99, the \
+            seeder's upload per copy, and connections per peer.
+            Example: p2p-sim --downloaders 63 --size-mib 128 --uplink-mbit 25
+            """
+    )
+
+    @Option(help: "Downloaders (besides the one seeder).")
+    var downloaders = 8
+    @Option(help: "File size in MiB.")
+    var sizeMib = 128.0
+    @Option(help: "Every host's uplink in Mbit/s.")
+    var uplinkMbit = 100.0
+    @Option(help: "The seeder's uplink in Mbit/s (default: --uplink-mbit).")
+    var seederUplinkMbit: Double? = nil
+    @Option(help: "Every host's downlink in Mbit/s.")
+    var downlinkMbit = 10_000.0
+    @Option(help: "One-way latency in milliseconds.")
+    var latencyMs = 0.2
+    @Option(help: "The most relay partners per downloader; 0 for every other downloader.")
+    var maximumPartners = 16
+    @Option(help: "With relays past one hop: most bytes queued in all for a downloader to ask for work (0: off).")
+    var totalBacklogBytes = 1_500_000
+    @Option(help: "Seconds without a work request that end the seeder's round.")
+    var roundIdle = Double(WorkDispenser.defaultRoundIdleTimeout.nanoseconds) / 1e9
+    @Option(help: "Downloaders start spread over this many seconds.")
+    var joinSpread = 0.05
+    @Option(help: "Seconds from a downloader's start to its first request (lookup, manifest).")
+    var startup = 0.15
+    @Option(help: "Downloaders that leave before finishing.")
+    var leavers = 0
+    @Option(help: "When they leave, seconds after the release.")
+    var leaveAt = 5.0
+    @Option(help: "Payload share of the bytes a rate limiter counts (TCP/IP and Ethernet headers).")
+    var wireEfficiency = 1448.0 / 1514.0
+    @Option(help: "Read-back rate of a finished file, MB/s (0: none).")
+    var readBackMBps = 350.0
+    @Option(help: "Bytes an uplink sends of one message before another connection's turn.")
+    var unitKib = 64
+    @Option(help: "Seed of every random choice.")
+    var seed: UInt64 = 1
+    @Flag(help: "Print the figures as one JSON object.")
+    var json = false
+
+    mutating func validate() throws {
+        guard self.downloaders >= 1 && self.downloaders <= 100_000 else {
+            throw ValidationError("--downloaders must be 1 to 100000")
+        }
+        guard self.sizeMib > 0, self.uplinkMbit > 0, self.downlinkMbit > 0, self.latencyMs >= 0 else {
+            throw ValidationError("sizes, rates and latency must be positive")
+        }
+        guard self.leavers >= 0 && self.leavers < self.downloaders else {
+            throw ValidationError("--leavers must leave at least one downloader")
+        }
+        guard self.unitKib >= 1 else { throw ValidationError("--unit-kib must be at least 1") }
+    }
+
+    func run() throws {
+        Self.makeHashingDeterministic()
+        var scenario = Scenario()
+        scenario.downloaders = self.downloaders
+        scenario.fileSize = Int64(self.sizeMib * 1_048_576)
+        scenario.uplinkBitsPerSecond = self.uplinkMbit * 1e6
+        scenario.seederUplinkBitsPerSecond = self.seederUplinkMbit.map { $0 * 1e6 }
+        scenario.downlinkBitsPerSecond = self.downlinkMbit * 1e6
+        scenario.latency = self.latencyMs / 1000
+        scenario.maximumPartners = self.maximumPartners
+        scenario.totalBacklogLimit = self.totalBacklogBytes
+        scenario.roundIdleSeconds = self.roundIdle
+        scenario.joinSpreadSeconds = self.joinSpread
+        scenario.startupSeconds = self.startup
+        scenario.leavers = self.leavers
+        scenario.leaveAtSeconds = self.leaveAt
+        scenario.wireEfficiency = self.wireEfficiency
+        scenario.readBackBytesPerSecond = self.readBackMBps * 1e6
+        scenario.unitBytes = self.unitKib << 10
+        scenario.seed = self.seed
+        let swarm = try Swarm(scenario)
+        swarm.run()
+        let report = swarm.report()
+        print(self.json ? report.json : report.text)
+        if report.completed < report.expected { throw ExitCode(1) }
+    }
+
+    /// Swift seeds its hashing per process, and dictionaries iterate in hash order; the
+    /// state machines iterate dictionaries when they break ties. The same seed gives the
+    /// same run only with deterministic hashing, which is read at start: so the simulator
+    /// runs itself again with it set.
+    static func makeHashingDeterministic() {
+        #if canImport(Glibc)
+        guard getenv("SWIFT_DETERMINISTIC_HASHING") == nil else { return }
+        setenv("SWIFT_DETERMINISTIC_HASHING", "1", 1)
+        var arguments = CommandLine.arguments.map { strdup($0) } + [nil]
+        execv("/proc/self/exe", &arguments)
+        // Only if exec failed: run on, without the guarantee.
+        for argument in arguments { free(argument) }
+        #endif
+    }
+}
