@@ -35,6 +35,20 @@ struct GetCommand: AsyncParsableCommand {
     @Flag(help: "Print a JSON summary: name, id, size, path, seconds, bytes from each peer.")
     var json = false
 
+    @Option(
+        help: ArgumentHelp(
+            "'json': a JSON line a second on stdout (bytes, size, rate, peers, ETA), then the summary as JSON.",
+            valueName: "style"
+        )
+    )
+    var progress: ProgressStyle?
+
+    /// How progress is shown.
+    enum ProgressStyle: String, ExpressibleByArgument, CaseIterable {
+        /// JSON lines on stdout.
+        case json
+    }
+
     @OptionGroup var options: CommonOptions
 
     func validate() throws {
@@ -66,6 +80,7 @@ struct GetCommand: AsyncParsableCommand {
         func run() async throws {
             guard let downloader = self.peer.downloader() else { return }
             let printer = ProgressPrinter()
+            let jsonPrinter = self.command.progress == .json ? JSONProgressPrinter() : nil
             let result: DownloadResult
             do {
                 result = try await downloader.download(
@@ -73,7 +88,9 @@ struct GetCommand: AsyncParsableCommand {
                     idPrefix: self.command.id,
                     timeout: self.command.timeout.map { .milliseconds(Int64($0 * 1000)) },
                     replaceExisting: self.command.replace,
-                    progress: { printer.show($0) }
+                    progress: { progress in
+                        if let jsonPrinter { jsonPrinter.show(progress) } else { printer.show(progress) }
+                    }
                 )
                 printer.finish()
             } catch {
@@ -81,7 +98,8 @@ struct GetCommand: AsyncParsableCommand {
                 throw error
             }
             let report = DownloadReport(result)
-            Console.out(self.command.json ? Console.json(report) : report.summary)
+            let asJSON = self.command.json || self.command.progress == .json
+            Console.out(asJSON ? Console.json(report) : report.summary)
             if self.command.seed {
                 // Serve until SIGINT or SIGTERM.
                 while await sleepUnlessShuttingDown(.seconds(3600)) {}

@@ -12,7 +12,9 @@ struct P2PCommand: AsyncParsableCommand {
             """,
         version: "0.1.0",
         subcommands: [
-            ShellCommand.self, ServeCommand.self, GetCommand.self, LsCommand.self, PeersCommand.self, KeyCommand.self,
+            ShellCommand.self, ServeCommand.self, GetCommand.self, LsCommand.self, PeersCommand.self,
+            DoctorCommand.self,
+            KeyCommand.self,
         ],
         defaultSubcommand: ShellCommand.self
     )

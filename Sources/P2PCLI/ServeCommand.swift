@@ -1,6 +1,7 @@
 import ArgumentParser
 import Logging
 import P2P
+import ServiceLifecycle
 
 /// `p2p serve`: run a peer without the interactive loop until SIGINT or SIGTERM.
 struct ServeCommand: AsyncParsableCommand {
@@ -10,6 +11,11 @@ struct ServeCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: CommonOptions
+    @OptionGroup var gatewayOptions: GatewayOptions
+
+    func validate() throws {
+        try self.gatewayOptions.validate(with: self.options)
+    }
 
     func run() async throws {
         let (peer, logger) = try await PeerRunner.makePeer(self.options, serving: true)
@@ -20,6 +26,7 @@ struct ServeCommand: AsyncParsableCommand {
             let ports = "transfer port \(peer.transferPort), discovery port \(self.options.discoveryPort)"
             logger.notice("serving \(what) on \(ports)")
         }
-        try await PeerRunner.run([peer], logger: logger)
+        let gateway = try self.gatewayOptions.gateway(for: peer, common: self.options, logger: logger)
+        try await PeerRunner.run([peer] + (gateway.map { [$0] } ?? []), logger: logger)
     }
 }

@@ -15,13 +15,19 @@ struct ShellCommand: AsyncParsableCommand {
     )
 
     @OptionGroup var options: CommonOptions
+    @OptionGroup var gatewayOptions: GatewayOptions
+
+    func validate() throws {
+        try self.gatewayOptions.validate(with: self.options)
+    }
 
     func run() async throws {
         let (peer, logger) = try await PeerRunner.makePeer(self.options)
+        let gateway = try self.gatewayOptions.gateway(for: peer, common: self.options, logger: logger)
         // SIGINT is the shell's own: it cancels the download under way, and ends the shell
         // only when none is.
         try await PeerRunner.run(
-            [peer],
+            [peer] + (gateway.map { [$0] } ?? []),
             finishing: [Shell(peer: peer, started: .now)],
             shutdownSignals: [.sigterm],
             logger: logger

@@ -90,6 +90,8 @@ public enum Samples {
                 )
             ),
             ("relay-abort", .relayAbort(id, chunk: 2)),
+            ("connect-back-request", .connectBackRequest(port: 47475)),
+            ("connect-back-result", .connectBackResult(reached: false, message: "connection refused")),
         ]
     }
 }

@@ -11,7 +11,8 @@
 //     and survives the wire (encode, `Frame.parse`) unchanged;
 //   - re-encodes to the same payload bytes (and chunk number, for the kinds that carry
 //     one), except where the encoding is lenient by design: a failure message that is not
-//     valid UTF-8 or longer than the 512 characters `frame()` sends;
+//     valid UTF-8 or longer than the 512 characters `frame()` sends (a failure's or a
+//     connect-back result's);
 //   - for inventories: every entry's bitmap count fits its size and chunk size.
 import FuzzSupport
 import NIOCore
@@ -23,13 +24,16 @@ func expectedRoundTrip(_ message: TransferMessage) -> TransferMessage {
     if case .failure(let id, let chunk, let reason, let text) = message, text.count > 512 {
         return .failure(id, chunk: chunk, reason: reason, message: String(text.prefix(512)))
     }
+    if case .connectBackResult(let reached, let text) = message, text.count > 512 {
+        return .connectBackResult(reached: reached, message: String(text.prefix(512)))
+    }
     return message
 }
 
 func carriesChunkNumber(_ type: FrameType) -> Bool {
     switch type {
     case .chunkRequest, .chunkData, .pushedChunk, .failure, .assignedChunk, .workRequest, .assignedPiece, .relayedPiece,
-        .relayAbort:
+        .relayAbort, .connectBackRequest, .connectBackResult:
         true
     default: false
     }
@@ -74,6 +78,9 @@ func check(_ input: [UInt8]) {
     if case .failure(_, _, _, let text) = message {
         let messageBytes = Array(payload.dropFirst(33))
         canonical = String(validating: messageBytes, as: UTF8.self) != nil && text.count <= 512
+    }
+    if case .connectBackResult(_, let text) = message {
+        canonical = String(validating: payload, as: UTF8.self) != nil && text.count <= 512
     }
     if canonical {
         invariant(Array(reframed.payload.readableBytesView) == payload, "\(type) payload not re-encoded identically")

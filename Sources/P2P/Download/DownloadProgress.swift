@@ -11,6 +11,21 @@ public struct DownloadProgress: Sendable {
     /// Peers that have sent chunks so far: the count the final summary gives.
     public var activePeers: Int
 
+    /// A progress report.
+    /// - Parameters:
+    ///   - name: the file.
+    ///   - bytesHeld: bytes held and verified.
+    ///   - totalBytes: the file's size.
+    ///   - bytesPerSecond: the recent rate.
+    ///   - activePeers: peers that have sent chunks so far.
+    public init(name: String, bytesHeld: Int64, totalBytes: Int64, bytesPerSecond: Double, activePeers: Int) {
+        self.name = name
+        self.bytesHeld = bytesHeld
+        self.totalBytes = totalBytes
+        self.bytesPerSecond = bytesPerSecond
+        self.activePeers = activePeers
+    }
+
     /// Seconds left at the current rate, if it can be told: not while less than a byte a
     /// second arrives (a stalled source), when any figure would be meaningless.
     public var secondsLeft: Double? {

@@ -246,6 +246,7 @@ extension Downloader {
         guard run.manifest.verify(bytes, chunk: chunk) else {
             if arrival == .assigned && lastPiece != nil { self.relayHub.abort(chunk, of: run.manifest.id) }
             run.cancel(chunk, from: id)
+            self.statistics?.recordRejected()
             let bad = run.recordBadChunk(from: id)
             self.logger.warning(
                 "chunk failed verification",
@@ -280,5 +281,6 @@ extension Downloader {
             throw error
         }
         run.completed(chunk, bytes: bytes.readableBytes, from: id, as: arrival)
+        self.statistics?.recordVerified(bytes: bytes.readableBytes, from: id)
     }
 }

@@ -61,6 +61,8 @@ public final class Downloader: Sendable {
     let configuration: Configuration
     let settings: TransferSettings
     let relayHub: RelayHub
+    /// Where verified and rejected chunks are counted, if anywhere.
+    let statistics: TransferStatistics?
     var logger: Logger { self.settings.logger }
     var group: any EventLoopGroup { self.settings.group }
 
@@ -72,14 +74,17 @@ public final class Downloader: Sendable {
     ///   - settings: how to connect to peers, and where to log.
     ///   - relayHub: where chunks handed out by a seeder are forwarded to other downloaders
     ///     (the peer's transfer server writes them out).
+    ///   - statistics: where verified and rejected chunks are counted (the peer's counters).
     public init(
         store: ChunkStore,
         table: PeerTable,
         configuration: Configuration = Configuration(),
         settings: TransferSettings,
-        relayHub: RelayHub = RelayHub()
+        relayHub: RelayHub = RelayHub(),
+        statistics: TransferStatistics? = nil
     ) {
         self.relayHub = relayHub
+        self.statistics = statistics
         self.store = store
         self.table = table
         self.configuration = configuration
@@ -276,6 +281,16 @@ public final class Downloader: Sendable {
     /// between that look and this watch.
     static func signal(_ wakeup: Wakeup, onEachJoinIn joins: AsyncStream<PeerEvent>) async {
         for await event in joins { if case .joined = event { wakeup.signal() } }
+    }
+
+    /// The manifest of a file in the swarm, from this peer's store or from a peer that
+    /// holds the file (checked against the file id, and remembered), without downloading
+    /// anything else.
+    /// - Parameter file: the file, as the swarm's inventories name it.
+    /// - Returns: the verified manifest.
+    /// - Throws: `P2PError` (`notFound`) when no peer gives a valid one in time.
+    public func manifest(of file: SwarmFile) async throws -> Manifest {
+        try await self.fetchManifest(file, deadline: nil)
     }
 
     /// Gets the file's manifest from a peer that holds it, checking that it hashes to the

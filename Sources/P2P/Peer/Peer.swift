@@ -28,7 +28,7 @@ public final class Peer: Service, Sendable {
     private let discovery: PeerDiscovery
     private let discoverySocket: DatagramSocket
     /// The key, frame limit, event loops and logger every transfer connection is made with.
-    private let settings: TransferSettings
+    let settings: TransferSettings
 
     private init(
         id: PeerID,
@@ -98,6 +98,7 @@ public final class Peer: Service, Sendable {
                         interval: configuration.limits.pushInterval
                     ),
                     relayHub: relayHub,
+                    connectBack: ConnectBackProbe(settings: settings),
                     logger: logger
                 )
             )
@@ -155,7 +156,8 @@ public final class Peer: Service, Sendable {
             table: self.table,
             configuration: self.configuration.download,
             settings: self.settings,
-            relayHub: self.relayHub
+            relayHub: self.relayHub,
+            statistics: self.statistics
         )
     }
 

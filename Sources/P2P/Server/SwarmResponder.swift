@@ -21,6 +21,7 @@ public struct SwarmResponder: TransferResponder {
     private let pushAllowance: PushAllowance
     private let relayHub: RelayHub
     private let dispenser: WorkDispenser
+    private let connectBack: ConnectBackProbe?
     /// Files one connection may ask relays of, and hold work records for.
     static let maximumFilesPerConnection = 16
 
@@ -33,6 +34,8 @@ public struct SwarmResponder: TransferResponder {
     ///   - relayHub: where this peer's downloads forward chunks; connections that ask for
     ///     relays subscribe to it.
     ///   - dispenser: hands out the chunks of files held whole, once each, to work requests.
+    ///   - connectBack: answers connect-back requests; without it they are answered as
+    ///     not tried.
     ///   - logger: where to log.
     public init(
         store: ChunkStore,
@@ -41,8 +44,10 @@ public struct SwarmResponder: TransferResponder {
         pushAllowance: PushAllowance = PushAllowance(),
         relayHub: RelayHub = RelayHub(),
         dispenser: WorkDispenser = WorkDispenser(),
+        connectBack: ConnectBackProbe? = nil,
         logger: Logger
     ) {
+        self.connectBack = connectBack
         self.store = store
         self.statistics = statistics
         self.uploadLimiter = uploadLimiter
@@ -72,6 +77,8 @@ public struct SwarmResponder: TransferResponder {
                 logger: self.logger
             )
             defer { for subscription in subscriptions.values { subscription.cancel() } }
+            // One connect-back per connection: each costs a connection of this peer's own.
+            var connectedBack = false
             for try await frame in inbound {
                 let message = try TransferMessage(frame: frame)
                 switch message {
@@ -87,9 +94,9 @@ public struct SwarmResponder: TransferResponder {
                         )
                     }
                 case .chunkRequest(let id, let chunk):
-                    try await outbound.write(await self.answer(id, chunk: chunk).frame())
+                    try await outbound.write(await self.answer(id, chunk: chunk, to: remote).frame())
                 case .workRequest(let id, let held, let pieceLength):
-                    let answer = try await self.assign(id, held: held, handed: &handed)
+                    let answer = try await self.assign(id, held: held, handed: &handed, to: remote)
                     if case .assignedChunk(let id, let chunk, let bytes) = answer, pieceLength > 0 {
                         // All in one write: one flush, one hand-off to the event loop.
                         try await outbound.write(
@@ -164,8 +171,24 @@ public struct SwarmResponder: TransferResponder {
                     if outcome == .corrupt {
                         throw P2PError(code: .corrupt, "pushed chunk \(chunk) of \(id.short) does not verify")
                     }
+                case .connectBackRequest(let port):
+                    guard !connectedBack else {
+                        throw P2PError(code: .protocolViolation, "a second connect-back request")
+                    }
+                    connectedBack = true
+                    let answer: (reached: Bool, message: String)
+                    if let probe = self.connectBack, let host = remote?.ipAddress,
+                        let target = try? SocketAddress(ipAddress: host, port: port)
+                    {
+                        answer = await probe.probe(target)
+                    } else {
+                        answer = (false, "this peer does not connect back")
+                    }
+                    try await outbound.write(
+                        TransferMessage.connectBackResult(reached: answer.reached, message: answer.message).frame()
+                    )
                 case .inventory, .chunkData, .assignedChunk, .unrelayed, .failure, .assignedPiece, .relayedPiece,
-                    .relayAbort:
+                    .relayAbort, .connectBackResult:
                     throw P2PError(code: .protocolViolation, "unexpected \(frame.type) from a client")
                 }
             }
@@ -179,7 +202,8 @@ public struct SwarmResponder: TransferResponder {
     private func assign(
         _ id: FileID,
         held: [UInt8],
-        handed: inout [FileID: ChunkBitmap]
+        handed: inout [FileID: ChunkBitmap],
+        to remote: SocketAddress?
     ) async throws -> TransferMessage {
         guard await self.store.hasComplete(id), let manifest = await self.store.manifest(for: id) else {
             return .failure(id, chunk: 0, reason: .noWork, message: "this peer does not hold the whole file")
@@ -200,7 +224,7 @@ public struct SwarmResponder: TransferResponder {
         }
         holds.insert(chunk)
         handed[id] = holds
-        switch await self.answer(id, chunk: chunk) {
+        switch await self.answer(id, chunk: chunk, to: remote) {
         case .chunkData(let id, let chunk, let bytes):
             return .assignedChunk(id, chunk: chunk, bytes: bytes)
         case let failure:
@@ -226,7 +250,7 @@ public struct SwarmResponder: TransferResponder {
     /// yet: the write follows the forward within milliseconds, unless the disk stalls.
     static let forwardedWriteWait: Duration = .milliseconds(100)
 
-    private func answer(_ id: FileID, chunk: Int) async -> TransferMessage {
+    private func answer(_ id: FileID, chunk: Int, to remote: SocketAddress?) async -> TransferMessage {
         do {
             var read = try await self.store.readChunk(id, index: chunk)
             // A chunk forwarded here is verified, and its write follows the forward: a
@@ -246,7 +270,7 @@ public struct SwarmResponder: TransferResponder {
                 return .failure(id, chunk: chunk, reason: .chunkNotHeld, message: "chunk not held")
             }
             try await self.uploadLimiter.acquire(bytes.readableBytes)
-            self.statistics.recordServed(bytes: bytes.readableBytes)
+            self.statistics.recordServed(bytes: bytes.readableBytes, to: remote)
             return .chunkData(id, chunk: chunk, bytes: bytes)
         } catch {
             self.logger.warning(

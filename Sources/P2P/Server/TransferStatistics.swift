@@ -1,6 +1,7 @@
+import NIOCore
 import Synchronization
 
-/// Counters of what a peer served and received, for `list`, logs and tests.
+/// Counters of what a peer served and received, for `list`, logs, metrics and tests.
 public final class TransferStatistics: Sendable {
     /// A snapshot of the counters.
     public struct Snapshot: Sendable, Equatable {
@@ -8,6 +9,19 @@ public final class TransferStatistics: Sendable {
         public var chunksServed = 0
         /// Bytes served to others.
         public var bytesServed: Int64 = 0
+        /// Bytes served, by the address they went to (the host, not the port: a peer
+        /// connects from many ports). At most `maximumCountedSources` addresses are told
+        /// apart; bytes to others are counted under `otherSource`.
+        public var bytesServedTo: [String: Int64] = [:]
+        /// Chunks downloaded that verified against their manifest.
+        public var chunksVerified = 0
+        /// Chunks downloaded that did not verify, and were fetched again.
+        public var chunksRejected = 0
+        /// Bytes of verified downloaded chunks.
+        public var bytesReceived: Int64 = 0
+        /// Bytes of verified downloaded chunks, by the peer that sent them (at most
+        /// `maximumCountedSources` peers; the rest under `nil`).
+        public var bytesReceivedFrom: [PeerID?: Int64] = [:]
         /// Pushed chunks kept.
         public var pushesStored = 0
         /// Pushed chunks already held.
@@ -21,6 +35,13 @@ public final class TransferStatistics: Sendable {
         public var chunksPushed = 0
     }
 
+    /// How many addresses and peers the per-source counters tell apart: ids and addresses
+    /// are the other side's choice, and the counters must not grow with them.
+    public static let maximumCountedSources = 256
+
+    /// The key of bytes served to addresses past `maximumCountedSources`.
+    public static let otherSource = "other"
+
     private let state = Mutex(Snapshot())
 
     /// Zeroed counters.
@@ -29,11 +50,31 @@ public final class TransferStatistics: Sendable {
     /// The counters now.
     public var snapshot: Snapshot { self.state.withLock { $0 } }
 
-    func recordServed(bytes: Int) {
+    func recordServed(bytes: Int, to remote: SocketAddress?) {
+        let address = remote?.ipAddress ?? Self.otherSource
         self.state.withLock {
             $0.chunksServed += 1
             $0.bytesServed += Int64(bytes)
+            let key =
+                $0.bytesServedTo[address] != nil || $0.bytesServedTo.count < Self.maximumCountedSources
+                ? address : Self.otherSource
+            $0.bytesServedTo[key, default: 0] += Int64(bytes)
         }
+    }
+
+    func recordVerified(bytes: Int, from peer: PeerID) {
+        self.state.withLock {
+            $0.chunksVerified += 1
+            $0.bytesReceived += Int64(bytes)
+            let key: PeerID? =
+                $0.bytesReceivedFrom[peer] != nil || $0.bytesReceivedFrom.count < Self.maximumCountedSources
+                ? peer : nil
+            $0.bytesReceivedFrom[key, default: 0] += Int64(bytes)
+        }
+    }
+
+    func recordRejected() {
+        self.state.withLock { $0.chunksRejected += 1 }
     }
 
     func recordPush(_ outcome: PushOutcome, bytes: Int) {

@@ -40,6 +40,13 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// A relayer will not complete a chunk whose first pieces it forwarded (it did not
     /// verify, or its source went away): the receiver drops those pieces.
     case relayAbort = 16
+    /// Asks the receiver to open a transfer connection back to the sender's own address, at
+    /// the port in the frame header, and to say whether it was answered: whether peers can
+    /// reach this host (`p2p doctor`).
+    case connectBackRequest = 17
+    /// The answer to a connect-back request: 1 in the frame header if the connection was
+    /// made and answered, 0 if not, and what happened, in the payload.
+    case connectBackResult = 18
 
     public var description: String {
         switch self {
@@ -59,6 +66,8 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .assignedPiece: "assigned-piece"
         case .relayedPiece: "relayed-piece"
         case .relayAbort: "relay-abort"
+        case .connectBackRequest: "connect-back-request"
+        case .connectBackResult: "connect-back-result"
         }
     }
 }

@@ -22,6 +22,8 @@ import NIOCore
 /// | assigned-piece | id, offset u32, bytes |
 /// | relayed-piece | id, offset u32, bytes |
 /// | relay-abort | id |
+/// | connect-back-request | (port in the frame header) |
+/// | connect-back-result | message, UTF-8 (1 or 0 in the frame header) |
 public enum TransferMessage: Sendable, Equatable {
     /// Asks for the receiver's inventory.
     case inventoryRequest
@@ -62,6 +64,10 @@ public enum TransferMessage: Sendable, Equatable {
     case relayedPiece(FileID, chunk: Int, offset: Int, bytes: ByteBuffer)
     /// The relayer will not complete this chunk: drop the pieces of it that came.
     case relayAbort(FileID, chunk: Int)
+    /// Asks the receiver to connect back to the sender's address at `port` (1...65535).
+    case connectBackRequest(port: Int)
+    /// Whether the receiver's connection back was made and answered, and what happened.
+    case connectBackResult(reached: Bool, message: String)
 
     /// The frame type the message travels as, known without encoding it.
     public var frameType: FrameType {
@@ -81,6 +87,8 @@ public enum TransferMessage: Sendable, Equatable {
         case .assignedPiece: .assignedPiece
         case .relayedPiece: .relayedPiece
         case .relayAbort: .relayAbort
+        case .connectBackRequest: .connectBackRequest
+        case .connectBackResult: .connectBackResult
         }
     }
 
@@ -159,6 +167,14 @@ public enum TransferMessage: Sendable, Equatable {
             )
         case .relayAbort(let id, let chunk):
             return Frame(type: .relayAbort, chunkNumber: UInt32(chunk), payload: ByteBuffer(bytes: id.bytes))
+        case .connectBackRequest(let port):
+            return Frame(type: .connectBackRequest, chunkNumber: UInt32(clamping: port))
+        case .connectBackResult(let reached, let message):
+            return Frame(
+                type: .connectBackResult,
+                chunkNumber: reached ? 1 : 0,
+                payload: ByteBuffer(string: String(message.prefix(512)))
+            )
         case .failure(let id, let chunk, let reason, let message):
             var payload = allocator.buffer(capacity: 33 + message.utf8.count)
             payload.writeBytes((id ?? Self.noFile).bytes)
@@ -324,6 +340,16 @@ public enum TransferMessage: Sendable, Equatable {
             let id = try readID()
             try requireEnd()
             self = .relayAbort(id, chunk: chunk)
+        case .connectBackRequest:
+            try requireEnd()
+            guard (1...65535).contains(chunk) else { throw bad("port \(chunk)") }
+            self = .connectBackRequest(port: chunk)
+        case .connectBackResult:
+            guard chunk <= 1 else { throw bad("outcome \(chunk)") }
+            self = .connectBackResult(
+                reached: chunk == 1,
+                message: payload.readString(length: payload.readableBytes) ?? ""
+            )
         }
     }
 }

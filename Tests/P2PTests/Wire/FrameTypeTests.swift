@@ -22,6 +22,8 @@ struct FrameTypeTests {
             (.assignedPiece, 14, "assigned-piece"),
             (.relayedPiece, 15, "relayed-piece"),
             (.relayAbort, 16, "relay-abort"),
+            (.connectBackRequest, 17, "connect-back-request"),
+            (.connectBackResult, 18, "connect-back-result"),
         ]
         #expect(FrameType.allCases.count == expected.count)
         for (type, value, name) in expected {
@@ -30,6 +32,6 @@ struct FrameTypeTests {
             #expect(type.description == name)
         }
         #expect(FrameType(rawValue: 0) == nil)
-        #expect(FrameType(rawValue: 17) == nil)
+        #expect(FrameType(rawValue: 19) == nil)
     }
 }

@@ -47,6 +47,9 @@ struct TransferMessageTests {
             .assignedPiece(id, chunk: 5, offset: 0, bytes: ByteBuffer(bytes: [UInt8](repeating: 3, count: 100))),
             .relayedPiece(id, chunk: 5, offset: 65_536, bytes: ByteBuffer(bytes: [4, 5])),
             .relayAbort(id, chunk: 5),
+            .connectBackRequest(port: 47475),
+            .connectBackResult(reached: true, message: "answered"),
+            .connectBackResult(reached: false, message: ""),
         ]
     }
 
@@ -153,6 +156,11 @@ struct TransferMessageTests {
             Frame(type: .assignedPiece, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 34))),
             Frame(type: .relayedPiece, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 36))),
             Frame(type: .relayAbort, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 33))),
+            // A connect-back to no port, with a payload, or with an outcome other than 0 or 1.
+            Frame(type: .connectBackRequest, chunkNumber: 0),
+            Frame(type: .connectBackRequest, chunkNumber: 65_536),
+            Frame(type: .connectBackRequest, chunkNumber: 80, payload: ByteBuffer(bytes: [0])),
+            Frame(type: .connectBackResult, chunkNumber: 2),
             // An inventory claiming a billion entries in a few bytes.
             Frame(type: .inventory, payload: ByteBuffer(bytes: [0x3B, 0x9A, 0xCA, 0x00, 1, 2, 3])),
         ]
