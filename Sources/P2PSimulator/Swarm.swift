@@ -298,10 +298,13 @@ final class Swarm {
         let configuration = self.scenario.configuration
         let peerID = self.hosts[peer].id
         let file = self.manifest.id
+        let pacing = WorkerPacing(configuration: configuration, chunkSize: self.chunkSize)
         var requests: [Message] = []
-        if !state.scheduler.holdsAll(peerID) && self.now - link.lastRefresh >= configuration.refreshInterval.seconds
-            && !link.pipeline.isExpecting(.inventory)
-        {
+        if pacing.isRefreshDue(
+            peerHoldsAll: state.scheduler.holdsAll(peerID),
+            sinceLastRefresh: .nanoseconds(Int64((self.now - link.lastRefresh) * 1e9)),
+            expectingInventory: link.pipeline.isExpecting(.inventory)
+        ) {
             link.pipeline.expect(.inventory, now: self.instant)
             requests.append(.inventoryRequest)
             link.lastRefresh = self.now
@@ -313,14 +316,12 @@ final class Swarm {
         )
         if state.scheduler.workSource == peerID {
             let relaying = host.routing.subscriberCount(of: file) > 0
-            let limit = configuration.forwardingBacklogLimit
-            while link.pipeline.requestsInFlight < (relaying ? 2 : window) {
+            while link.pipeline.requestsInFlight < pacing.workRequestLimit(relaying: relaying, window: window) {
                 // Past one hop, partners forward others' chunks too: a downloader takes
                 // more work only while its whole relay queue is short as well.
                 let totalLimit = self.overlay.dimensions > 1 ? self.scenario.totalBacklogLimit : 0
                 if relaying
-                    && (host.routing.backlog(of: file)
-                        >= limit + self.chunkSize * (1 - link.pipeline.requestsInFlight)
+                    && (host.routing.backlog(of: file) >= pacing.backlogBound(inFlight: link.pipeline.requestsInFlight)
                         || (totalLimit > 0 && host.routing.totalBacklog(of: file) >= totalLimit))
                 {
                     host.waitingForBacklog = true
@@ -330,7 +331,7 @@ final class Swarm {
                 requests.append(
                     .workRequest(
                         held: link.sentHeld ? nil : state.scheduler.have,
-                        pieceLength: relaying ? configuration.relayPieceLength : 0
+                        pieceLength: pacing.pieceLength(relaying: relaying)
                     )
                 )
                 link.sentHeld = true

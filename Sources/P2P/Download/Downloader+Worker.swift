@@ -62,15 +62,17 @@ extension Downloader {
     {
         let file = run.manifest.id
         let chunkSize = run.manifest.chunkSize
+        let pacing = WorkerPacing(configuration: self.configuration, chunkSize: chunkSize)
         var lastRefresh = ContinuousClock.now
         var sentHeld = false
         while !run.isFinished && !Task.isCancelled {
             var requests: [TransferMessage] = []
             let now = ContinuousClock.now
-            // The peer's holdings change while it downloads too; a seeder's do not.
-            if !run.holdsAll(id) && now - lastRefresh >= self.configuration.refreshInterval
-                && !link.isExpecting(.inventory)
-            {
+            if pacing.isRefreshDue(
+                peerHoldsAll: run.holdsAll(id),
+                sinceLastRefresh: now - lastRefresh,
+                expectingInventory: link.isExpecting(.inventory)
+            ) {
                 link.expect(.inventory)
                 requests.append(.inventoryRequest)
                 lastRefresh = now
@@ -81,18 +83,12 @@ extension Downloader {
                 configuration: self.configuration
             )
             if run.isWorkSource(id) {
-                // With nobody to forward to, work is just chunks, as fast as they come.
-                // Otherwise ask only while this peer keeps up forwarding what it was handed
-                // (SPEC §7): each chunk asked for is one more chunk in every subscriber's
-                // queue, so the longest queue plus what is in flight stays within one chunk
-                // of the limit.
                 let relaying = self.relayHub.subscriberCount(of: file) > 0
-                let limit = self.configuration.forwardingBacklogLimit
-                while link.requestsInFlight < (relaying ? 2 : window) {
+                while link.requestsInFlight < pacing.workRequestLimit(relaying: relaying, window: window) {
                     if relaying
                         && self.relayHub.signalWhenBacklog(
                             of: file,
-                            isBelow: limit + chunkSize * (1 - link.requestsInFlight),
+                            isBelow: pacing.backlogBound(inFlight: link.requestsInFlight),
                             link.wakeup
                         )
                     {
@@ -103,7 +99,7 @@ extension Downloader {
                         .workRequest(
                             file,
                             held: sentHeld ? [] : run.heldBitmapBytes,
-                            pieceLength: relaying ? self.configuration.relayPieceLength : 0
+                            pieceLength: pacing.pieceLength(relaying: relaying)
                         )
                     )
                     sentHeld = true
