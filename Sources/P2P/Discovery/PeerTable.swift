@@ -141,6 +141,22 @@ public final class PeerTable: Sendable {
         return expired
     }
 
+    /// Marks a transfer connection with a peer as open: the peer is not expired until
+    /// `release` (SPEC §12: a busy peer's announcements are the first a full link drops).
+    /// - Parameter id: the peer.
+    public func hold(_ id: PeerID) {
+        self.state.withLock { $0.roster.hold(id) }
+    }
+
+    /// Marks a transfer connection with a peer as closed; the peer lives three of its
+    /// intervals from now unless heard again.
+    /// - Parameters:
+    ///   - id: the peer.
+    ///   - now: the time now.
+    public func release(_ id: PeerID, now: NIODeadline = .now()) {
+        self.state.withLock { $0.roster.release(id, now: now) }
+    }
+
     /// Forgets a peer, for instance one that served corrupt data too often.
     /// - Parameter id: the peer.
     public func remove(_ id: PeerID) {

@@ -122,6 +122,24 @@ final class Testbed: Sendable {
         )
     }
 
+    /// Runs a command (such as `ip rule ...`) inside host `index`'s namespace and waits
+    /// for it: `scripts/testbed.sh exec NAME I CMD...`.
+    /// - Throws: `Failure` with the command's output if it fails.
+    func run(host index: Int, _ command: [String]) async throws {
+        precondition((1...self.hosts).contains(index), "no host \(index) in testbed \(self.name)")
+        try await Self.run(["exec", self.name, "\(index)"] + command, timeout: .seconds(20))
+    }
+
+    /// Makes host `index` neither send nor take datagrams to its subnet's broadcast
+    /// address, as a saturated switch port drops them, while unicast (every transfer
+    /// connection) goes on: a policy rule ahead of the local table blackholes the address.
+    func dropBroadcasts(host index: Int) async throws {
+        let broadcast = "198.18.0.255"
+        try await self.run(host: index, ["ip", "rule", "add", "pref", "10", "to", broadcast, "blackhole"])
+        try await self.run(host: index, ["ip", "rule", "add", "pref", "20", "table", "local"])
+        try await self.run(host: index, ["ip", "rule", "del", "pref", "0", "table", "local"])
+    }
+
     /// Starts `p2p shell` inside host `index` and waits for its first line.
     func launchShell(host index: Int, in swarm: TestSwarm) async throws -> ShellPeer {
         try await ShellPeer(process: self.launch(host: index, ["shell"], in: swarm), timeout: .seconds(10))
