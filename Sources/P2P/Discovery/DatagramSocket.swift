@@ -66,6 +66,18 @@ final class DatagramSocket: Sendable {
         self.channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: bytes), promise: nil)
     }
 
+    /// Sends one datagram after a delay, without waiting; the bytes are made when it goes,
+    /// so that a sealed datagram carries the time and counter of its sending.
+    /// - Parameters:
+    ///   - delay: how long to wait.
+    ///   - address: where to.
+    ///   - bytes: makes the payload.
+    func post(after delay: TimeAmount, to address: SocketAddress, _ bytes: @escaping @Sendable () -> ByteBuffer) {
+        self.channel.eventLoop.scheduleTask(in: delay) {
+            self.post(bytes(), to: address)
+        }
+    }
+
     /// Closes the socket; the datagram sequence then ends.
     func close() async {
         try? await self.channel.close()

@@ -78,6 +78,8 @@ public final class PeerDiscovery: Service, Sendable {
     private let stopping = Mutex(false)
     /// Senders already seen failing the key check, so each is logged and counted once.
     private let foreignKeySenders = Mutex(Set<String>())
+    /// Where the jitter of announcements and the spread of answers come from.
+    private let random: Mutex<SeededRandom>
 
     /// Creates a discovery service; nothing happens until `run()`.
     /// - Parameters:
@@ -105,6 +107,7 @@ public final class PeerDiscovery: Service, Sendable {
         self.table = table
         self.staticPeerAddresses = Set(configuration.staticPeers.compactMap(NetworkScope.ipv4))
         self.group = group
+        self.random = Mutex(configuration.randomSeed.map(SeededRandom.init(seed:)) ?? .fromSystem())
         var logger = logger
         logger[metadataKey: "peer.id"] = "\(peerID.short)"
         self.logger = logger
@@ -276,8 +279,12 @@ public final class PeerDiscovery: Service, Sendable {
                 self.statisticsBox.withLock { $0.answersLimited += 1 }
                 return
             }
+            // Spread over a short random delay, so that a newcomer to a large swarm is not
+            // sent every answer at once (`AnnounceSchedule.answerWindow`).
             guard let socket = self.privateSocket.withLock({ $0 }) else { return }
-            socket.post(self.encoded(.alive, to: source, from: socket), to: source)
+            let knownPeers = self.table.count
+            let delay = self.random.withLock { AnnounceSchedule.answerDelay(knownPeers: knownPeers, using: &$0) }
+            socket.post(after: delay, to: source) { self.encoded(.alive, to: source, from: socket) }
         }
     }
 
@@ -363,18 +370,18 @@ public final class PeerDiscovery: Service, Sendable {
         UInt64(max(0, Date().timeIntervalSince1970 * 1000))
     }
 
-    /// Sends `start` at once (and once more shortly after, in case the first is lost),
-    /// then `alive` every interval until graceful shutdown or cancellation.
+    /// Announces as `AnnounceSchedule` says (`start` at once and again while nobody is
+    /// heard, then jittered `alive`s) until graceful shutdown or cancellation.
     private func announce() async {
-        await self.sendToAll(.start)
-        let startRepeat = min(TimeAmount.milliseconds(250), self.configuration.announceInterval)
-        guard await sleepUnlessShuttingDown(.nanoseconds(startRepeat.nanoseconds)) else { return }
-        await self.sendToAll(.start)
+        var schedule = AnnounceSchedule(interval: self.configuration.announceInterval)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let interval = Duration.nanoseconds(self.configuration.announceInterval.nanoseconds)
-            guard await sleepUnlessShuttingDown(interval) else { return }
-            self.refreshScope()
-            await self.sendToAll(.alive)
+            let heardAnyone = self.table.count > 0
+            let step = self.random.withLock { schedule.next(heardAnyone: heardAnyone, using: &$0) }
+            if step.delay > .zero {
+                guard await sleepUnlessShuttingDown(.nanoseconds(step.delay.nanoseconds)) else { return }
+                self.refreshScope()
+            }
+            await self.sendToAll(step.kind)
         }
     }
 
