@@ -203,9 +203,7 @@ public final class PeerDiscovery: Service, Sendable {
     // MARK: Receiving
 
     private func receive(from socket: DatagramSocket) async {
-        for await envelope in socket.datagrams {
-            self.handle(envelope)
-        }
+        await socket.receive { self.handle($0) }
     }
 
     private func handle(_ envelope: AddressedEnvelope<ByteBuffer>) {
