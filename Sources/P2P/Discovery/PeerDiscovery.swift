@@ -46,6 +46,8 @@ public final class PeerDiscovery: Service, Sendable {
         public var replays = 0
         /// `start`s left unanswered by the rate limit.
         public var answersLimited = 0
+        /// Probes (`start`s) sent to addresses other peers listed (peer exchange).
+        public var exchangeProbes = 0
         /// Distinct senders (by address, up to 256) whose datagrams failed the key check:
         /// peers that use another key, or none while this one has one, or the reverse.
         public var foreignKeySenders = 0
@@ -80,6 +82,10 @@ public final class PeerDiscovery: Service, Sendable {
     private let foreignKeySenders = Mutex(Set<String>())
     /// Where the jitter of announcements and the spread of answers come from.
     private let random: Mutex<SeededRandom>
+    /// Addresses other peers listed, being probed (peer exchange).
+    private let exchange: Mutex<PeerExchange>
+    /// Which slice of a large table announcements offer this round.
+    private let exchangeTurn = Mutex(0)
 
     /// Creates a discovery service; nothing happens until `run()`.
     /// - Parameters:
@@ -108,6 +114,7 @@ public final class PeerDiscovery: Service, Sendable {
         self.staticPeerAddresses = Set(configuration.staticPeers.compactMap(NetworkScope.ipv4))
         self.group = group
         self.random = Mutex(configuration.randomSeed.map(SeededRandom.init(seed:)) ?? .fromSystem())
+        self.exchange = Mutex(PeerExchange(interval: configuration.announceInterval))
         var logger = logger
         logger[metadataKey: "peer.id"] = "\(peerID.short)"
         self.logger = logger
@@ -218,7 +225,7 @@ public final class PeerDiscovery: Service, Sendable {
             }
         } catch {
             self.statisticsBox.withLock { $0.malformed += 1 }
-            if error == .badTag || error == .wrongLength(Announcement.keyedLength) {
+            if error == .badTag || error == .sealed {
                 // A swarm with another key, or one with a key while this peer has none.
                 self.noteForeignKey(source)
             } else {
@@ -233,7 +240,8 @@ public final class PeerDiscovery: Service, Sendable {
             self.statisticsBox.withLock { $0.ownEchoes += 1 }
             return
         }
-        guard self.isInScope(source) || (seal != nil && self.isUnicastToThisHost(envelope)) else {
+        guard self.isInScope(source) || (seal != nil && self.isUnicastToThisHost(envelope)) || self.isExchanged(source)
+        else {
             self.statisticsBox.withLock { $0.outOfScope += 1 }
             self.logger.debug(
                 "ignored an announcement from outside the discovery networks",
@@ -269,6 +277,10 @@ public final class PeerDiscovery: Service, Sendable {
             return
         }
         self.statisticsBox.withLock { $0.accepted += 1 }
+        self.exchange.withLock { $0.heard(from: source) }
+        if !announcement.peers.isEmpty, announcement.transferPort != 0, announcement.kind != .stop {
+            self.learn(announcement.peers, from: announcement.peerID, now: now)
+        }
         if announcement.kind == .start {
             // A newcomer learns the swarm from these answers, well within a second; the
             // limit keeps a flood of forged `start`s from aiming them at a bystander.
@@ -284,6 +296,39 @@ public final class PeerDiscovery: Service, Sendable {
             let delay = self.random.withLock { AnnounceSchedule.answerDelay(knownPeers: knownPeers, using: &$0) }
             socket.post(after: delay, to: source) { self.encoded(.alive, to: source, from: socket) }
         }
+    }
+
+    /// Takes the addresses a peer in the table listed, and probes the new ones at once.
+    private func learn(_ addresses: [Announcement.PeerAddress], from voucher: PeerID, now: NIODeadline) {
+        let scope = self.scope.withLock { $0 }
+        let local = self.localAddresses.withLock { $0 }
+        let probes = self.exchange.withLock {
+            $0.learn(
+                addresses,
+                from: voucher,
+                now: now,
+                scope: scope,
+                localAddresses: local,
+                isKnown: { self.table.knows(discoveryAddress: $0) }
+            )
+        }
+        self.probe(probes)
+    }
+
+    /// Sends a `start` to each address: one that hears this peer answers it, and joins the
+    /// table by that answer like any peer.
+    private func probe(_ targets: [SocketAddress]) {
+        guard !targets.isEmpty, let socket = self.privateSocket.withLock({ $0 }) else { return }
+        self.statisticsBox.withLock { $0.exchangeProbes += targets.count }
+        for target in targets {
+            socket.post(self.encoded(.start, to: target, from: socket), to: target)
+        }
+    }
+
+    /// Whether a datagram from outside the networks in scope is heard because of peer
+    /// exchange: it comes from an address being probed, or from a peer that answered one.
+    private func isExchanged(_ source: SocketAddress) -> Bool {
+        self.exchange.withLock { $0.isCandidate(source) } || self.table.knows(discoveryAddress: source)
     }
 
     /// Logs once, and counts, a sender whose datagrams fail the key check.
@@ -333,13 +378,21 @@ public final class PeerDiscovery: Service, Sendable {
 
     // MARK: Sending
 
-    private func announcement(_ kind: Announcement.Kind) -> Announcement {
+    private func announcement(_ kind: Announcement.Kind, to target: SocketAddress) -> Announcement {
         let milliseconds = max(1, self.configuration.announceInterval.nanoseconds / 1_000_000)
+        var peers: [Announcement.PeerAddress] = []
+        if kind != .stop && self.transferPort != 0 {
+            let scope = self.scope.withLock { $0 }
+            let turn = self.exchangeTurn.withLock { $0 }
+            peers = PeerExchange.offer(self.table.servingPeers(), to: target, scope: scope, turn: turn)
+        }
         return Announcement(
             kind: kind,
             peerID: self.peerID,
             transferPort: self.transferPort,
-            announceIntervalMilliseconds: UInt32(clamping: milliseconds)
+            announceIntervalMilliseconds: UInt32(clamping: milliseconds),
+            name: self.configuration.name,
+            peers: peers
         )
     }
 
@@ -347,7 +400,7 @@ public final class PeerDiscovery: Service, Sendable {
     /// and the address and port `socket` sends from toward `target`.
     private func encoded(_ kind: Announcement.Kind, to target: SocketAddress, from socket: DatagramSocket) -> ByteBuffer
     {
-        let announcement = self.announcement(kind)
+        let announcement = self.announcement(kind, to: target)
         guard let key = self.networkKey else { return announcement.encoded() }
         let scope = self.scope.withLock { $0 }
         let counter = self.sealCounter.withLock { counter in
@@ -380,6 +433,8 @@ public final class PeerDiscovery: Service, Sendable {
                 self.refreshScope()
             }
             await self.sendToAll(step.kind)
+            self.exchangeTurn.withLock { $0 &+= 1 }
+            self.probe(self.exchange.withLock { $0.due(now: .now()) })
         }
     }
 

@@ -115,6 +115,9 @@ public struct PeerRoster: Sendable {
     /// Kept apart from `peers`, because a connection outlives a `stop` or an expiry, and a
     /// peer that comes back is held by it at once.
     private var holds: [PeerID: Int] = [:]
+    /// Which peer sends from each discovery address, so that whether a datagram's source is
+    /// a known peer's is told without a scan.
+    private var byDiscoveryAddress: [SocketAddress: PeerID] = [:]
 
     /// An empty roster.
     /// - Parameter limits: the bounds to keep.
@@ -170,8 +173,15 @@ public struct PeerRoster: Sendable {
                 discoveryAddress: source,
                 lastSeen: now,
                 expires: now + self.lifetime(announcement),
-                isObserver: announcement.transferPort == 0
+                isObserver: announcement.transferPort == 0,
+                name: announcement.name
             )
+            if let previous, previous.discoveryAddress != source,
+                self.byDiscoveryAddress[previous.discoveryAddress] == id
+            {
+                self.byDiscoveryAddress[previous.discoveryAddress] = nil
+            }
+            self.byDiscoveryAddress[source] = id
             self.peers[id] = peer
             self.lifetimes[id] = self.lifetime(announcement)
             if let counter {
@@ -247,9 +257,15 @@ public struct PeerRoster: Sendable {
     public mutating func remove(_ id: PeerID) -> KnownPeer? {
         guard let gone = self.peers.removeValue(forKey: id) else { return nil }
         self.uncount(gone.discoveryAddress)
+        if self.byDiscoveryAddress[gone.discoveryAddress] == id { self.byDiscoveryAddress[gone.discoveryAddress] = nil }
         self.counters[id] = nil
         self.lifetimes[id] = nil
         return gone
+    }
+
+    /// Whether a peer in the table sends its datagrams from `address`.
+    public func knows(discoveryAddress address: SocketAddress) -> Bool {
+        self.byDiscoveryAddress[address] != nil
     }
 
     /// How many peers come from `address`'s IPv4 address.

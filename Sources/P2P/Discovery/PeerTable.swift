@@ -15,6 +15,8 @@ public struct KnownPeer: Sendable, Equatable {
     public var expires: NIODeadline
     /// Whether it only observes (`p2p peers`, `p2p ls`) and serves nothing.
     public var isObserver: Bool
+    /// Its device name, as its last announcement gave it.
+    public var name: PeerName? = nil
 
     /// The address as `a.b.c.d:port`, for tables and logs.
     public var transferAddressDescription: String {
@@ -155,6 +157,11 @@ public final class PeerTable: Sendable {
     ///   - now: the time now.
     public func release(_ id: PeerID, now: NIODeadline = .now()) {
         self.state.withLock { $0.roster.release(id, now: now) }
+    }
+
+    /// Whether a peer in the table sends its datagrams from `address`.
+    public func knows(discoveryAddress address: SocketAddress) -> Bool {
+        self.state.withLock { $0.roster.knows(discoveryAddress: address) }
     }
 
     /// Forgets a peer, for instance one that served corrupt data too often.
