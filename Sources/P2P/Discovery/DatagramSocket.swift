@@ -17,10 +17,12 @@ final class DatagramSocket: Sendable {
     typealias Envelope = AddressedEnvelope<ByteBuffer>
 
     /// How many received datagrams may wait for the receiver before NIO stops reading,
-    /// and how few must be left before it reads again.
+    /// and how few must be left before it reads again: enough to ride out a burst (a
+    /// thousand answers to a `start`) beside the kernel's buffer, at most a few MiB (NIO
+    /// reads each datagram into a buffer of its own of up to 2 KiB).
     static let backPressure = NIOAsyncSequenceProducerBackPressureStrategies.HighLowWatermark(
-        lowWatermark: 64,
-        highWatermark: 256
+        lowWatermark: 512,
+        highWatermark: 1024
     )
 
     private let asyncChannel: NIOAsyncChannel<Envelope, Envelope>

@@ -81,7 +81,7 @@ public struct PeerExchange: Sendable {
 
     /// Whether datagrams from `source` are heard as a candidate's.
     public func isCandidate(_ source: SocketAddress) -> Bool {
-        guard let key = Announcement.PeerAddress(source) else { return false }
+        guard !self.candidates.isEmpty, let key = Announcement.PeerAddress(source) else { return false }
         return self.candidates[key] != nil
     }
 
@@ -151,7 +151,8 @@ public struct PeerExchange: Sendable {
     /// A candidate was heard from: it is a peer like any other now.
     /// - Parameter source: where its datagram came from.
     public mutating func heard(from source: SocketAddress) {
-        guard let key = Announcement.PeerAddress(source) else { return }
+        // Every datagram heard comes here: nothing to look up in the usual case.
+        guard !self.candidates.isEmpty, let key = Announcement.PeerAddress(source) else { return }
         self.drop(key)
     }
 
