@@ -210,7 +210,9 @@ public final class PeerDiscovery: Service, Sendable {
     // MARK: Receiving
 
     private func receive(from socket: DatagramSocket) async {
-        await socket.receive { self.handle($0) }
+        for await envelope in socket.datagrams {
+            self.handle(envelope)
+        }
     }
 
     private func handle(_ envelope: AddressedEnvelope<ByteBuffer>) {

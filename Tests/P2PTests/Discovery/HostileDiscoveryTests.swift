@@ -86,7 +86,7 @@ struct HostileDiscoveryTests {
         )
         let counter = Task {
             var count = 0
-            await listener.receive { _ in count += 1 }
+            for await _ in listener.datagrams { count += 1 }
             return count
         }
         try await withDiscovery(transferPorts: [7602], port: port) { running in
