@@ -80,6 +80,8 @@ public final class PeerDiscovery: Service, Sendable {
     private let stopping = Mutex(false)
     /// Senders already seen failing the key check, so each is logged and counted once.
     private let foreignKeySenders = Mutex(Set<String>())
+    /// When the sockets last dropped a datagram unread.
+    private let drops = DatagramSocket.Drops()
     /// Where the jitter of announcements and the spread of answers come from.
     private let random: Mutex<SeededRandom>
     /// Addresses other peers listed, being probed (peer exchange).
@@ -132,7 +134,8 @@ public final class PeerDiscovery: Service, Sendable {
                 host: self.configuration.bindHost,
                 port: self.configuration.port,
                 shared: true,
-                group: self.group
+                group: self.group,
+                drops: self.drops
             )
         } catch {
             throw P2PError(
@@ -185,7 +188,8 @@ public final class PeerDiscovery: Service, Sendable {
             host: self.configuration.bindHost,
             port: 0,
             shared: false,
-            group: self.group
+            group: self.group,
+            drops: self.drops
         )
         self.privateSocket.withLock { $0 = socket }
         return socket
@@ -489,10 +493,12 @@ public final class PeerDiscovery: Service, Sendable {
     // MARK: Expiry and events
 
     /// Drops silent peers. Checks every 50 ms, so a killed peer is gone at most that long
-    /// after its third missed interval.
+    /// after its third missed interval; but not while this peer itself dropped datagrams
+    /// unread within that peer's lifetime (a flood), when its silence may be this peer's
+    /// deafness.
     private func expireSilentPeers() async {
         while await sleepUnlessShuttingDown(.milliseconds(50)) {
-            self.table.expire()
+            self.table.expire(missedSince: self.drops.lastDrop)
         }
     }
 

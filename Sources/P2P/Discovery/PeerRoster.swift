@@ -19,8 +19,9 @@ import NIOCore
 ///   back while the datagram's timestamp would still pass.
 ///
 /// Announcements are not the only sign of life: a peer that holds a transfer connection
-/// with this one (`hold`) is never expired, and one that sent anything on such a
-/// connection (`noteActivity`) lives on for its lifetime from then. A peer busy moving data
+/// with this one (`hold`) is never expired, one that sent anything on such a connection
+/// (`noteActivity`) lives on for its lifetime from then, and none is expired while this
+/// peer drops datagrams unread (`expire(now:missedSince:)`). A peer busy moving data
 /// is the one whose datagrams a full uplink drops first; expiring it would stop lookups
 /// from finding it and make it join again and again.
 public struct PeerRoster: Sendable {
@@ -236,10 +237,21 @@ public struct PeerRoster: Sendable {
 
     /// Drops every peer whose expiry time has passed and that holds no transfer connection
     /// with this one, and forgets departed counters whose time is up.
-    /// - Parameter now: the time now.
+    ///
+    /// A peer is not dropped while this one dropped datagrams unread within that peer's
+    /// lifetime (`lastMissed`): under a flood its announcements may be among them, and
+    /// its silence says nothing. Forged entries then stay too, but the table is bounded and
+    /// they keep only newcomers out, as they do anyway.
+    /// - Parameters:
+    ///   - now: the time now.
+    ///   - lastMissed: when a datagram was last dropped unread, if ever.
     /// - Returns: the peers dropped.
-    public mutating func expire(now: NIODeadline) -> [KnownPeer] {
-        let gone = self.peers.values.filter { $0.expires <= now && self.holds[$0.id] == nil }
+    public mutating func expire(now: NIODeadline, missedSince lastMissed: NIODeadline? = nil) -> [KnownPeer] {
+        let gone = self.peers.values.filter { peer in
+            guard peer.expires <= now, self.holds[peer.id] == nil else { return false }
+            if let lastMissed, let lifetime = self.lifetimes[peer.id], lastMissed + lifetime > now { return false }
+            return true
+        }
         for peer in gone {
             if let counter = self.counters[peer.id], self.departedCounters.count < 2 * self.limits.maximumPeers {
                 self.departedCounters[peer.id] = (counter, now + self.limits.replayMemory)

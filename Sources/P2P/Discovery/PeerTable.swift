@@ -134,11 +134,13 @@ public final class PeerTable: Sendable {
     }
 
     /// Drops every peer whose expiry time has passed.
-    /// - Parameter now: the time now.
+    /// - Parameters:
+    ///   - now: the time now.
+    ///   - lastMissed: when discovery last dropped a datagram unread, if ever.
     /// - Returns: the peers dropped.
     @discardableResult
-    public func expire(now: NIODeadline = .now()) -> [KnownPeer] {
-        let expired = self.state.withLock { $0.roster.expire(now: now) }
+    public func expire(now: NIODeadline = .now(), missedSince lastMissed: NIODeadline? = nil) -> [KnownPeer] {
+        let expired = self.state.withLock { $0.roster.expire(now: now, missedSince: lastMissed) }
         for peer in expired { self.publish(.expired(peer)) }
         return expired
     }

@@ -79,4 +79,16 @@ struct PeerRosterLivenessTests {
         #expect(roster.peers[stranger] == nil)
         #expect(roster.peers.count == 1)
     }
+
+    @Test("no peer expires while datagrams were dropped unread within its lifetime; afterwards it does")
+    func deafnessIsNotSilence() {
+        var roster = Self.roster()
+        // Expiry was due at 3 s; the last datagram dropped unread was at 2.5 s.
+        #expect(roster.expire(now: Self.t0 + .seconds(4), missedSince: Self.t0 + .milliseconds(2500)).isEmpty)
+        #expect(roster.expire(now: Self.t0 + .milliseconds(5400), missedSince: Self.t0 + .milliseconds(2500)).isEmpty)
+        #expect(
+            roster.expire(now: Self.t0 + .milliseconds(5500), missedSince: Self.t0 + .milliseconds(2500)).map(\.id)
+                == [Self.id]
+        )
+    }
 }
