@@ -157,7 +157,7 @@ struct CommonOptions: ParsableArguments {
             announceInterval: .nanoseconds(Int64(self.announceInterval * 1_000_000_000)),
             interfaceNames: self.interfaces,
             staticPeers: try self.peers.map(Self.parseHostPort),
-            name: try self.name.map { try PeerName($0) } ?? PeerName.fromHostName(ProcessInfo.processInfo.hostName)
+            name: try self.name.map { try PeerName($0) } ?? PeerName.fromHostName(Self.hostName())
         )
     }
 
@@ -218,6 +218,14 @@ struct CommonOptions: ParsableArguments {
                 pushInterval: .milliseconds(Int64(self.pushInterval * 1000))
             )
         )
+    }
+
+    /// This machine's host name, as `gethostname` gives it: no name service is asked, so
+    /// a machine without DNS starts as fast as any.
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Parses and resolves `host:port`.

@@ -22,12 +22,7 @@ struct PeersCommand: AsyncParsableCommand {
         let json = self.json
         let named = self.named
         try await ObserverListing.run(self.options, wait: self.listening.wait) { peer in
-            let peers: [KnownPeer]
-            do {
-                peers = try PeerReport.selected(peer.table.servingPeers(), named: named)
-            } catch {
-                return "\(error)"
-            }
+            let peers = try PeerReport.selected(peer.table.servingPeers(), named: named)
             guard json else { return PeerReport.withForeignKeyNote(PeerReport.table(peers), of: peer) }
             if let note = PeerReport.foreignKeyNote(peer) { Console.error(note) }
             return Console.json(PeerReport.reports(peers))

@@ -75,5 +75,12 @@ struct PeersCommandTests {
         #expect(found.map(\.shortID) == [build.shortID] && found.first?.name == "build box", "\(found)")
         let refused = try swarm.launch(["peers", "--name", "bad\u{202E}name"], name: "refused")
         #expect(try await refused.waitForExit(timeout: .seconds(10)) != 0)
+        let ambiguous = try swarm.launch(["peers", "twin", "--wait", "1"], name: "ambiguous")
+        #expect(try await ambiguous.waitForExit(timeout: .seconds(10)) != 0)
+        try await ambiguous.waitForOutputToEnd(timeout: .seconds(2))
+        #expect(
+            ambiguous.lines(.stderr).contains { $0.text.contains("names 2 peers") && $0.text.contains("twin#") },
+            "\(ambiguous.transcript())"
+        )
     }
 }

@@ -384,13 +384,19 @@ public final class PeerDiscovery: Service, Sendable {
 
     // MARK: Sending
 
-    private func announcement(_ kind: Announcement.Kind, to target: SocketAddress) -> Announcement {
+    /// The announcement for `target`, offering some of `serving` (the serving peers in the
+    /// table; looked up here if not given).
+    private func announcement(
+        _ kind: Announcement.Kind,
+        to target: SocketAddress,
+        serving: [KnownPeer]? = nil
+    ) -> Announcement {
         let milliseconds = max(1, self.configuration.announceInterval.nanoseconds / 1_000_000)
         var peers: [Announcement.PeerAddress] = []
         if kind != .stop && self.transferPort != 0 {
             let scope = self.scope.withLock { $0 }
             let turn = self.exchangeTurn.withLock { $0 }
-            peers = PeerExchange.offer(self.table.servingPeers(), to: target, scope: scope, turn: turn)
+            peers = PeerExchange.offer(serving ?? self.table.servingPeers(), to: target, scope: scope, turn: turn)
         }
         return Announcement(
             kind: kind,
@@ -404,9 +410,13 @@ public final class PeerDiscovery: Service, Sendable {
 
     /// The datagram for `target`: in a keyed swarm sealed with the time, the next counter,
     /// and the address and port `socket` sends from toward `target`.
-    private func encoded(_ kind: Announcement.Kind, to target: SocketAddress, from socket: DatagramSocket) -> ByteBuffer
-    {
-        let announcement = self.announcement(kind, to: target)
+    private func encoded(
+        _ kind: Announcement.Kind,
+        to target: SocketAddress,
+        from socket: DatagramSocket,
+        serving: [KnownPeer]? = nil
+    ) -> ByteBuffer {
+        let announcement = self.announcement(kind, to: target, serving: serving)
         guard let key = self.networkKey else { return announcement.encoded() }
         let scope = self.scope.withLock { $0 }
         let counter = self.sealCounter.withLock { counter in
@@ -467,18 +477,21 @@ public final class PeerDiscovery: Service, Sendable {
         let scope = self.scope.withLock { $0 }
         var targets = scope.broadcastTargets(port: self.configuration.port)
         targets += self.configuration.staticPeers
-        for peer in self.table.all() where !scope.broadcastReaches(peer.discoveryAddress) {
+        let known = self.table.all()
+        for peer in known where !scope.broadcastReaches(peer.discoveryAddress) {
             if !targets.contains(peer.discoveryAddress) { targets.append(peer.discoveryAddress) }
         }
+        // Looked up once for every target's offer of exchanged peers.
+        let serving = known.filter { !$0.isObserver }
         for target in targets {
-            await self.send(kind, to: target)
+            await self.send(kind, to: target, serving: serving)
         }
     }
 
-    private func send(_ kind: Announcement.Kind, to target: SocketAddress) async {
+    private func send(_ kind: Announcement.Kind, to target: SocketAddress, serving: [KnownPeer]) async {
         guard let socket = self.privateSocket.withLock({ $0 }) else { return }
         do {
-            try await socket.send(self.encoded(kind, to: target, from: socket), to: target)
+            try await socket.send(self.encoded(kind, to: target, from: socket, serving: serving), to: target)
         } catch {
             self.statisticsBox.withLock { $0.sendFailures += 1 }
             self.logger.debug(
