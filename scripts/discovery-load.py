@@ -127,7 +127,7 @@ def main() -> int:
     parser.add_argument("--binary")
     options = parser.parse_args()
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    binary = options.binary or next(
+    binary = os.path.abspath(options.binary) if options.binary else next(
         (p for p in (os.path.join(root, ".build/release/p2p"), os.path.join(root, ".build/debug/p2p"))
          if os.path.exists(p)), None)
     if not binary:
