@@ -98,14 +98,15 @@ final class DatagramSocket: Sendable {
     }
 
     /// Sends one datagram after a delay, without waiting; the bytes are made when it goes,
-    /// so that a sealed datagram carries the time and counter of its sending.
+    /// so that a sealed datagram carries the time and counter of its sending, and whoever
+    /// made it can still decide not to send it then.
     /// - Parameters:
     ///   - delay: how long to wait.
     ///   - address: where to.
-    ///   - bytes: makes the payload.
-    func post(after delay: TimeAmount, to address: SocketAddress, _ bytes: @escaping @Sendable () -> ByteBuffer) {
+    ///   - bytes: makes the payload, or returns `nil` to send nothing.
+    func post(after delay: TimeAmount, to address: SocketAddress, _ bytes: @escaping @Sendable () -> ByteBuffer?) {
         self.channel.eventLoop.scheduleTask(in: delay) {
-            self.post(bytes(), to: address)
+            if let payload = bytes() { self.post(payload, to: address) }
         }
     }
 

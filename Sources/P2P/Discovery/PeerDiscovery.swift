@@ -171,9 +171,10 @@ public final class PeerDiscovery: Service, Sendable {
             group.addTask {
                 await self.announce()
                 // Graceful shutdown (or cancellation) ended the announce loop: say goodbye
-                // while the sockets are still open, then end everything else.
-                await self.sendToAll(.stop)
+                // while the sockets are still open (answers still due are not sent after
+                // it), then end everything else.
                 self.stopping.withLock { $0 = true }
+                await self.sendToAll(.stop)
                 await shared.close()
                 await self.privateSocket.withLock { $0 }?.close()
             }
@@ -300,7 +301,11 @@ public final class PeerDiscovery: Service, Sendable {
             guard let socket = self.privateSocket.withLock({ $0 }) else { return }
             let knownPeers = self.table.count
             let delay = self.random.withLock { AnnounceSchedule.answerDelay(knownPeers: knownPeers, using: &$0) }
-            socket.post(after: delay, to: source) { self.encoded(.alive, to: source, from: socket) }
+            // An answer due after this peer said `stop` is not sent: it would bring the
+            // peer back into the others' tables until it expired.
+            socket.post(after: delay, to: source) {
+                self.stopping.withLock { $0 } ? nil : self.encoded(.alive, to: source, from: socket)
+            }
         }
     }
 

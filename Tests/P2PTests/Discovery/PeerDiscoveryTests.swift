@@ -156,8 +156,11 @@ struct PeerDiscoveryTests {
                 let sent = ContinuousClock.now
                 try await sender.send(alive.encoded().bytes, to: broadcast)
 
+                // The counter goes up just after the table changes: both are waited for.
                 let heard = await poll(timeout: .seconds(1)) {
-                    running.services.allSatisfy { $0.table.peer(silent) != nil }
+                    zip(running.services, accepted).allSatisfy { service, before in
+                        service.table.peer(silent) != nil && service.statistics.accepted > before
+                    }
                 }
                 try #require(heard, "the silent peer's one announcement was never recorded")
                 for (service, before) in zip(running.services, accepted) {
