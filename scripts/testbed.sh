@@ -9,8 +9,15 @@
 # broadcast to 198.18.0.255 reaches every host. Nothing here touches any other
 # interface, route or address.
 #
+# With --second-subnet M, M more hosts NAME-h(N+1) … NAME-h(N+M) get 198.18.1.J/24
+# (J = 1 … M) on a second bridge NAME-bs, and a router namespace NAME-r joins the two
+# subnets (198.18.0.254 and 198.18.1.254, forwarding on; every host gets a route to the
+# other subnet through it). A router does not forward broadcasts: the subnets reach each
+# other by unicast only, as two LANs behind a router do.
+#
 # Usage:
-#   testbed.sh up NAME N [--rate RATE]   build N hosts (1 <= N <= 250)
+#   testbed.sh up NAME N [--rate RATE] [--second-subnet M]
+#                                        build N hosts (1 <= N <= 250), and M on a second subnet
 #   testbed.sh rate NAME I RATE|none     set / remove host I's egress limit
 #   testbed.sh exec NAME I CMD [ARG...]  run CMD in host I's namespace
 #   testbed.sh down NAME                 kill processes in NAME-h*, remove all
@@ -62,6 +69,7 @@
 set -euo pipefail
 
 readonly SUBNET_PREFIX="198.18.0"
+readonly SECOND_SUBNET_PREFIX="198.18.1"
 readonly MAX_HOSTS=250
 readonly TBF_BURST="${TESTBED_BURST:-64kb}"
 readonly TBF_LATENCY="${TESTBED_LATENCY:-50ms}"
@@ -128,10 +136,10 @@ need_root() {
 
 ns_name() { echo "$1-h$2"; }
 
-# Namespaces belonging to testbed NAME (exactly NAME-h<digits>).
+# Namespaces belonging to testbed NAME (exactly NAME-h<digits>, and the router NAME-r).
 list_ns() {
   local name="$1"
-  run ip netns list 2>/dev/null | awk -v re="^${name}-h[0-9]+\$" '$1 ~ re { print $1 }'
+  run ip netns list 2>/dev/null | awk -v re="^${name}-(h[0-9]+|r)\$" '$1 ~ re { print $1 }'
 }
 
 # Root-side veth ends belonging to testbed NAME (exactly NAME-v<digits>).
@@ -139,7 +147,7 @@ list_veths() {
   local name="$1"
   run ip -o link show 2>/dev/null |
     awk -F': ' '{ sub(/@.*/, "", $2); print $2 }' |
-    awk -v re="^${name}-v[0-9]+\$" '$0 ~ re'
+    awk -v re="^${name}-(v[0-9]+|r[ab])\$" '$0 ~ re'
 }
 
 link_exists() { run ip link show dev "$1" >/dev/null 2>&1; }
@@ -204,20 +212,24 @@ do_down() {
   for ns in "${nss[@]}"; do
     run ip netns del "$ns" 2>/dev/null || true
   done
-  if link_exists "$name-br"; then
-    run ip link del dev "$name-br" 2>/dev/null || true
-  fi
+  local bridge
+  for bridge in "$name-br" "$name-bs"; do
+    if link_exists "$bridge"; then
+      run ip link del dev "$bridge" 2>/dev/null || true
+    fi
+  done
   # Report anything left behind.
   local left=""
   [[ -n "$(list_ns "$name")" ]] && left+=" namespaces:$(list_ns "$name" | tr '\n' ' ')"
   [[ -n "$(list_veths "$name")" ]] && left+=" links:$(list_veths "$name" | tr '\n' ' ')"
   link_exists "$name-br" && left+=" bridge:$name-br"
+  link_exists "$name-bs" && left+=" bridge:$name-bs"
   [[ -z "$left" ]] || die "down $name: could not remove:$left"
 }
 
 cmd_up() {
   (( $# >= 2 )) || die_usage "up: need NAME and N"
-  local name="$1" n="$2" rate=""
+  local name="$1" n="$2" rate="" m=0
   shift 2
   while (( $# > 0 )); do
     case "$1" in
@@ -226,17 +238,24 @@ cmd_up() {
         rate="$2"; shift 2 ;;
       --rate=*)
         rate="${1#--rate=}"; shift ;;
+      --second-subnet)
+        (( $# >= 2 )) || die_usage "up: --second-subnet needs a value"
+        m="$2"; shift 2 ;;
       *) die_usage "up: unknown argument '$1'" ;;
     esac
   done
   validate_name "$name"
   validate_count "$n"
   [[ -z "$rate" ]] || validate_rate "$rate"
+  if [[ "$m" != 0 ]]; then
+    validate_count "$m"
+    (( n + m <= MAX_HOSTS )) || die_usage "up: N + M must be at most $MAX_HOSTS"
+  fi
   need_root
   need_tools
 
   # Refuse to touch an existing testbed (and do not clean it up on failure).
-  if [[ -n "$(list_ns "$name")" || -n "$(list_veths "$name")" ]] || link_exists "$name-br"; then
+  if [[ -n "$(list_ns "$name")" || -n "$(list_veths "$name")" ]] || link_exists "$name-br" || link_exists "$name-bs"; then
     die "up: testbed '$name' (or part of it) already exists; run '$prog down $name' first"
   fi
 
@@ -270,8 +289,57 @@ cmd_up() {
     fi
   done
 
+  if (( m > 0 )); then
+    add_second_subnet "$name" "$n" "$m" "$rate"
+  fi
+
   trap - EXIT INT TERM
   echo "testbed $name: bridge $br, hosts $(ns_name "$name" 1)..$(ns_name "$name" "$n") ($SUBNET_PREFIX.1-$SUBNET_PREFIX.$n/24)${rate:+, egress $rate per host}"
+}
+
+# The second subnet: bridge NAME-bs, hosts N+1 … N+M with 198.18.1.J/24, and the router
+# namespace NAME-r on both bridges (eth0 = 198.18.0.254 on NAME-br, eth1 = 198.18.1.254 on
+# NAME-bs). Called by cmd_up, whose trap cleans up on failure.
+add_second_subnet() {
+  local name="$1" n="$2" m="$3" rate="$4" bs="$1-bs" router="$1-r" i j ns veth
+  run ip link add name "$bs" type bridge stp_state 0 forward_delay 0 mcast_snooping 0
+  run ip link set dev "$bs" addrgenmode none
+  run ip link set dev "$bs" up
+  run ip netns add "$router"
+  run ip -n "$router" link set dev lo up
+  run ip link add name "$name-ra" type veth peer name eth0 netns "$router"
+  run ip link add name "$name-rb" type veth peer name eth1 netns "$router"
+  run ip link set dev "$name-ra" addrgenmode none
+  run ip link set dev "$name-rb" addrgenmode none
+  run ip link set dev "$name-ra" master "$name-br"
+  run ip link set dev "$name-rb" master "$bs"
+  run ip link set dev "$name-ra" up
+  run ip link set dev "$name-rb" up
+  run ip -n "$router" addr add "$SUBNET_PREFIX.254/24" broadcast "$SUBNET_PREFIX.255" dev eth0
+  run ip -n "$router" addr add "$SECOND_SUBNET_PREFIX.254/24" broadcast "$SECOND_SUBNET_PREFIX.255" dev eth1
+  run ip -n "$router" link set dev eth0 up
+  run ip -n "$router" link set dev eth1 up
+  run ip netns exec "$router" sysctl -q -w net.ipv4.ip_forward=1
+  for (( i = 1; i <= n; i++ )); do
+    run ip -n "$(ns_name "$name" "$i")" route add "$SECOND_SUBNET_PREFIX.0/24" via "$SUBNET_PREFIX.254"
+  done
+  for (( j = 1; j <= m; j++ )); do
+    i=$(( n + j ))
+    ns="$(ns_name "$name" "$i")"
+    veth="$name-v$i"
+    run ip netns add "$ns"
+    run ip -n "$ns" link set dev lo up
+    run ip link add name "$veth" type veth peer name eth0 netns "$ns"
+    run ip link set dev "$veth" addrgenmode none
+    run ip link set dev "$veth" master "$bs"
+    run ip link set dev "$veth" up
+    run ip -n "$ns" addr add "$SECOND_SUBNET_PREFIX.$j/24" broadcast "$SECOND_SUBNET_PREFIX.255" dev eth0
+    run ip -n "$ns" link set dev eth0 up
+    run ip -n "$ns" route add "$SUBNET_PREFIX.0/24" via "$SECOND_SUBNET_PREFIX.254"
+    if [[ -n "$rate" ]]; then
+      set_rate "$ns" "$rate"
+    fi
+  done
 }
 
 cmd_down() {

@@ -37,6 +37,9 @@ struct CommonOptions: ParsableArguments {
     )
     var interfaces: [String] = []
 
+    @Option(help: ArgumentHelp("This peer's device name, shown to the others (default: the host name).", valueName: "name"))
+    var name: String?
+
     @Option(help: "Seconds between 'alive' announcements; silent peers drop after three.")
     var announceInterval: Double = 2
 
@@ -118,6 +121,9 @@ struct CommonOptions: ParsableArguments {
         for peer in self.peers {
             _ = try Self.parseHostPort(peer)
         }
+        if let name = self.name, let problem = PeerName.problem(with: name) {
+            throw ValidationError("refused --name '\(name)': \(problem)")
+        }
         guard self.maxConnections >= 1, self.maxConnectionsPerPeer >= 1 else {
             throw ValidationError("--max-connections and --max-connections-per-peer must be at least 1")
         }
@@ -150,7 +156,8 @@ struct CommonOptions: ParsableArguments {
             port: self.discoveryPort,
             announceInterval: .nanoseconds(Int64(self.announceInterval * 1_000_000_000)),
             interfaceNames: self.interfaces,
-            staticPeers: try self.peers.map(Self.parseHostPort)
+            staticPeers: try self.peers.map(Self.parseHostPort),
+            name: try self.name.map { try PeerName($0) } ?? PeerName.fromHostName(Self.hostName())
         )
     }
 
@@ -211,6 +218,14 @@ struct CommonOptions: ParsableArguments {
                 pushInterval: .milliseconds(Int64(self.pushInterval * 1000))
             )
         )
+    }
+
+    /// This machine's host name, as `gethostname` gives it: no name service is asked, so
+    /// a machine without DNS starts as fast as any.
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "" }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// Parses and resolves `host:port`.

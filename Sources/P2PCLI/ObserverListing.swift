@@ -16,12 +16,13 @@ struct ListeningOptions: ParsableArguments {
 }
 
 /// Runs an observer peer (it is not listed and serves nothing), waits, prints what
-/// `listing` makes of the swarm, and exits.
+/// `listing` makes of the swarm, and exits; an error thrown by `listing` is the one line
+/// printed, and the exit is non-zero.
 enum ObserverListing {
     static func run(
         _ options: CommonOptions,
         wait: Double,
-        listing: @escaping @Sendable (Peer) async -> String
+        listing: @escaping @Sendable (Peer) async throws -> String
     ) async throws {
         let (peer, logger) = try await PeerRunner.makePeer(options, observer: true)
         try await PeerRunner.run(
@@ -35,11 +36,11 @@ enum ObserverListing {
     private struct ListAfterWait: Service {
         let peer: Peer
         let wait: Double
-        let listing: @Sendable (Peer) async -> String
+        let listing: @Sendable (Peer) async throws -> String
 
         func run() async throws {
             guard await sleepUnlessShuttingDown(.milliseconds(Int(self.wait * 1000))) else { return }
-            Console.out(await self.listing(self.peer))
+            Console.out(try await self.listing(self.peer))
         }
     }
 }

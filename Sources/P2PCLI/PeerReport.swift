@@ -9,11 +9,31 @@ struct PeerReport: Codable, Equatable {
     var address: String
     /// Its transfer port.
     var port: Int
+    /// Its device name as it announces it, if any.
+    var name: String?
+    /// How listings show it: the name, with the short id when several peers share it.
+    var label: String
 
-    init(_ peer: KnownPeer) {
+    init(_ peer: KnownPeer, names: PeerNames) {
         self.id = peer.id.description
         self.address = peer.transferAddress.ipAddress ?? "?"
         self.port = peer.transferAddress.port ?? 0
+        self.name = peer.name?.value
+        self.label = names.label(peer.id)
+    }
+
+    /// The peers as `--json` prints them.
+    static func reports(_ peers: [KnownPeer]) -> [PeerReport] {
+        let names = PeerNames(peers)
+        return peers.map { PeerReport($0, names: names) }
+    }
+
+    /// The peers a command line names (`NAME`, `NAME#ID`, or id digits), or all of them.
+    /// - Throws: `P2PError` when a name fits no peer, or several.
+    static func selected(_ peers: [KnownPeer], named: [String]) throws -> [KnownPeer] {
+        guard !named.isEmpty else { return peers }
+        let names = PeerNames(peers)
+        return try named.map { try names.find($0) }
     }
 
     /// A line about peers heard whose announcements fail the key check, if there were any:
@@ -34,10 +54,10 @@ struct PeerReport: Codable, Equatable {
     /// A plain table of peers, or a line saying there are none.
     static func table(_ peers: [KnownPeer]) -> String {
         guard !peers.isEmpty else { return "no peers found" }
-        var lines = ["PEER ID                           ADDRESS"]
-        for peer in peers {
-            lines.append("\(peer.id)  \(peer.transferAddressDescription)")
+        let names = PeerNames(peers)
+        let rows = peers.sorted { (names.label($0.id), $0.id) < (names.label($1.id), $1.id) }.map { peer in
+            [names.label(peer.id), peer.id.description, peer.transferAddressDescription]
         }
-        return lines.joined(separator: "\n")
+        return Format.table(["NAME", "PEER ID", "ADDRESS"], rows)
     }
 }

@@ -50,7 +50,8 @@ struct Shell: Service {
           download <file> [--timeout S] [--replace]
                                download a file from every peer that has it (Ctrl-C cancels
                                it and keeps what arrived for the next attempt)
-          peers [--json]       the peers found on the network
+          peers [NAME...] [--json]
+                               the peers found on the network (or those named)
           help                 this text
           exit                 announce 'stop' and quit (also: quit, end of input, Ctrl-C)
         """
@@ -100,8 +101,15 @@ struct Shell: Service {
             case .failure(let problem): Console.out(problem.message)
             }
         case "peers":
-            let peers = self.peer.table.servingPeers()
-            Console.out(words.contains("--json") ? Console.json(peers.map(PeerReport.init)) : PeerReport.table(peers))
+            let named = words.dropFirst().filter { $0 != "--json" }
+            do {
+                let peers = try PeerReport.selected(self.peer.table.servingPeers(), named: Array(named))
+                Console.out(
+                    words.contains("--json") ? Console.json(PeerReport.reports(peers)) : PeerReport.table(peers)
+                )
+            } catch {
+                Console.out("\(error)")
+            }
         default:
             Console.out("unknown command '\(command)'; type 'help' for the list")
         }

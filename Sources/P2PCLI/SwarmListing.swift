@@ -15,24 +15,35 @@ struct SwarmListing {
         var chunksInSwarm: Int
         /// Peer id → chunks it holds.
         var peers: [String: Int]
+        /// Peer id → how listings name it (its device name, with the short id when several
+        /// peers share the name).
+        var peerNames: [String: String]
     }
 
     let files: [SwarmFile]
     let localID: PeerID?
+    /// How the holders are named.
+    let names: PeerNames
 
     /// Gathers the listing from the swarm and, for a full peer, from its own store.
     static func gather(_ peer: Peer) async -> SwarmListing {
         let inventories = await peer.swarmInventories()
         var local: (PeerID, [InventoryEntry])? = nil
         if let store = peer.store { local = (peer.id, await store.inventory()) }
-        return SwarmListing(files: Downloader.swarmFiles(inventories, local: local), localID: local?.0)
+        return SwarmListing(
+            files: Downloader.swarmFiles(inventories, local: local),
+            localID: local?.0,
+            names: PeerNames(inventories.map(\.0))
+        )
     }
 
     var reports: [FileReport] {
         self.files.map { file in
             var peers: [String: Int] = [:]
+            var peerNames: [String: String] = [:]
             for (id, bitmap) in file.holders where id != self.localID {
                 peers[id.description] = bitmap.setCount
+                peerNames[id.description] = self.names.label(id)
             }
             return FileReport(
                 name: file.name.value,
@@ -41,7 +52,8 @@ struct SwarmListing {
                 chunkCount: file.chunkCount,
                 chunksHere: self.localID.map { file.holders[$0]?.setCount ?? 0 },
                 chunksInSwarm: file.availableChunks,
-                peers: peers
+                peers: peers,
+                peerNames: peerNames
             )
         }
     }
@@ -57,8 +69,15 @@ struct SwarmListing {
                 "\(report.chunksInSwarm)/\(report.chunkCount)",
                 "\(report.peers.count)",
                 String(report.id.prefix(12)),
+                Self.holders(report.peerNames.values.sorted()),
             ]
         }
-        return Format.table(["NAME", "SIZE", "HERE", "SWARM", "PEERS", "ID"], rows)
+        return Format.table(["NAME", "SIZE", "HERE", "SWARM", "PEERS", "ID", "HELD BY"], rows)
+    }
+
+    /// The first few holders by name, and how many more.
+    static func holders(_ labels: [String]) -> String {
+        let shown = labels.prefix(3).joined(separator: ", ")
+        return labels.count > 3 ? shown + " +\(labels.count - 3)" : shown
     }
 }

@@ -48,7 +48,39 @@ struct PeersCommandTests {
         try await observer.waitForOutputToEnd(timeout: .seconds(2))
         let stdout = observer.lines(.stdout).map(\.text)
         #expect(stdout.count == 2, "\(stdout)")
-        #expect(stdout.last?.hasPrefix(shell.shortID) == true, "\(stdout)")
+        #expect(stdout.first?.hasPrefix("NAME") == true, "\(stdout)")
+        // NAME (the host name), PEER ID, ADDRESS.
+        let cells = stdout.last?.split(separator: " ").map(String.init) ?? []
+        #expect(cells.count == 3 && cells[1].hasPrefix(shell.shortID), "\(stdout)")
         #expect(stdout.last?.hasSuffix("127.0.0.1:\(shell.transferPort)") == true, "\(stdout)")
+    }
+
+    @Test("--name is announced: 'peers' shows it, finds the peer by it, and tells two of one name apart")
+    func names() async throws {
+        let swarm = try TestSwarm()
+        defer { swarm.shutdown() }
+        let build = try await ShellPeer(process: swarm.launch(["shell", "--name", "build box"]), timeout: .seconds(10))
+        let twins = [
+            try await ShellPeer(process: swarm.launch(["shell", "--name", "twin"]), timeout: .seconds(10)),
+            try await ShellPeer(process: swarm.launch(["shell", "--name", "twin"]), timeout: .seconds(10)),
+        ]
+        try await Polling.waitForFullMesh([build] + twins, timeout: .seconds(3))
+        let listed = try await build.peers().peers
+        #expect(Set(listed.compactMap(\.name)) == ["twin"], "\(listed)")
+        #expect(Set(listed.compactMap(\.label)) == Set(twins.map { "twin#\($0.shortID)" }), "\(listed)")
+        let observer = try swarm.launch(["peers", "build box", "--json", "--wait", "1"], name: "observer")
+        #expect(try await observer.waitForExit(timeout: .seconds(10)) == 0)
+        try await observer.waitForOutputToEnd(timeout: .seconds(2))
+        let found = try ListedPeer.parseArray(observer.lines(.stdout).map(\.text).joined())
+        #expect(found.map(\.shortID) == [build.shortID] && found.first?.name == "build box", "\(found)")
+        let refused = try swarm.launch(["peers", "--name", "bad\u{202E}name"], name: "refused")
+        #expect(try await refused.waitForExit(timeout: .seconds(10)) != 0)
+        let ambiguous = try swarm.launch(["peers", "twin", "--wait", "1"], name: "ambiguous")
+        #expect(try await ambiguous.waitForExit(timeout: .seconds(10)) != 0)
+        try await ambiguous.waitForOutputToEnd(timeout: .seconds(2))
+        #expect(
+            ambiguous.lines(.stderr).contains { $0.text.contains("names 2 peers") && $0.text.contains("twin#") },
+            "\(ambiguous.transcript())"
+        )
     }
 }

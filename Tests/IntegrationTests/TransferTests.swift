@@ -347,8 +347,8 @@ struct TransferTests {
             timeout: .seconds(5)
         )
         let cells = row.text.split(separator: " ").map(String.init)
-        // NAME, SIZE (two words), HERE, SWARM, PEERS, ID.
-        #expect(cells.count == 7 && cells[3] == "0/4" && cells[4] == "4/4" && cells[5] == "1", "\(row.text)")
+        // NAME, SIZE (two words), HERE, SWARM, PEERS, ID, HELD BY (the seeder's name).
+        #expect(cells.count == 8 && cells[3] == "0/4" && cells[4] == "4/4" && cells[5] == "1", "\(row.text)")
         try shell.process.send("download movie.mkv")
         let (done, _) = try await shell.process.waitForLine(
             in: .stdout,

@@ -1,16 +1,16 @@
 // Fuzzes the discovery datagram parsers, `Announcement.parse` without and with a network key.
 //
 // Input: [mode] [datagram bytes ...]
-//   mode & 3 == 1: rewrite the checksum field (of a 30-byte datagram) to the right value,
-//                  so that the fuzzer gets past the checksum
+//   mode & 3 == 1: rewrite the checksum field (of a datagram of at least 32 bytes) to the
+//                  right value, so that the fuzzer gets past the checksum
 //   mode & 3 == 2: the same, but where one's-complement arithmetic allows a second value
 //                  that also verifies (0xFFFF for 0x0000), write that one
 //
-// Invariants: a datagram that parses is exactly 30 bytes, re-encodes to the same bytes,
-// and its re-encoding parses back equal; a datagram that is refused is refused for a
-// reason that its bytes bear out. The keyed parse accepts only 84-byte datagrams (the
-// announcement, a 22-byte seal, a 32-byte tag), which re-encode, seal and tag, identically;
-// a seal's check against a source and a clock never crashes.
+// Invariants: a datagram that parses is as long as its name and addresses say (32 to 288
+// bytes), re-encodes to the same bytes, and its re-encoding parses back equal; a datagram
+// that is refused is refused for a reason that its bytes bear out. The keyed parse accepts
+// only an announcement followed by a 22-byte seal and a 32-byte tag, which re-encode, seal
+// and tag, identically; a seal's check against a source and a clock never crashes.
 import FuzzSupport
 import NIOCore
 import P2P
@@ -18,7 +18,7 @@ import P2P
 func check(_ input: [UInt8]) {
     guard let mode = input.first else { return }
     var datagram = Array(input.dropFirst())
-    if mode & 3 != 0, datagram.count == Announcement.encodedLength {
+    if mode & 3 != 0, datagram.count >= Announcement.minimumLength {
         datagram[6] = 0
         datagram[7] = 0
         var checksum = InternetChecksum.checksum(datagram)
@@ -36,7 +36,13 @@ func check(_ input: [UInt8]) {
 
     switch result {
     case .success(let announcement):
-        invariant(datagram.count == Announcement.encodedLength, "accepted \(datagram.count) bytes")
+        invariant(
+            datagram.count == announcement.encodedLength
+                && (Announcement.minimumLength...Announcement.maximumLength).contains(datagram.count),
+            "accepted \(datagram.count) bytes"
+        )
+        if let name = announcement.name { invariant(PeerName.problem(with: name.value) == nil, "accepted a bad name") }
+        invariant(announcement.peers.allSatisfy { $0.address != 0 && $0.port != 0 }, "accepted a zero address")
         invariant(announcement.announceIntervalMilliseconds > 0, "accepted a zero interval")
         let encoded = Array(announcement.encoded().readableBytesView)
         invariant(encoded == datagram, "accepted datagram does not re-encode identically: \(datagram) vs \(encoded)")
@@ -45,7 +51,7 @@ func check(_ input: [UInt8]) {
         }
         invariant(again == .success(announcement), "re-encoded announcement does not parse back equal")
     case .failure(.wrongLength(let length)):
-        invariant(length == datagram.count && length != Announcement.encodedLength, "bad wrongLength(\(length))")
+        invariant(length == datagram.count, "bad wrongLength(\(length))")
     case .failure(.badMagic):
         invariant(Array(datagram.prefix(4)) != Announcement.magic, "refused a good magic")
     case .failure(.unsupportedVersion(let version)):
@@ -61,13 +67,27 @@ func check(_ input: [UInt8]) {
         invariant(bigEndian(datagram, at: 26, as: UInt32.self) == 0, "bad zeroInterval")
     case .failure(.badTag):
         invariant(false, "a parse without a network key asked for a tag")
+    case .failure(.badName):
+        invariant(datagram.count > Announcement.headerLength, "refused a name it does not have")
+    case .failure(.tooManyPeers(let count)):
+        invariant(count > Announcement.maximumExchangedPeers, "bad tooManyPeers(\(count))")
+    case .failure(.badPeerAddress):
+        invariant(datagram.count >= Announcement.minimumLength + 6, "refused an address it does not have")
+    case .failure(.sealed):
+        invariant(
+            datagram.count >= Announcement.minimumLength + Announcement.sealedTrailerLength,
+            "took \(datagram.count) bytes for a sealed datagram"
+        )
     }
 
     // The keyed parse: a datagram it accepts carries the right tag, so it re-encodes, seal,
     // tag and all, to exactly the same bytes; anything else is refused without a crash.
     do {
         let (announcement, seal) = try Announcement.parse(buffer, key: fuzzKey)
-        invariant(datagram.count == Announcement.keyedLength, "accepted a keyed datagram of \(datagram.count) bytes")
+        invariant(
+            datagram.count == announcement.encodedLength + Announcement.sealedTrailerLength,
+            "accepted a keyed datagram of \(datagram.count) bytes"
+        )
         let encoded = Array(announcement.encoded(key: fuzzKey, seal: seal).readableBytesView)
         invariant(encoded == datagram, "keyed datagram does not re-encode identically")
         let source = try! SocketAddress(
@@ -81,7 +101,7 @@ func check(_ input: [UInt8]) {
         _ = seal.problem(receivedFrom: fuzzSource, nowMilliseconds: 1_800_000_000_000)
     } catch {
         invariant(
-            datagram.count == Announcement.keyedLength || error == .badTag,
+            datagram.count >= Announcement.minimumLength + Announcement.sealedTrailerLength || error == .badTag,
             "a keyed datagram of \(datagram.count) bytes refused as \(error), not for its tag"
         )
     }
@@ -96,12 +116,20 @@ let fuzzKey = try! NetworkKey(secret: "fuzzing network key")
 /// The seed corpus (`scripts/fuzz.sh --write-seeds`).
 func seeds() -> [(name: String, bytes: [UInt8])] {
     do {
-        func datagram(_ kind: Announcement.Kind, port: UInt16 = 47475, interval: UInt32 = 1000) -> [UInt8] {
+        func datagram(
+            _ kind: Announcement.Kind,
+            port: UInt16 = 47475,
+            interval: UInt32 = 1000,
+            name: String? = nil,
+            peers: Int = 0
+        ) -> [UInt8] {
             let announcement = Announcement(
                 kind: kind,
                 peerID: PeerID(high: 0x0123_4567_89ab_cdef, low: 0xfedc_ba98_7654_3210),
                 transferPort: port,
-                announceIntervalMilliseconds: interval
+                announceIntervalMilliseconds: interval,
+                name: name.map { try! PeerName($0) },
+                peers: (0..<peers).map { Announcement.PeerAddress(address: 0xC612_0100 + UInt32($0), port: 40_000) }
             )
             return Array(announcement.encoded().readableBytesView)
         }
@@ -114,6 +142,9 @@ func seeds() -> [(name: String, bytes: [UInt8])] {
             ("alt-zero-checksum", [2] + datagram(.start, port: 1, interval: 7)),
             ("empty", [0]),
             ("short", [0] + datagram(.alive).prefix(29)),
+            ("named", [0] + datagram(.alive, name: "build-box 7")),
+            ("exchange", [0] + datagram(.alive, name: "laptop", peers: 3)),
+            ("exchange-full", [0] + datagram(.alive, peers: Announcement.maximumExchangedPeers)),
             ("long", [0] + datagram(.alive) + [0]),
         ]
         var badMagic = datagram(.alive)
@@ -126,9 +157,20 @@ func seeds() -> [(name: String, bytes: [UInt8])] {
         badKind[5] = 9
         seeds.append(("unknown-kind", [1] + badKind))
         var badVersion = datagram(.alive)
-        badVersion[4] = 2
+        badVersion[4] = 1
         seeds.append(("bad-version", [1] + badVersion))
-        seeds.append(("zero-interval", [1] + datagram(.alive, interval: 1).dropLast() + [0]))
+        var badName = datagram(.alive, name: "abc")
+        badName[32] = 0x0A
+        seeds.append(("bad-name", [1] + badName))
+        var tooMany = datagram(.alive, peers: 1)
+        tooMany[31] = 33
+        seeds.append(("too-many-peers", [1] + tooMany + [UInt8](repeating: 1, count: 32 * 6)))
+        var zeroAddress = datagram(.alive, peers: 1)
+        zeroAddress.replaceSubrange(32..<36, with: [0, 0, 0, 0])
+        seeds.append(("zero-peer-address", [1] + zeroAddress))
+        var zeroInterval = datagram(.alive, interval: 1)
+        zeroInterval[29] = 0
+        seeds.append(("zero-interval", [1] + zeroInterval))
         func keyed(_ kind: Announcement.Kind) -> [UInt8] {
             let announcement = Announcement(
                 kind: kind,
@@ -147,7 +189,7 @@ func seeds() -> [(name: String, bytes: [UInt8])] {
         seeds.append(("keyed-alive", [0] + keyed(.alive)))
         seeds.append(("keyed-stop", [0] + keyed(.stop)))
         var badTag = keyed(.start)
-        badTag[Announcement.keyedLength - 1] ^= 1
+        badTag[badTag.count - 1] ^= 1
         seeds.append(("keyed-bad-tag", [0] + badTag))
         var badSeal = keyed(.start)
         badSeal[40] ^= 1

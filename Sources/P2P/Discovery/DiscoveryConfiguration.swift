@@ -14,6 +14,11 @@ public struct DiscoveryConfiguration: Sendable {
     public var staticPeers: [SocketAddress]
     /// The local address the sockets bind to.
     public var bindHost: String
+    /// This peer's device name, carried in every announcement; `nil` for none.
+    public var name: PeerName?
+    /// The seed of the randomness that jitters announcements and spreads answers; `nil`
+    /// for a seed from the system. A fixed seed makes the timing repeatable in tests.
+    public var randomSeed: UInt64?
 
     /// The default discovery port.
     public static let defaultPort = 47474
@@ -27,17 +32,23 @@ public struct DiscoveryConfiguration: Sendable {
     ///   - interfaceNames: interfaces to use, empty for all.
     ///   - staticPeers: discovery addresses to announce to by unicast.
     ///   - bindHost: the local address to bind.
+    ///   - name: the device name to announce.
+    ///   - randomSeed: the seed of the timing's randomness, `nil` for one from the system.
     public init(
         port: Int = DiscoveryConfiguration.defaultPort,
         announceInterval: TimeAmount = DiscoveryConfiguration.defaultAnnounceInterval,
         interfaceNames: [String] = [],
         staticPeers: [SocketAddress] = [],
-        bindHost: String = "0.0.0.0"
+        bindHost: String = "0.0.0.0",
+        name: PeerName? = nil,
+        randomSeed: UInt64? = nil
     ) {
         self.port = port
         self.announceInterval = announceInterval
         self.interfaceNames = interfaceNames
         self.staticPeers = staticPeers
         self.bindHost = bindHost
+        self.name = name
+        self.randomSeed = randomSeed
     }
 }

@@ -46,6 +46,8 @@ public final class PeerDiscovery: Service, Sendable {
         public var replays = 0
         /// `start`s left unanswered by the rate limit.
         public var answersLimited = 0
+        /// Probes (`start`s) sent to addresses other peers listed (peer exchange).
+        public var exchangeProbes = 0
         /// Distinct senders (by address, up to 256) whose datagrams failed the key check:
         /// peers that use another key, or none while this one has one, or the reverse.
         public var foreignKeySenders = 0
@@ -78,6 +80,14 @@ public final class PeerDiscovery: Service, Sendable {
     private let stopping = Mutex(false)
     /// Senders already seen failing the key check, so each is logged and counted once.
     private let foreignKeySenders = Mutex(Set<String>())
+    /// When the sockets last dropped a datagram unread.
+    private let drops = DatagramSocket.Drops()
+    /// Where the jitter of announcements and the spread of answers come from.
+    private let random: Mutex<SeededRandom>
+    /// Addresses other peers listed, being probed (peer exchange).
+    private let exchange: Mutex<PeerExchange>
+    /// Which slice of a large table announcements offer this round.
+    private let exchangeTurn = Mutex(0)
 
     /// Creates a discovery service; nothing happens until `run()`.
     /// - Parameters:
@@ -105,6 +115,8 @@ public final class PeerDiscovery: Service, Sendable {
         self.table = table
         self.staticPeerAddresses = Set(configuration.staticPeers.compactMap(NetworkScope.ipv4))
         self.group = group
+        self.random = Mutex(configuration.randomSeed.map(SeededRandom.init(seed:)) ?? .fromSystem())
+        self.exchange = Mutex(PeerExchange(interval: configuration.announceInterval))
         var logger = logger
         logger[metadataKey: "peer.id"] = "\(peerID.short)"
         self.logger = logger
@@ -122,7 +134,8 @@ public final class PeerDiscovery: Service, Sendable {
                 host: self.configuration.bindHost,
                 port: self.configuration.port,
                 shared: true,
-                group: self.group
+                group: self.group,
+                drops: self.drops
             )
         } catch {
             throw P2PError(
@@ -158,9 +171,10 @@ public final class PeerDiscovery: Service, Sendable {
             group.addTask {
                 await self.announce()
                 // Graceful shutdown (or cancellation) ended the announce loop: say goodbye
-                // while the sockets are still open, then end everything else.
-                await self.sendToAll(.stop)
+                // while the sockets are still open (answers still due are not sent after
+                // it), then end everything else.
                 self.stopping.withLock { $0 = true }
+                await self.sendToAll(.stop)
                 await shared.close()
                 await self.privateSocket.withLock { $0 }?.close()
             }
@@ -175,7 +189,8 @@ public final class PeerDiscovery: Service, Sendable {
             host: self.configuration.bindHost,
             port: 0,
             shared: false,
-            group: self.group
+            group: self.group,
+            drops: self.drops
         )
         self.privateSocket.withLock { $0 = socket }
         return socket
@@ -217,7 +232,7 @@ public final class PeerDiscovery: Service, Sendable {
             }
         } catch {
             self.statisticsBox.withLock { $0.malformed += 1 }
-            if error == .badTag || error == .wrongLength(Announcement.keyedLength) {
+            if error == .badTag || error == .sealed {
                 // A swarm with another key, or one with a key while this peer has none.
                 self.noteForeignKey(source)
             } else {
@@ -232,7 +247,8 @@ public final class PeerDiscovery: Service, Sendable {
             self.statisticsBox.withLock { $0.ownEchoes += 1 }
             return
         }
-        guard self.isInScope(source) || (seal != nil && self.isUnicastToThisHost(envelope)) else {
+        guard self.isInScope(source) || (seal != nil && self.isUnicastToThisHost(envelope)) || self.isExchanged(source)
+        else {
             self.statisticsBox.withLock { $0.outOfScope += 1 }
             self.logger.debug(
                 "ignored an announcement from outside the discovery networks",
@@ -268,6 +284,10 @@ public final class PeerDiscovery: Service, Sendable {
             return
         }
         self.statisticsBox.withLock { $0.accepted += 1 }
+        self.exchange.withLock { $0.heard(from: source) }
+        if !announcement.peers.isEmpty, announcement.transferPort != 0, announcement.kind != .stop {
+            self.learn(announcement.peers, from: announcement.peerID, now: now)
+        }
         if announcement.kind == .start {
             // A newcomer learns the swarm from these answers, well within a second; the
             // limit keeps a flood of forged `start`s from aiming them at a bystander.
@@ -276,9 +296,50 @@ public final class PeerDiscovery: Service, Sendable {
                 self.statisticsBox.withLock { $0.answersLimited += 1 }
                 return
             }
+            // Spread over a short random delay, so that a newcomer to a large swarm is not
+            // sent every answer at once (`AnnounceSchedule.answerWindow`).
             guard let socket = self.privateSocket.withLock({ $0 }) else { return }
-            socket.post(self.encoded(.alive, to: source, from: socket), to: source)
+            let knownPeers = self.table.count
+            let delay = self.random.withLock { AnnounceSchedule.answerDelay(knownPeers: knownPeers, using: &$0) }
+            // An answer due after this peer said `stop` is not sent: it would bring the
+            // peer back into the others' tables until it expired.
+            socket.post(after: delay, to: source) {
+                self.stopping.withLock { $0 } ? nil : self.encoded(.alive, to: source, from: socket)
+            }
         }
+    }
+
+    /// Takes the addresses a peer in the table listed, and probes the new ones at once.
+    private func learn(_ addresses: [Announcement.PeerAddress], from voucher: PeerID, now: NIODeadline) {
+        let scope = self.scope.withLock { $0 }
+        let local = self.localAddresses.withLock { $0 }
+        let probes = self.exchange.withLock {
+            $0.learn(
+                addresses,
+                from: voucher,
+                now: now,
+                scope: scope,
+                localAddresses: local,
+                isKnown: { self.table.knows(discoveryAddress: $0) }
+            )
+        }
+        self.probe(probes)
+    }
+
+    /// Sends a `start` to each address: one that hears this peer answers it, and joins the
+    /// table by that answer like any peer.
+    private func probe(_ targets: [SocketAddress]) {
+        guard !targets.isEmpty, let socket = self.privateSocket.withLock({ $0 }) else { return }
+        self.statisticsBox.withLock { $0.exchangeProbes += targets.count }
+        for target in targets {
+            socket.post(self.encoded(.start, to: target, from: socket), to: target)
+        }
+    }
+
+    /// Whether a datagram from outside the networks in scope is heard because of peer
+    /// exchange: it comes from an address being probed, or from a peer that answered one.
+    private func isExchanged(_ source: SocketAddress) -> Bool {
+        self.exchange.withLock { $0.isCandidate(source) } || self.table.knows(discoveryAddress: source)
     }
 
     /// Logs once, and counts, a sender whose datagrams fail the key check.
@@ -328,21 +389,39 @@ public final class PeerDiscovery: Service, Sendable {
 
     // MARK: Sending
 
-    private func announcement(_ kind: Announcement.Kind) -> Announcement {
+    /// The announcement for `target`, offering some of `serving` (the serving peers in the
+    /// table; looked up here if not given).
+    private func announcement(
+        _ kind: Announcement.Kind,
+        to target: SocketAddress,
+        serving: [KnownPeer]? = nil
+    ) -> Announcement {
         let milliseconds = max(1, self.configuration.announceInterval.nanoseconds / 1_000_000)
+        var peers: [Announcement.PeerAddress] = []
+        if kind != .stop && self.transferPort != 0 {
+            let scope = self.scope.withLock { $0 }
+            let turn = self.exchangeTurn.withLock { $0 }
+            peers = PeerExchange.offer(serving ?? self.table.servingPeers(), to: target, scope: scope, turn: turn)
+        }
         return Announcement(
             kind: kind,
             peerID: self.peerID,
             transferPort: self.transferPort,
-            announceIntervalMilliseconds: UInt32(clamping: milliseconds)
+            announceIntervalMilliseconds: UInt32(clamping: milliseconds),
+            name: self.configuration.name,
+            peers: peers
         )
     }
 
     /// The datagram for `target`: in a keyed swarm sealed with the time, the next counter,
     /// and the address and port `socket` sends from toward `target`.
-    private func encoded(_ kind: Announcement.Kind, to target: SocketAddress, from socket: DatagramSocket) -> ByteBuffer
-    {
-        let announcement = self.announcement(kind)
+    private func encoded(
+        _ kind: Announcement.Kind,
+        to target: SocketAddress,
+        from socket: DatagramSocket,
+        serving: [KnownPeer]? = nil
+    ) -> ByteBuffer {
+        let announcement = self.announcement(kind, to: target, serving: serving)
         guard let key = self.networkKey else { return announcement.encoded() }
         let scope = self.scope.withLock { $0 }
         let counter = self.sealCounter.withLock { counter in
@@ -363,18 +442,20 @@ public final class PeerDiscovery: Service, Sendable {
         UInt64(max(0, Date().timeIntervalSince1970 * 1000))
     }
 
-    /// Sends `start` at once (and once more shortly after, in case the first is lost),
-    /// then `alive` every interval until graceful shutdown or cancellation.
+    /// Announces as `AnnounceSchedule` says (`start` at once and again while nobody is
+    /// heard, then jittered `alive`s) until graceful shutdown or cancellation.
     private func announce() async {
-        await self.sendToAll(.start)
-        let startRepeat = min(TimeAmount.milliseconds(250), self.configuration.announceInterval)
-        guard await sleepUnlessShuttingDown(.nanoseconds(startRepeat.nanoseconds)) else { return }
-        await self.sendToAll(.start)
+        var schedule = AnnounceSchedule(interval: self.configuration.announceInterval)
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let interval = Duration.nanoseconds(self.configuration.announceInterval.nanoseconds)
-            guard await sleepUnlessShuttingDown(interval) else { return }
-            self.refreshScope()
-            await self.sendToAll(.alive)
+            let heardAnyone = self.table.count > 0
+            let step = self.random.withLock { schedule.next(heardAnyone: heardAnyone, using: &$0) }
+            if step.delay > .zero {
+                guard await sleepUnlessShuttingDown(.nanoseconds(step.delay.nanoseconds)) else { return }
+                self.refreshScope()
+            }
+            await self.sendToAll(step.kind)
+            self.exchangeTurn.withLock { $0 &+= 1 }
+            self.probe(self.exchange.withLock { $0.due(now: .now()) })
         }
     }
 
@@ -401,18 +482,21 @@ public final class PeerDiscovery: Service, Sendable {
         let scope = self.scope.withLock { $0 }
         var targets = scope.broadcastTargets(port: self.configuration.port)
         targets += self.configuration.staticPeers
-        for peer in self.table.all() where !scope.broadcastReaches(peer.discoveryAddress) {
+        let known = self.table.all()
+        for peer in known where !scope.broadcastReaches(peer.discoveryAddress) {
             if !targets.contains(peer.discoveryAddress) { targets.append(peer.discoveryAddress) }
         }
+        // Looked up once for every target's offer of exchanged peers.
+        let serving = known.filter { !$0.isObserver }
         for target in targets {
-            await self.send(kind, to: target)
+            await self.send(kind, to: target, serving: serving)
         }
     }
 
-    private func send(_ kind: Announcement.Kind, to target: SocketAddress) async {
+    private func send(_ kind: Announcement.Kind, to target: SocketAddress, serving: [KnownPeer]) async {
         guard let socket = self.privateSocket.withLock({ $0 }) else { return }
         do {
-            try await socket.send(self.encoded(kind, to: target, from: socket), to: target)
+            try await socket.send(self.encoded(kind, to: target, from: socket, serving: serving), to: target)
         } catch {
             self.statisticsBox.withLock { $0.sendFailures += 1 }
             self.logger.debug(
@@ -427,10 +511,12 @@ public final class PeerDiscovery: Service, Sendable {
     // MARK: Expiry and events
 
     /// Drops silent peers. Checks every 50 ms, so a killed peer is gone at most that long
-    /// after its third missed interval.
+    /// after its third missed interval; but not while this peer itself dropped datagrams
+    /// unread within that peer's lifetime (a flood), when its silence may be this peer's
+    /// deafness.
     private func expireSilentPeers() async {
         while await sleepUnlessShuttingDown(.milliseconds(50)) {
-            self.table.expire()
+            self.table.expire(missedSince: self.drops.lastDrop)
         }
     }
 

@@ -17,6 +17,13 @@ import NIOCore
 ///   the last accepted from that id is a replay and is refused. The last counter of a peer
 ///   that left is kept for `Limits.replayMemory`, so its recorded `alive` cannot bring it
 ///   back while the datagram's timestamp would still pass.
+///
+/// Announcements are not the only sign of life: a peer that holds a transfer connection
+/// with this one (`hold`) is never expired, one that sent anything on such a connection
+/// (`noteActivity`) lives on for its lifetime from then, and none is expired while this
+/// peer drops datagrams unread (`expire(now:missedSince:)`). A peer busy moving data
+/// is the one whose datagrams a full uplink drops first; expiring it would stop lookups
+/// from finding it and make it join again and again.
 public struct PeerRoster: Sendable {
     /// The bounds the roster keeps.
     public struct Limits: Sendable, Equatable {
@@ -103,6 +110,15 @@ public struct PeerRoster: Sendable {
     private var counters: [PeerID: UInt64] = [:]
     /// The last counter of keyed peers that left, and until when it is kept.
     private var departedCounters: [PeerID: (counter: UInt64, until: NIODeadline)] = [:]
+    /// How long each peer in the table lives unheard: three of its (clamped) intervals.
+    private var lifetimes: [PeerID: TimeAmount] = [:]
+    /// Transfer connections open with each peer, by id; a peer with one is not expired.
+    /// Kept apart from `peers`, because a connection outlives a `stop` or an expiry, and a
+    /// peer that comes back is held by it at once.
+    private var holds: [PeerID: Int] = [:]
+    /// Which peer sends from each discovery address, so that whether a datagram's source is
+    /// a known peer's is told without a scan.
+    private var byDiscoveryAddress: [SocketAddress: PeerID] = [:]
 
     /// An empty roster.
     /// - Parameter limits: the bounds to keep.
@@ -158,9 +174,17 @@ public struct PeerRoster: Sendable {
                 discoveryAddress: source,
                 lastSeen: now,
                 expires: now + self.lifetime(announcement),
-                isObserver: announcement.transferPort == 0
+                isObserver: announcement.transferPort == 0,
+                name: announcement.name
             )
+            if let previous, previous.discoveryAddress != source,
+                self.byDiscoveryAddress[previous.discoveryAddress] == id
+            {
+                self.byDiscoveryAddress[previous.discoveryAddress] = nil
+            }
+            self.byDiscoveryAddress[source] = id
             self.peers[id] = peer
+            self.lifetimes[id] = self.lifetime(announcement)
             if let counter {
                 self.counters[id] = counter
                 self.departedCounters[id] = nil
@@ -176,12 +200,58 @@ public struct PeerRoster: Sendable {
         return min(claimed, self.limits.maximumAnnounceInterval) * PeerTable.silentIntervalsBeforeExpiry
     }
 
-    /// Drops every peer whose expiry time has passed, and forgets departed counters whose
-    /// time is up.
-    /// - Parameter now: the time now.
+    /// Marks a transfer connection with a peer as open: until it is released, the peer is
+    /// alive whatever its announcements do.
+    /// - Parameter id: the peer.
+    public mutating func hold(_ id: PeerID) {
+        self.holds[id, default: 0] += 1
+    }
+
+    /// Marks a transfer connection with a peer as closed. The peer was alive until now, so
+    /// it lives a lifetime from now unless heard again.
+    /// - Parameters:
+    ///   - id: the peer.
+    ///   - now: the time now.
+    public mutating func release(_ id: PeerID, now: NIODeadline) {
+        guard let count = self.holds[id] else { return }
+        self.holds[id] = count > 1 ? count - 1 : nil
+        self.noteActivity(id, now: now)
+    }
+
+    /// Whether a transfer connection with the peer is open.
+    public func isHeld(_ id: PeerID) -> Bool {
+        self.holds[id] != nil
+    }
+
+    /// Records that a peer in the table sent something other than an announcement (an
+    /// answer on a transfer connection): it lives a lifetime from now.
+    /// - Parameters:
+    ///   - id: the peer.
+    ///   - now: the time now.
+    public mutating func noteActivity(_ id: PeerID, now: NIODeadline) {
+        guard var peer = self.peers[id], let lifetime = self.lifetimes[id] else { return }
+        peer.lastSeen = max(peer.lastSeen, now)
+        peer.expires = max(peer.expires, now + lifetime)
+        self.peers[id] = peer
+    }
+
+    /// Drops every peer whose expiry time has passed and that holds no transfer connection
+    /// with this one, and forgets departed counters whose time is up.
+    ///
+    /// A peer is not dropped while this one dropped datagrams unread within that peer's
+    /// lifetime (`lastMissed`): under a flood its announcements may be among them, and
+    /// its silence says nothing. Forged entries then stay too, but the table is bounded and
+    /// they keep only newcomers out, as they do anyway.
+    /// - Parameters:
+    ///   - now: the time now.
+    ///   - lastMissed: when a datagram was last dropped unread, if ever.
     /// - Returns: the peers dropped.
-    public mutating func expire(now: NIODeadline) -> [KnownPeer] {
-        let gone = self.peers.values.filter { $0.expires <= now }
+    public mutating func expire(now: NIODeadline, missedSince lastMissed: NIODeadline? = nil) -> [KnownPeer] {
+        let gone = self.peers.values.filter { peer in
+            guard peer.expires <= now, self.holds[peer.id] == nil else { return false }
+            if let lastMissed, let lifetime = self.lifetimes[peer.id], lastMissed + lifetime > now { return false }
+            return true
+        }
         for peer in gone {
             if let counter = self.counters[peer.id], self.departedCounters.count < 2 * self.limits.maximumPeers {
                 self.departedCounters[peer.id] = (counter, now + self.limits.replayMemory)
@@ -199,8 +269,15 @@ public struct PeerRoster: Sendable {
     public mutating func remove(_ id: PeerID) -> KnownPeer? {
         guard let gone = self.peers.removeValue(forKey: id) else { return nil }
         self.uncount(gone.discoveryAddress)
+        if self.byDiscoveryAddress[gone.discoveryAddress] == id { self.byDiscoveryAddress[gone.discoveryAddress] = nil }
         self.counters[id] = nil
+        self.lifetimes[id] = nil
         return gone
+    }
+
+    /// Whether a peer in the table sends its datagrams from `address`.
+    public func knows(discoveryAddress address: SocketAddress) -> Bool {
+        self.byDiscoveryAddress[address] != nil
     }
 
     /// How many peers come from `address`'s IPv4 address.

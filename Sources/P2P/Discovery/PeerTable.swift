@@ -15,6 +15,8 @@ public struct KnownPeer: Sendable, Equatable {
     public var expires: NIODeadline
     /// Whether it only observes (`p2p peers`, `p2p ls`) and serves nothing.
     public var isObserver: Bool
+    /// Its device name, as its last announcement gave it.
+    public var name: PeerName? = nil
 
     /// The address as `a.b.c.d:port`, for tables and logs.
     public var transferAddressDescription: String {
@@ -132,13 +134,36 @@ public final class PeerTable: Sendable {
     }
 
     /// Drops every peer whose expiry time has passed.
-    /// - Parameter now: the time now.
+    /// - Parameters:
+    ///   - now: the time now.
+    ///   - lastMissed: when discovery last dropped a datagram unread, if ever.
     /// - Returns: the peers dropped.
     @discardableResult
-    public func expire(now: NIODeadline = .now()) -> [KnownPeer] {
-        let expired = self.state.withLock { $0.roster.expire(now: now) }
+    public func expire(now: NIODeadline = .now(), missedSince lastMissed: NIODeadline? = nil) -> [KnownPeer] {
+        let expired = self.state.withLock { $0.roster.expire(now: now, missedSince: lastMissed) }
         for peer in expired { self.publish(.expired(peer)) }
         return expired
+    }
+
+    /// Marks a transfer connection with a peer as open: the peer is not expired until
+    /// `release` (SPEC §12: a busy peer's announcements are the first a full link drops).
+    /// - Parameter id: the peer.
+    public func hold(_ id: PeerID) {
+        self.state.withLock { $0.roster.hold(id) }
+    }
+
+    /// Marks a transfer connection with a peer as closed; the peer lives three of its
+    /// intervals from now unless heard again.
+    /// - Parameters:
+    ///   - id: the peer.
+    ///   - now: the time now.
+    public func release(_ id: PeerID, now: NIODeadline = .now()) {
+        self.state.withLock { $0.roster.release(id, now: now) }
+    }
+
+    /// Whether a peer in the table sends its datagrams from `address`.
+    public func knows(discoveryAddress address: SocketAddress) -> Bool {
+        self.state.withLock { $0.roster.knows(discoveryAddress: address) }
     }
 
     /// Forgets a peer, for instance one that served corrupt data too often.

@@ -3,6 +3,112 @@ import NIOCore
 import NIOPosix
 
 extension Downloader {
+    // MARK: Looking up a file
+
+    /// Finds the file a name (or id prefix) means in the swarm, asking again as peers join
+    /// and as `LookupPatience` allows: until the deadline, or for a few seconds without one.
+    /// Only what peers offer counts: a file of the same name here may be an older or
+    /// unrelated one, and is never taken for the swarm's.
+    func lookUp(name: String?, idPrefix: String?, deadline: ContinuousClock.Instant?) async throws -> SwarmFile {
+        let peerJoined = Wakeup()
+        let joins = self.table.events()
+        let eventLoop = self.group.next()
+        var patience = LookupPatience(started: .now, deadline: deadline)
+        return try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { await Self.signal(peerJoined, onEachJoinIn: joins) }
+            defer { group.cancelAll() }
+            // Bounded by `patience`, which gives up at the deadline.
+            while true {
+                // The lookup need not wait for the slowest peer once the answers received
+                // name exactly one file: the rest get `lookupGrace` more, then are given up.
+                // A peer slower than that is not counted among the holders, so in a swarm
+                // where two files share a name it can change which one most peers seem to
+                // hold; once two files of the name have shown up, every peer is waited for.
+                let answers = await Self.inventories(
+                    of: self.table.servingPeers(),
+                    timeout: self.configuration.inventoryTimeout,
+                    enough: { answers in
+                        let files = Self.swarmFiles(answers)
+                        return Self.matching(name: name, idPrefix: idPrefix, in: files).count == 1
+                    },
+                    grace: self.configuration.lookupGrace,
+                    settings: self.settings
+                )
+                let notFound: P2PError
+                do {
+                    return try Self.resolve(name: name, idPrefix: idPrefix, in: Self.swarmFiles(answers))
+                } catch let error as P2PError where error.code == .notFound {
+                    notFound = error
+                }
+                guard let wait = patience.failed(now: .now) else { throw notFound }
+                // Ask again as soon as a peer joins, or after the wait.
+                await peerJoined.wait(atMost: wait.timeAmount, on: eventLoop)
+                // Peers answer our start announcement within milliseconds of each other: let
+                // the rest in (until 10 ms pass without another, 50 ms at most), so that the
+                // first look at the swarm sees them all and work is spread from the start.
+                let settled = ContinuousClock.now + .milliseconds(50)
+                var known = self.table.servingPeers().count
+                while ContinuousClock.now < settled {
+                    await peerJoined.wait(atMost: .milliseconds(10), on: eventLoop)
+                    let now = self.table.servingPeers().count
+                    if now == known { break }
+                    known = now
+                }
+                try Task.checkCancellation()
+            }
+        }
+    }
+
+    /// Gets the file's manifest from a peer that holds it, checking that it hashes to the
+    /// file id. A peer whose manifest is invalid is not asked again; one that did not
+    /// answer, or did not have it yet, is asked again after a wait, as are peers that
+    /// appear meanwhile, until the deadline (or `manifestPatience` without one): a seeder
+    /// busy serving a crowd answers late, not never.
+    func fetchManifest(_ file: SwarmFile, deadline: ContinuousClock.Instant?) async throws -> Manifest {
+        if let known = await self.store.manifest(for: file.id) { return known }
+        var refused = Set<PeerID>()
+        var patience = LookupPatience(started: .now, deadline: deadline, patience: Self.manifestPatience)
+        // Bounded by `patience`, which gives up at the deadline.
+        while true {
+            let sources = Self.manifestSources(self.table.servingPeers(), holders: file.holders)
+            for peer in sources where !refused.contains(peer.id) {
+                do {
+                    let manifest = try await PeerSession.connect(
+                        to: peer.transferAddress,
+                        settings: self.settings,
+                        answerTimeout: self.configuration.answerTimeout
+                    ) { session in try await session.manifest(for: file.id) }
+                    if let manifest {
+                        await self.store.remember(manifest)
+                        return manifest
+                    }
+                } catch {
+                    if Self.isInvalidManifest(error) { refused.insert(peer.id) }
+                    self.logger.warning(
+                        "no valid manifest from peer",
+                        metadata: ["remote.peer.id": "\(peer.id.short)", "error": "\(error)"]
+                    )
+                }
+                try Task.checkCancellation()
+            }
+            guard let wait = patience.failed(now: .now) else {
+                throw P2PError(code: .notFound, "no peer gave a valid manifest for \(file.name) (\(file.id.short))")
+            }
+            try await Task.sleep(for: max(wait, .milliseconds(250)))
+        }
+    }
+
+    /// How long to look for a peer with a valid manifest when the download has no deadline.
+    static let manifestPatience: Duration = .seconds(10)
+
+    /// Whether a manifest request failed because the peer's answer was wrong (it does not
+    /// hash to the file id, or is not a manifest), rather than because the peer was slow or
+    /// gone: such a peer is not asked again.
+    static func isInvalidManifest(_ error: any Error) -> Bool {
+        guard let error = error as? P2PError else { return false }
+        return error.code == .protocolViolation || error.code == .corrupt
+    }
+
     // MARK: The swarm's files
 
     /// Asks peers for their inventories, at once.

@@ -25,6 +25,10 @@ extension Downloader {
                 answerTimeout: self.configuration.answerTimeout
             ) { session in
                 run.markTried(peer)
+                // While this connection is open the peer is alive, whatever becomes of its
+                // announcements on a full link.
+                self.table.hold(id)
+                defer { self.table.release(id) }
                 let sender = session.sender
                 // A stalled answer closes the connection; the receiver's wait then fails.
                 let timeout = self.configuration.answerTimeout

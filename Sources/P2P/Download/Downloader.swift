@@ -219,63 +219,6 @@ public final class Downloader: Sendable {
         )
     }
 
-    /// Finds the file a name (or id prefix) means in the swarm, asking again as peers join,
-    /// for about five seconds in all (or until the deadline). Only what peers offer counts:
-    /// a file of the same name here may be an older or unrelated one, and is never taken
-    /// for the swarm's.
-    private func lookUp(name: String?, idPrefix: String?, deadline: ContinuousClock.Instant?) async throws -> SwarmFile
-    {
-        let peerJoined = Wakeup()
-        let joins = self.table.events()
-        let eventLoop = self.group.next()
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { await Self.signal(peerJoined, onEachJoinIn: joins) }
-            defer { group.cancelAll() }
-            var lastError: (any Error)? = nil
-            for attempt in 0..<41 {
-                // The lookup need not wait for the slowest peer once the answers received
-                // name exactly one file: the rest get `lookupGrace` more, then are given up.
-                // A peer slower than that is not counted among the holders, so in a swarm
-                // where two files share a name it can change which one most peers seem to
-                // hold; once two files of the name have shown up, every peer is waited for.
-                let answers = await Self.inventories(
-                    of: self.table.servingPeers(),
-                    timeout: self.configuration.inventoryTimeout,
-                    enough: { answers in
-                        let files = Self.swarmFiles(answers)
-                        return Self.matching(name: name, idPrefix: idPrefix, in: files).count == 1
-                    },
-                    grace: self.configuration.lookupGrace,
-                    settings: self.settings
-                )
-                let files = Self.swarmFiles(answers)
-                do {
-                    return try Self.resolve(name: name, idPrefix: idPrefix, in: files)
-                } catch let error as P2PError where error.code == .notFound {
-                    lastError = error
-                }
-                // A peer that just started hears the swarm's answers within milliseconds: ask
-                // again as soon as a peer joins, or soon, then less often.
-                let now = ContinuousClock.now
-                guard attempt < 40, deadline.map({ now < $0 }) ?? true else { break }
-                await peerJoined.wait(atMost: .milliseconds(attempt < 20 ? 50 : 200), on: eventLoop)
-                // Peers answer our start announcement within milliseconds of each other: let
-                // the rest in (until 10 ms pass without another, 50 ms at most), so that the
-                // first look at the swarm sees them all and work is spread from the start.
-                let settled = ContinuousClock.now + .milliseconds(50)
-                var known = self.table.servingPeers().count
-                while ContinuousClock.now < settled {
-                    await peerJoined.wait(atMost: .milliseconds(10), on: eventLoop)
-                    let now = self.table.servingPeers().count
-                    if now == known { break }
-                    known = now
-                }
-                try Task.checkCancellation()
-            }
-            throw lastError ?? P2PError(code: .notFound, "file not found")
-        }
-    }
-
     /// Signals `wakeup` whenever a peer joins, until cancelled. The caller makes `joins`
     /// (`PeerTable.events()`) before it first looks at the table, so that no join falls
     /// between that look and this watch.
@@ -293,45 +236,9 @@ public final class Downloader: Sendable {
         try await self.fetchManifest(file, deadline: nil)
     }
 
-    /// Gets the file's manifest from a peer that holds it, checking that it hashes to the
-    /// file id. A peer whose manifest does not is not asked again; peers that appear while
-    /// this runs are asked too, for up to `manifestPatience` (or until the deadline).
-    private func fetchManifest(_ file: SwarmFile, deadline: ContinuousClock.Instant?) async throws -> Manifest {
-        if let known = await self.store.manifest(for: file.id) { return known }
-        var asked = Set<PeerID>()
-        let giveUp = min(deadline ?? .now + Self.manifestPatience, .now + Self.manifestPatience)
-        repeat {
-            let sources = Self.manifestSources(self.table.servingPeers(), holders: file.holders)
-            for peer in sources where !asked.contains(peer.id) {
-                asked.insert(peer.id)
-                do {
-                    let manifest = try await PeerSession.connect(
-                        to: peer.transferAddress,
-                        settings: self.settings,
-                        answerTimeout: self.configuration.answerTimeout
-                    ) { session in try await session.manifest(for: file.id) }
-                    if let manifest {
-                        await self.store.remember(manifest)
-                        return manifest
-                    }
-                } catch {
-                    self.logger.warning(
-                        "no valid manifest from peer",
-                        metadata: ["remote.peer.id": "\(peer.id.short)", "error": "\(error)"]
-                    )
-                }
-            }
-            try await Task.sleep(for: .milliseconds(250))
-        } while ContinuousClock.now < giveUp
-        throw P2PError(code: .notFound, "no peer gave a valid manifest for \(file.name) (\(file.id.short))")
-    }
-
     /// How many times a download reads its file back whole before it gives up on a disk
     /// that changes what was written.
     static let verificationPasses = 2
-
-    /// How long to look for a peer with a valid manifest.
-    static let manifestPatience: Duration = .seconds(10)
 
     /// Whom to ask for a file's manifest, in order: peers that hold the whole file, then
     /// those whose inventory lists it (they are downloading it), then the rest (who may

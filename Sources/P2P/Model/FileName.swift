@@ -40,6 +40,18 @@ public struct FileName: Hashable, Sendable, Comparable, CustomStringConvertible 
             default: continue
             }
         }
+        if let problem = Self.characterProblem(in: value) { return problem }
+        // A name that reads as an option to the next command, hides itself, or looks like
+        // a download in progress is not what anyone means to receive.
+        if bytes[0] == UInt8(ascii: "-") { return "starts with '-'" }
+        if bytes[0] == UInt8(ascii: ".") { return "starts with '.' (a hidden file)" }
+        if value.hasSuffix(".partial") { return "ends in '.partial'" }
+        return nil
+    }
+
+    /// What is wrong with the characters of a name shown to people (a file's, a peer's),
+    /// or `nil`: control characters, invisible formatting characters and line breaks.
+    static func characterProblem(in value: String) -> String? {
         for scalar in value.unicodeScalars {
             switch scalar.properties.generalCategory {
             case .control: return "contains a control character"
@@ -50,11 +62,6 @@ public struct FileName: Hashable, Sendable, Comparable, CustomStringConvertible 
             default: continue
             }
         }
-        // A name that reads as an option to the next command, hides itself, or looks like
-        // a download in progress is not what anyone means to receive.
-        if bytes[0] == UInt8(ascii: "-") { return "starts with '-'" }
-        if bytes[0] == UInt8(ascii: ".") { return "starts with '.' (a hidden file)" }
-        if value.hasSuffix(".partial") { return "ends in '.partial'" }
         return nil
     }
 

@@ -33,15 +33,17 @@ enum JunkDatagrams {
     static func all() -> [[UInt8]] {
         var generator = SystemRandomNumberGenerator()
         var junk: [[UInt8]] = [[]]
-        for length in [1, 4, 8, 29, 30, 31, 64, 512, 1400] {
+        for length in [1, 4, 8, 29, 30, 31, 32, 33, 64, 512, 1400] {
             junk.append((0..<length).map { _ in UInt8.random(in: 0...255, using: &generator) })
         }
         // Random bytes after a correct magic and version, of the right length.
         for _ in 0..<8 {
-            junk.append(Announcement.magic + [Announcement.version] + (0..<25).map { _ in UInt8.random(in: 0...255) })
+            junk.append(
+                Announcement.magic + [Announcement.version] + (0..<25).map { _ in UInt8.random(in: 0...255) } + [0, 0]
+            )
         }
         let valid = Self.valid(kind: .start)
-        for length in [4, 5, 6, 8, 24, 26, 29] {
+        for length in [4, 5, 6, 8, 24, 26, 29, 30, 31] {
             junk.append(Array(valid.prefix(length)))
         }
         junk.append(valid + [0])

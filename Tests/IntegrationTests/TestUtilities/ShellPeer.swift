@@ -66,14 +66,18 @@ struct ListedPeer: Sendable, Hashable, CustomStringConvertible {
     var address: String
     /// The transfer port.
     var port: Int
+    /// The device name it announces, if any.
+    var name: String? = nil
+    /// How listings show it.
+    var label: String? = nil
 
     /// The first 8 hex digits, as the shell's first line and the logs show.
     var shortID: String { String(self.id.prefix(8)) }
 
     var description: String { "\(self.shortID)@\(self.address):\(self.port)" }
 
-    /// Parses a JSON array of `{id, address, port}` with `JSONSerialization`, strictly:
-    /// every element must have exactly these keys with these types.
+    /// Parses a JSON array of `{id, address, port, name, label}` with `JSONSerialization`,
+    /// strictly: every element must have these keys with these types (`name` may be absent).
     /// - Parameter text: the JSON text.
     /// - Returns: the peers.
     /// - Throws: `PeerProcess.Failure` saying what is wrong.
@@ -83,13 +87,15 @@ struct ListedPeer: Sendable, Hashable, CustomStringConvertible {
             throw PeerProcess.Failure(description: "not a JSON array: \(text)")
         }
         return try array.map { element in
-            guard let fields = element as? [String: Any], Set(fields.keys) == ["id", "address", "port"],
+            guard let fields = element as? [String: Any],
+                Set(fields.keys).subtracting(["name"]) == ["id", "address", "port", "label"],
                 let id = fields["id"] as? String, let address = fields["address"] as? String,
-                let port = fields["port"] as? Int
+                let port = fields["port"] as? Int, let label = fields["label"] as? String,
+                fields["name"] == nil || fields["name"] is String
             else {
-                throw PeerProcess.Failure(description: "not a peer object {id, address, port}: \(element)")
+                throw PeerProcess.Failure(description: "not a peer object {id, address, port, name, label}: \(element)")
             }
-            return ListedPeer(id: id, address: address, port: port)
+            return ListedPeer(id: id, address: address, port: port, name: fields["name"] as? String, label: label)
         }
     }
 }

@@ -14,8 +14,11 @@ final class Testbed: Sendable {
 
     /// The testbed's name: NAME-br, NAME-h1 … NAME-hN.
     let name: String
-    /// How many hosts.
+    /// How many hosts, on both subnets.
     let hosts: Int
+    /// How many of them are on the first subnet (198.18.0.0/24); the rest are on the
+    /// second (198.18.1.0/24), behind a router that does not forward broadcasts.
+    let firstSubnetHosts: Int
 
     /// The repository root, found from this file's path.
     static let repositoryRoot: URL = URL(fileURLWithPath: #filePath)
@@ -42,9 +45,10 @@ final class Testbed: Sendable {
         .first { FileManager.default.isExecutableFile(atPath: $0) }
         .map { URL(fileURLWithPath: $0) }
 
-    private init(name: String, hosts: Int) {
+    private init(name: String, hosts: Int, firstSubnetHosts: Int) {
         self.name = name
         self.hosts = hosts
+        self.firstSubnetHosts = firstSubnetHosts
     }
 
     /// A name no other testbed on this machine has: `it` and eight random characters
@@ -58,14 +62,16 @@ final class Testbed: Sendable {
     /// - Parameters:
     ///   - hosts: how many hosts.
     ///   - rate: an egress limit per host, such as `100mbit`, or nil.
+    ///   - secondSubnet: how many more hosts to put on a second subnet, behind a router.
     ///   - body: the test.
     /// - Returns: what `body` returns.
     static func with<Result>(
         hosts: Int,
         rate: String? = nil,
+        secondSubnet: Int = 0,
         _ body: (Testbed) async throws -> Result
     ) async throws -> Result {
-        let testbed = try await Self.up(name: Self.uniqueName(), hosts: hosts, rate: rate)
+        let testbed = try await Self.up(name: Self.uniqueName(), hosts: hosts, rate: rate, secondSubnet: secondSubnet)
         let result: Result
         do {
             result = try await body(testbed)
@@ -77,13 +83,14 @@ final class Testbed: Sendable {
         return result
     }
 
-    /// Builds a testbed: `scripts/testbed.sh up NAME N [--rate RATE]`.
+    /// Builds a testbed: `scripts/testbed.sh up NAME N [--rate RATE] [--second-subnet M]`.
     /// - Throws: `Failure` with the script's output if it fails.
-    static func up(name: String, hosts: Int, rate: String? = nil) async throws -> Testbed {
+    static func up(name: String, hosts: Int, rate: String? = nil, secondSubnet: Int = 0) async throws -> Testbed {
         var arguments = ["up", name, "\(hosts)"]
         if let rate { arguments += ["--rate", rate] }
+        if secondSubnet > 0 { arguments += ["--second-subnet", "\(secondSubnet)"] }
         try await Self.run(arguments, timeout: .seconds(120))
-        return Testbed(name: name, hosts: hosts)
+        return Testbed(name: name, hosts: hosts + secondSubnet, firstSubnetHosts: hosts)
     }
 
     /// Tears the testbed down: `scripts/testbed.sh down NAME` (kills what still runs in
@@ -95,8 +102,10 @@ final class Testbed: Sendable {
     /// Host `index`'s namespace.
     func namespace(host index: Int) -> String { "\(self.name)-h\(index)" }
 
-    /// Host `index`'s address.
-    func address(host index: Int) -> String { "198.18.0.\(index)" }
+    /// Host `index`'s address: 198.18.0.I on the first subnet, 198.18.1.J on the second.
+    func address(host index: Int) -> String {
+        index <= self.firstSubnetHosts ? "198.18.0.\(index)" : "198.18.1.\(index - self.firstSubnetHosts)"
+    }
 
     /// Starts `p2p` inside host `index` with `--interface eth0` and the swarm's options.
     /// - Parameters:
@@ -120,6 +129,24 @@ final class Testbed: Sendable {
                 + swarm.commonOptions(interface: interface),
             name: name ?? "h\(index)"
         )
+    }
+
+    /// Runs a command (such as `ip rule ...`) inside host `index`'s namespace and waits
+    /// for it: `scripts/testbed.sh exec NAME I CMD...`.
+    /// - Throws: `Failure` with the command's output if it fails.
+    func run(host index: Int, _ command: [String]) async throws {
+        precondition((1...self.hosts).contains(index), "no host \(index) in testbed \(self.name)")
+        try await Self.run(["exec", self.name, "\(index)"] + command, timeout: .seconds(20))
+    }
+
+    /// Makes host `index` neither send nor take datagrams to its subnet's broadcast
+    /// address, as a saturated switch port drops them, while unicast (every transfer
+    /// connection) goes on: a policy rule ahead of the local table blackholes the address.
+    func dropBroadcasts(host index: Int) async throws {
+        let broadcast = "198.18.0.255"
+        try await self.run(host: index, ["ip", "rule", "add", "pref", "10", "to", broadcast, "blackhole"])
+        try await self.run(host: index, ["ip", "rule", "add", "pref", "20", "table", "local"])
+        try await self.run(host: index, ["ip", "rule", "del", "pref", "0", "table", "local"])
     }
 
     /// Starts `p2p shell` inside host `index` and waits for its first line.

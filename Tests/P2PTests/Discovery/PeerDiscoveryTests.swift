@@ -81,7 +81,7 @@ struct PeerDiscoveryTests {
                 var junk: [[UInt8]] = (0..<20).map { _ in
                     // Random bytes of any length but the announcement's.
                     var length = Int.random(in: 1...100, using: &generator)
-                    if length == Announcement.encodedLength { length += 1 }
+                    if length == Announcement.minimumLength { length += 1 }
                     return generator.bytes(length)
                 }
                 var wrongMagic = valid
@@ -89,7 +89,7 @@ struct PeerDiscoveryTests {
                 var badChecksum = valid
                 badChecksum[12] ^= 0x40
                 var wrongVersion = valid
-                wrongVersion[4] = 2
+                wrongVersion[4] = 1
                 var unknownKind = valid
                 unknownKind[5] = 9
                 var zeroInterval = valid
@@ -156,8 +156,11 @@ struct PeerDiscoveryTests {
                 let sent = ContinuousClock.now
                 try await sender.send(alive.encoded().bytes, to: broadcast)
 
+                // The counter goes up just after the table changes: both are waited for.
                 let heard = await poll(timeout: .seconds(1)) {
-                    running.services.allSatisfy { $0.table.peer(silent) != nil }
+                    zip(running.services, accepted).allSatisfy { service, before in
+                        service.table.peer(silent) != nil && service.statistics.accepted > before
+                    }
                 }
                 try #require(heard, "the silent peer's one announcement was never recorded")
                 for (service, before) in zip(running.services, accepted) {

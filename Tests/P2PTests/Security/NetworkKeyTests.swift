@@ -30,15 +30,15 @@ struct NetworkKeyTests {
             announceIntervalMilliseconds: 2000
         )
         let keyed = announcement.encoded(key: Self.key, seal: Self.seal)
-        #expect(keyed.readableBytes == 84)
-        #expect(Announcement.keyedLength == Announcement.encodedLength + 22 + NetworkKey.discoveryTagLength)
+        #expect(keyed.readableBytes == 86)
+        #expect(Announcement.sealedTrailerLength == 22 + NetworkKey.discoveryTagLength)
         let parsed = try Announcement.parse(keyed, key: Self.key)
         #expect(parsed.announcement == announcement)
         #expect(parsed.seal == Self.seal)
         #expect(throws: AnnouncementError.badTag) { try Announcement.parse(keyed, key: Self.otherKey) }
         #expect(throws: AnnouncementError.badTag) { try Announcement.parse(announcement.encoded(), key: Self.key) }
         // A keyless peer does not understand a keyed datagram either.
-        #expect(throws: AnnouncementError.wrongLength(84)) { try Announcement.parse(keyed) }
+        #expect(throws: AnnouncementError.sealed) { try Announcement.parse(keyed) }
         // Every byte is covered, the seal's included.
         for index in 0..<keyed.readableBytes {
             var tampered = keyed
@@ -77,7 +77,7 @@ struct NetworkKeyTests {
             announceIntervalMilliseconds: 1
         )
         let bytes = Array(announcement.encoded(key: Self.key, seal: Self.seal).readableBytesView)
-        let tag = Array(HMAC<SHA256>.authenticationCode(for: bytes.prefix(52), using: expected))
+        let tag = Array(HMAC<SHA256>.authenticationCode(for: bytes.prefix(54), using: expected))
         #expect(Array(bytes.suffix(32)) == tag)
         #expect(NetworkKey.scryptCost == (1 << 14, 8, 1))
     }

@@ -17,9 +17,51 @@ struct AnnouncementTests {
                 announceIntervalMilliseconds: interval
             )
             let encoded = announcement.encoded()
-            #expect(encoded.readableBytes == Announcement.encodedLength)
+            #expect(encoded.readableBytes == Announcement.minimumLength)
             #expect(try Announcement.parse(encoded) == announcement)
         }
+    }
+
+    @Test("a name and exchanged peers survive encode and parse; the longest datagram is the documented maximum")
+    func roundTripWithNameAndPeers() throws {
+        var generator = SeededGenerator(seed: 11)
+        let peers = (0..<Announcement.maximumExchangedPeers).map { index in
+            Announcement.PeerAddress(address: 0xC612_0000 | UInt32(index + 1), port: UInt16(40_000 + index))
+        }
+        let announcement = Announcement(
+            kind: .alive,
+            peerID: generator.peerID(),
+            transferPort: 7000,
+            announceIntervalMilliseconds: 2000,
+            name: try PeerName(String(repeating: "é", count: PeerName.maximumLength / 2)),
+            peers: peers
+        )
+        let encoded = announcement.encoded()
+        #expect(encoded.readableBytes == Announcement.maximumLength)
+        #expect(try Announcement.parse(encoded) == announcement)
+        // More addresses than fit are not encoded.
+        var crowded = announcement
+        crowded.peers += peers
+        #expect(try Announcement.parse(crowded.encoded()).peers == peers)
+    }
+
+    @Test("a name against the rules, too many or zero addresses: refused whole")
+    func badNamesAndPeers() {
+        var generator = SeededGenerator(seed: 12)
+        let base = Announcement(kind: .alive, peerID: generator.peerID(), transferPort: 1, announceIntervalMilliseconds: 1)
+            .encoded().bytes
+        func with(name: [UInt8], peers: [UInt8], count: UInt8) -> [UInt8] {
+            withFixedChecksum(Array(base.prefix(30)) + [UInt8(name.count)] + name + [count] + peers)
+        }
+        #expect(announcementError(with(name: Array("ok".utf8), peers: [], count: 0)) == nil)
+        #expect(announcementError(with(name: [0x6F, 0x0A], peers: [], count: 0)) == .badName)
+        #expect(announcementError(with(name: Array("a\u{202E}b".utf8), peers: [], count: 0)) == .badName)
+        #expect(announcementError(with(name: [0xFF, 0xFE], peers: [], count: 0)) == .badName)
+        #expect(announcementError(with(name: Array(repeating: 0x61, count: 65), peers: [], count: 0)) == .badName)
+        #expect(announcementError(with(name: [], peers: Array(repeating: 1, count: 6 * 33), count: 33)) == .tooManyPeers(33))
+        #expect(announcementError(with(name: [], peers: [0, 0, 0, 0, 1, 1], count: 1)) == .badPeerAddress)
+        #expect(announcementError(with(name: [], peers: [1, 1, 1, 1, 0, 0], count: 1)) == .badPeerAddress)
+        #expect(announcementError(with(name: [], peers: [1, 1, 1, 1, 1], count: 1)) == .wrongLength(31 + 1 + 5))
     }
 
     @Test("the datagram follows the documented layout and its checksum verifies")
@@ -32,8 +74,9 @@ struct AnnouncementTests {
         )
         let bytes = announcement.encoded().bytes
         #expect(Array(bytes[0..<4]) == Array("P2PD".utf8))
-        #expect(bytes[4] == 1)
+        #expect(bytes[4] == 2)
         #expect(bytes[5] == 2)
+        #expect(Array(bytes[30...]) == [0, 0])
         #expect(Array(bytes[8..<24]) == Array(1...16))
         #expect(Array(bytes[24..<26]) == [0xAB, 0xCD])
         #expect(Array(bytes[26..<30]) == [0x00, 0x01, 0xE2, 0x40])
@@ -57,7 +100,7 @@ struct AnnouncementTests {
         #expect(try Announcement.parse(buffer) == announcement)
     }
 
-    @Test("a datagram of any length but 30: wrongLength", arguments: [0, 1, 4, 29, 31, 60, 1500])
+    @Test("a datagram of any length but 32 (nameless, no peers): wrongLength", arguments: [0, 1, 4, 29, 31, 33, 60, 1500])
     func wrongLength(length: Int) {
         var generator = SeededGenerator(seed: 4)
         var bytes = Announcement(
@@ -91,7 +134,7 @@ struct AnnouncementTests {
         #expect(announcementError(withFixedChecksum(bytes)) == .badMagic)
     }
 
-    @Test("a version other than 1: unsupportedVersion", arguments: [0, 2, 0xFF] as [UInt8])
+    @Test("a version other than 2: unsupportedVersion", arguments: [0, 1, 3, 0xFF] as [UInt8])
     func unsupportedVersion(version: UInt8) {
         var generator = SeededGenerator(seed: 6)
         var bytes = Announcement(
@@ -159,11 +202,11 @@ struct AnnouncementTests {
                 bytes = generator.bytes(Int.random(in: 0...64, using: &generator))
             case 1:
                 // The right length, random content.
-                bytes = generator.bytes(Announcement.encodedLength)
+                bytes = generator.bytes(Announcement.minimumLength)
             case 2:
                 // The right magic and version, random rest, correct checksum: reaches the
                 // kind and interval checks.
-                bytes = Array("P2PD".utf8) + [1] + generator.bytes(25)
+                bytes = Array("P2PD".utf8) + [2] + generator.bytes(25) + [0, 0]
                 bytes[5] = UInt8.random(in: 0...4, using: &generator)
                 if Bool.random(using: &generator) { bytes[26...29] = [0, 0, 0, 0] }
                 bytes = withFixedChecksum(bytes)
@@ -205,7 +248,8 @@ struct AnnouncementTests {
 
     /// Validity by the documented rules, written independently of `parse`.
     static func isValid(_ bytes: [UInt8]) -> Bool {
-        guard bytes.count == 30, Array(bytes[0..<4]) == Array("P2PD".utf8), bytes[4] == 1 else { return false }
+        guard bytes.count == 32, Array(bytes[0..<4]) == Array("P2PD".utf8), bytes[4] == 2 else { return false }
+        guard bytes[30] == 0, bytes[31] == 0 else { return false }
         guard ReferenceChecksum.checksum(bytes) == 0 else { return false }
         guard (1...3).contains(bytes[5]) else { return false }
         return bytes[26...29].contains { $0 != 0 }
