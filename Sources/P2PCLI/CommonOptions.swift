@@ -37,7 +37,9 @@ struct CommonOptions: ParsableArguments {
     )
     var interfaces: [String] = []
 
-    @Option(help: ArgumentHelp("This peer's device name, shown to the others (default: the host name).", valueName: "name"))
+    @Option(
+        help: ArgumentHelp("This peer's device name, shown to the others (default: the host name).", valueName: "name")
+    )
     var name: String?
 
     @Option(help: "Seconds between 'alive' announcements; silent peers drop after three.")

@@ -26,6 +26,14 @@ struct GatewayTests {
         return (process, "http://\(address)")
     }
 
+    /// Waits until the gateway's peer lists another peer.
+    static func waitUntilPeerListed(_ base: String) async throws -> Bool {
+        try await Polling.until(every: .milliseconds(100), timeout: .seconds(10)) {
+            let peers = try await Curl.request(["\(base)/api/peers"])
+            return peers.status == 200 && peers.text.contains("\"address\":\"127.0.0.1:")
+        }
+    }
+
     /// The required keys of the items of the JSON array a path answers, as
     /// docs/gateway-openapi.json documents it.
     static func requiredKeys(ofListAt path: String) throws -> Set<String> {
@@ -118,6 +126,8 @@ struct GatewayTests {
         let seed = try swarm.launch(["serve", "--upload-rate", "2M"], name: "seed")
         _ = try await seed.waitForLine(in: .stderr, containing: "peer ready", timeout: .seconds(30))
         let (_, base) = try await Self.launchGateway(name: "gw", in: swarm)
+        // Answers to a newcomer's start come spread over up to half a second.
+        #expect(try await Self.waitUntilPeerListed(base))
 
         // HEAD answers from the manifest, and starts no download.
         let head = try await Curl.request(["--head", "\(base)/files/far.bin"])
@@ -206,11 +216,7 @@ struct GatewayTests {
         _ = try await seed.waitForLine(in: .stderr, containing: "peer ready", timeout: .seconds(30))
         let (_, base) = try await Self.launchGateway(name: "gw", in: swarm)
 
-        let listed = try await Polling.until(every: .milliseconds(200), timeout: .seconds(10)) {
-            let peers = try await Curl.request(["\(base)/api/peers"])
-            return peers.status == 200 && peers.text.contains("\"address\":\"127.0.0.1:")
-        }
-        #expect(listed)
+        #expect(try await Self.waitUntilPeerListed(base))
         let files = try await Curl.request(["\(base)/api/files"])
         let entries = try #require(try JSONSerialization.jsonObject(with: files.body) as? [[String: Any]])
         let file = try #require(entries.first { $0["name"] as? String == "api.bin" }, "\(files.text)")

@@ -48,7 +48,10 @@ public struct PeerNames: Sendable {
         }
         guard matches.count == 1 else {
             let choices = matches.map { self.label($0.id) }.sorted().joined(separator: ", ")
-            throw P2PError(code: .ambiguous, "\(FileName.quoted(text)) names \(matches.count) peers: \(choices); pick one")
+            throw P2PError(
+                code: .ambiguous,
+                "\(FileName.quoted(text)) names \(matches.count) peers: \(choices); pick one"
+            )
         }
         return only
     }

@@ -1,6 +1,7 @@
 import NIOCore
-@testable import P2P
 import Testing
+
+@testable import P2P
 
 /// Peer exchange as a value: what is offered, what is taken, and how little a liar gets.
 @Suite("PeerExchange")

@@ -40,7 +40,11 @@ struct LookupPatienceTests {
     func waitsGrow() {
         let waits = Self.waits(LookupPatience(started: Self.t0, deadline: Self.t0 + .seconds(10)), from: Self.t0)
         #expect(waits.prefix(20).allSatisfy { $0 == .milliseconds(50) })
-        #expect(Array(waits[20..<25]) == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1)])
+        #expect(
+            Array(waits[20..<25]) == [
+                .milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800), .seconds(1),
+            ]
+        )
     }
 
     @Test("a look that fails after the deadline gives up at once; the last wait never passes it")

@@ -7,15 +7,20 @@ import Testing
 struct PeerNameTests {
     @Test(
         "names against the rules are refused",
-        arguments: ["", " lead", "trail ", "tab\there", "new\nline", "a\u{202E}b", "zero\u{200B}width",
-            String(repeating: "x", count: 65)]
+        arguments: [
+            "", " lead", "trail ", "tab\there", "new\nline", "a\u{202E}b", "zero\u{200B}width",
+            String(repeating: "x", count: 65),
+        ]
     )
     func refused(name: String) {
         #expect(PeerName.problem(with: name) != nil)
         #expect(throws: P2PError.self) { try PeerName(name) }
     }
 
-    @Test("ordinary names pass", arguments: ["laptop", "build-01.lab", "Ana's Mac", "ワークステーション", String(repeating: "x", count: 64)])
+    @Test(
+        "ordinary names pass",
+        arguments: ["laptop", "build-01.lab", "Ana's Mac", "ワークステーション", String(repeating: "x", count: 64)]
+    )
     func accepted(name: String) throws {
         #expect(try PeerName(name).value == name)
     }

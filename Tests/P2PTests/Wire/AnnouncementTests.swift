@@ -48,8 +48,13 @@ struct AnnouncementTests {
     @Test("a name against the rules, too many or zero addresses: refused whole")
     func badNamesAndPeers() {
         var generator = SeededGenerator(seed: 12)
-        let base = Announcement(kind: .alive, peerID: generator.peerID(), transferPort: 1, announceIntervalMilliseconds: 1)
-            .encoded().bytes
+        let base = Announcement(
+            kind: .alive,
+            peerID: generator.peerID(),
+            transferPort: 1,
+            announceIntervalMilliseconds: 1
+        )
+        .encoded().bytes
         func with(name: [UInt8], peers: [UInt8], count: UInt8) -> [UInt8] {
             withFixedChecksum(Array(base.prefix(30)) + [UInt8(name.count)] + name + [count] + peers)
         }
@@ -58,7 +63,9 @@ struct AnnouncementTests {
         #expect(announcementError(with(name: Array("a\u{202E}b".utf8), peers: [], count: 0)) == .badName)
         #expect(announcementError(with(name: [0xFF, 0xFE], peers: [], count: 0)) == .badName)
         #expect(announcementError(with(name: Array(repeating: 0x61, count: 65), peers: [], count: 0)) == .badName)
-        #expect(announcementError(with(name: [], peers: Array(repeating: 1, count: 6 * 33), count: 33)) == .tooManyPeers(33))
+        #expect(
+            announcementError(with(name: [], peers: Array(repeating: 1, count: 6 * 33), count: 33)) == .tooManyPeers(33)
+        )
         #expect(announcementError(with(name: [], peers: [0, 0, 0, 0, 1, 1], count: 1)) == .badPeerAddress)
         #expect(announcementError(with(name: [], peers: [1, 1, 1, 1, 0, 0], count: 1)) == .badPeerAddress)
         #expect(announcementError(with(name: [], peers: [1, 1, 1, 1, 1], count: 1)) == .wrongLength(31 + 1 + 5))
@@ -100,7 +107,10 @@ struct AnnouncementTests {
         #expect(try Announcement.parse(buffer) == announcement)
     }
 
-    @Test("a datagram of any length but 32 (nameless, no peers): wrongLength", arguments: [0, 1, 4, 29, 31, 33, 60, 1500])
+    @Test(
+        "a datagram of any length but 32 (nameless, no peers): wrongLength",
+        arguments: [0, 1, 4, 29, 31, 33, 60, 1500]
+    )
     func wrongLength(length: Int) {
         var generator = SeededGenerator(seed: 4)
         var bytes = Announcement(
