@@ -139,7 +139,7 @@ struct ConnectionFloodTests {
         // Then every held connection pipelines 2,000 chunk requests and reads no answer:
         // the server takes a request only once the answers before it are sent, so each
         // such connection holds a few answers, and a second download still completes.
-        let id: FileID = try await PeerSession.connect(
+        let id: FileID = try await TransferClient.connect(
             to: try SocketAddress(ipAddress: "127.0.0.1", port: port),
             settings: TransferSettings(logger: TransferFixtures.logger)
         ) {

@@ -22,7 +22,7 @@ public struct ConnectBackProbe: Sendable {
     /// - Returns: whether it was answered, and what happened, in words.
     func probe(_ address: SocketAddress) async -> (reached: Bool, message: String) {
         do {
-            let entries = try await PeerSession.connect(
+            let entries = try await TransferClient.connect(
                 to: address,
                 settings: self.settings,
                 connectTimeout: self.timeout.timeAmount,

@@ -30,7 +30,7 @@ extension Peer {
             var answers: [PeerID: (reached: Bool, message: String)] = [:]
             for peer in peers {
                 do {
-                    answers[peer.id] = try await PeerSession.connect(
+                    answers[peer.id] = try await TransferClient.connect(
                         to: peer.transferAddress,
                         settings: self.settings,
                         answerTimeout: .seconds(10)

@@ -16,7 +16,8 @@ extension Peer {
         for duration: Duration = .seconds(2),
         window: Int = 16
     ) async throws -> Double? {
-        try await PeerSession.connect(to: peer.transferAddress, settings: self.settings, answerTimeout: .seconds(5)) {
+        try await TransferClient.connect(to: peer.transferAddress, settings: self.settings, answerTimeout: .seconds(5))
+        {
             session in
             let inventory = try await session.inventory()
             guard

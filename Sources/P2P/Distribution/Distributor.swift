@@ -137,7 +137,7 @@ public final class Distributor: Service, Sendable {
         let intervalSeconds = self.configuration.interval.seconds
         let budget = Int64(Double(self.configuration.bytesPerSecond) * intervalSeconds)
         let rate = Double(self.configuration.bytesPerSecond)
-        return try await PeerSession.connect(
+        return try await TransferClient.connect(
             to: peer.transferAddress,
             settings: self.settings
         ) { session in

@@ -73,7 +73,7 @@ extension Downloader {
             let sources = Self.manifestSources(self.table.servingPeers(), holders: file.holders)
             for peer in sources where !refused.contains(peer.id) {
                 do {
-                    let manifest = try await PeerSession.connect(
+                    let manifest = try await TransferClient.connect(
                         to: peer.transferAddress,
                         settings: self.settings,
                         answerTimeout: self.configuration.answerTimeout
@@ -153,7 +153,7 @@ extension Downloader {
                 tasks.addTask {
                     do {
                         let entries = try await withTimeout(timeout, "the inventory of \(peer.id.short)") {
-                            try await PeerSession.connect(
+                            try await TransferClient.connect(
                                 to: peer.transferAddress,
                                 settings: inventorySettings,
                                 connectTimeout: timeout.timeAmount,

@@ -12,14 +12,14 @@ extension Downloader {
     /// verifies and writes whatever comes back, answers and relayed chunks alike.
     func work(with peer: KnownPeer, on run: DownloadRun) async {
         let id = peer.id
-        let link = PeerLink()
+        let link = WorkerLink()
         run.register(link.wakeup)
         defer {
             run.unregister(link.wakeup)
             run.cancelAll(link.chunksInFlight, from: id)
         }
         do {
-            try await PeerSession.connect(
+            try await TransferClient.connect(
                 to: peer.transferAddress,
                 settings: self.settings,
                 answerTimeout: self.configuration.answerTimeout
@@ -62,8 +62,12 @@ extension Downloader {
     /// The sending half of a worker: requests as the window, the forwarding backlog and
     /// the scheduler allow; then it sleeps until an answer, a change in the download or
     /// the backlog falling wakes it.
-    private func sendRequests(to id: PeerID, link: PeerLink, sender: PeerSession.Sender, run: DownloadRun) async throws
-    {
+    private func sendRequests(
+        to id: PeerID,
+        link: WorkerLink,
+        sender: TransferClient.Sender,
+        run: DownloadRun
+    ) async throws {
         let file = run.manifest.id
         let chunkSize = run.manifest.chunkSize
         let pacing = WorkerPacing(configuration: self.configuration, chunkSize: chunkSize)
@@ -124,8 +128,8 @@ extension Downloader {
     /// hashing and disk writes overlap with receiving (and use the other cores).
     private func receive(
         from id: PeerID,
-        session: inout PeerSession,
-        link: PeerLink,
+        session: inout TransferClient,
+        link: WorkerLink,
         run: DownloadRun
     ) async throws {
         let file = run.manifest.id

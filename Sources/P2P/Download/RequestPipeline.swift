@@ -2,7 +2,7 @@ import DequeModule
 
 /// One download connection's requests, as a value: what is expected back, in order, and
 /// how fast answers come (which sizes the window). Time is passed in; the connection's
-/// two halves share it through `PeerLink`.
+/// two halves share it through `WorkerLink`.
 package struct RequestPipeline {
     /// What an answer on the connection is to.
     package enum Expectation: Equatable {

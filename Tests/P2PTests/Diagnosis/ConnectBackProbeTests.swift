@@ -10,7 +10,7 @@ struct ConnectBackProbeTests {
 
     /// Asks the server at `server` to connect back to `port`.
     static func ask(_ server: SocketAddress, port: Int) async throws -> TransferMessage {
-        try await PeerSession.connect(to: server, settings: TransferSettings(logger: Self.logger)) { session in
+        try await TransferClient.connect(to: server, settings: TransferSettings(logger: Self.logger)) { session in
             try await session.send(.connectBackRequest(port: port))
             return try await session.receive()
         }
@@ -55,7 +55,8 @@ struct ConnectBackProbeTests {
             let answer = try await Self.ask(server, port: 9)
             #expect(answer == .connectBackResult(reached: false, message: "this peer does not connect back"))
             await #expect(throws: (any Error).self) {
-                try await PeerSession.connect(to: server, settings: TransferSettings(logger: Self.logger)) { session in
+                try await TransferClient.connect(to: server, settings: TransferSettings(logger: Self.logger)) {
+                    session in
                     try await session.send(.connectBackRequest(port: 9))
                     _ = try await session.receive()
                     try await session.send(.connectBackRequest(port: 9))

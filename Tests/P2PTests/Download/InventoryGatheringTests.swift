@@ -111,8 +111,11 @@ struct InventoryGatheringTests {
             try await self.withUnreachableAddress { unreachable in
                 // The address really does not answer: a connect there times out.
                 await #expect(throws: (any Error).self) {
-                    try await PeerSession.connect(to: unreachable, settings: .test, connectTimeout: .milliseconds(300))
-                    { _ in }
+                    try await TransferClient.connect(
+                        to: unreachable,
+                        settings: .test,
+                        connectTimeout: .milliseconds(300)
+                    ) { _ in }
                 }
                 let (answers, elapsed) = await self.gather(
                     from: address,

@@ -117,7 +117,7 @@ struct LateSubscriberTests {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await server.run() }
             defer { group.cancelAll() }
-            try await PeerSession.connect(to: address, settings: .test, answerTimeout: .seconds(5)) { session in
+            try await TransferClient.connect(to: address, settings: .test, answerTimeout: .seconds(5)) { session in
                 try await session.send(.chunkRequest(id, chunk: 2))
                 // The write lands while the request waits.
                 try await Task.sleep(for: .milliseconds(30))

@@ -106,7 +106,8 @@ struct PieceRelayTests {
     /// download starts, and gets back what `subscriber` returns.
     func relay<Result: Sendable>(
         ending: Ending,
-        _ subscriber: @Sendable (_ file: FileID, _ session: inout PeerSession, _ release: Wakeup) async throws -> Result
+        _ subscriber:
+            @Sendable (_ file: FileID, _ session: inout TransferClient, _ release: Wakeup) async throws -> Result
     ) async throws -> Result {
         let seederFolder = try StorageFixture()
         let relayerFolder = try StorageFixture()
@@ -143,7 +144,7 @@ struct PieceRelayTests {
                     group.addTask { try await seeder.run() }
                     group.addTask { try await relayer.run() }
                     defer { group.cancelAll() }
-                    return try await PeerSession.connect(
+                    return try await TransferClient.connect(
                         to: relayerAddress,
                         settings: .test,
                         answerTimeout: .seconds(10)
@@ -203,7 +204,7 @@ struct PieceRelayTests {
     }
 
     /// The next relayed message, skipping none.
-    static func next(_ session: inout PeerSession) async throws -> TransferMessage {
+    static func next(_ session: inout TransferClient) async throws -> TransferMessage {
         try await session.receive()
     }
 
@@ -250,7 +251,7 @@ struct PieceRelayTests {
     }
 
     /// Reads the first pieces of chunk 0, releases the seeder, and expects an abort next.
-    func expectAbort(of file: FileID, on session: inout PeerSession, after release: Wakeup) async throws {
+    func expectAbort(of file: FileID, on session: inout TransferClient, after release: Wakeup) async throws {
         let pieces = Self.chunk / Downloader.Configuration().relayPieceLength
         for _ in 0..<(pieces - 1) {
             let message = try await Self.next(&session)

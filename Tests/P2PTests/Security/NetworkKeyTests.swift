@@ -149,7 +149,7 @@ struct NetworkKeyTests {
     @Test("peers with the key list and download over an encrypted connection")
     func keyedTransfer() async throws {
         try await self.withKeyedServer { address, id in
-            try await PeerSession.connect(to: address, settings: .test(key: Self.key), answerTimeout: .seconds(5)) {
+            try await TransferClient.connect(to: address, settings: .test(key: Self.key), answerTimeout: .seconds(5)) {
                 session in
                 let inventory = try await session.inventory()
                 #expect(inventory.map(\.id) == [id])
@@ -172,13 +172,14 @@ struct NetworkKeyTests {
         try await self.withKeyedServer { address, id in
             for key in [nil, Self.otherKey] {
                 await #expect(throws: (any Error).self) {
-                    try await PeerSession.connect(to: address, settings: .test(key: key), answerTimeout: .seconds(6)) {
+                    try await TransferClient.connect(to: address, settings: .test(key: key), answerTimeout: .seconds(6))
+                    {
                         session in
                         _ = try await session.inventory()
                     }
                 }
             }
-            try await PeerSession.connect(to: address, settings: .test(key: Self.key), answerTimeout: .seconds(5)) {
+            try await TransferClient.connect(to: address, settings: .test(key: Self.key), answerTimeout: .seconds(5)) {
                 session in
                 let inventory = try await session.inventory()
                 #expect(inventory.map(\.id) == [id])
@@ -202,7 +203,11 @@ struct NetworkKeyTests {
             group.addTask { try await server.run() }
             defer { group.cancelAll() }
             await #expect(throws: (any Error).self) {
-                try await PeerSession.connect(to: address, settings: .test(key: Self.key), answerTimeout: .seconds(6)) {
+                try await TransferClient.connect(
+                    to: address,
+                    settings: .test(key: Self.key),
+                    answerTimeout: .seconds(6)
+                ) {
                     session in
                     _ = try await session.inventory()
                 }

@@ -70,7 +70,7 @@ struct HostileConnectionTests {
 
     /// Whether the server answers an honest inventory request from 127.0.0.1.
     static func honestInventory(at address: SocketAddress) async -> Bool {
-        ((try? await PeerSession.connect(to: address, settings: .test, answerTimeout: .seconds(5)) { session in
+        ((try? await TransferClient.connect(to: address, settings: .test, answerTimeout: .seconds(5)) { session in
             try await session.inventory().count
         }) ?? 0) == 1
     }
@@ -91,7 +91,7 @@ struct HostileConnectionTests {
             #expect(await poll(timeout: .seconds(5)) { over.isClosed })
             // The honest peer gets in on two connections at once; each time a drip
             // connection makes room.
-            let both = try await PeerSession.connect(to: address, settings: .test, answerTimeout: .seconds(5)) {
+            let both = try await TransferClient.connect(to: address, settings: .test, answerTimeout: .seconds(5)) {
                 first in
                 let entries = try await first.inventory().count
                 return entries + (await Self.honestInventory(at: address) ? 1 : 0)
@@ -155,7 +155,7 @@ struct HostileConnectionTests {
             #expect(closed, "\(connections.filter(\.isClosed).count) of 8 closed")
             #expect(server.connectionStatistics.unfinishedFrameBytes == 0)
             // A member still gets in.
-            let served = try await PeerSession.connect(
+            let served = try await TransferClient.connect(
                 to: address,
                 settings: .test(key: key),
                 answerTimeout: .seconds(5)

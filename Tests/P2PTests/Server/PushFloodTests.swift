@@ -40,7 +40,8 @@ extension TransferServerTests {
             try await withThrowingTaskGroup(of: Void.self) { group in
                 // An honest download from the same server, at the same time.
                 group.addTask {
-                    let downloaded: [UInt8] = try await PeerSession.connect(to: address, settings: .test) { session in
+                    let downloaded: [UInt8] = try await TransferClient.connect(to: address, settings: .test) {
+                        session in
                         let served = try #require(try await session.manifest(for: id))
                         var joined: [UInt8] = []
                         for index in 0..<served.chunkCount {

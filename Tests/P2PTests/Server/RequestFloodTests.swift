@@ -106,7 +106,7 @@ extension TransferServerTests {
                 // 264 KB sent, the rest in kernel buffers; with no limit (10^8), all 88 MB.
                 #expect(read < 2 << 20, "the server read \(read) bytes of requests")
                 // Another client is served in full while the flood is held open.
-                try await PeerSession.connect(to: address, settings: .test) { session in
+                try await TransferClient.connect(to: address, settings: .test) { session in
                     let manifest = try #require(try await session.manifest(for: id))
                     try await session.send((0..<manifest.chunkCount).map { .chunkRequest(id, chunk: $0) })
                     var joined: [UInt8] = []
@@ -122,7 +122,7 @@ extension TransferServerTests {
                 }
             }
             // And after it.
-            try await PeerSession.connect(to: address, settings: .test) { session in
+            try await TransferClient.connect(to: address, settings: .test) { session in
                 let inventory = try await session.inventory()
                 #expect(inventory.map(\.id) == [id])
             }

@@ -46,7 +46,7 @@ struct TransferServerTests {
     @Test("inventory, manifest and pipelined chunk requests")
     func servesChunks() async throws {
         try await self.withServer { address, id, data in
-            try await PeerSession.connect(to: address, settings: .test) { session in
+            try await TransferClient.connect(to: address, settings: .test) { session in
                 let inventory = try await session.inventory()
                 #expect(inventory.map(\.id) == [id])
                 let fetched = try await session.manifest(for: id)
@@ -101,7 +101,7 @@ struct TransferServerTests {
     @Test("a garbage frame closes that connection only; others are served as before")
     func garbageClosesOneConnection() async throws {
         try await self.withServer { address, id, _ in
-            try await PeerSession.connect(to: address, settings: .test) { good in
+            try await TransferClient.connect(to: address, settings: .test) { good in
                 let before = try await good.inventory()
                 #expect(before.map(\.id) == [id])
                 // Unknown frame type 200.
@@ -133,9 +133,9 @@ struct TransferServerTests {
     func connectionLimit() async throws {
         let limits = TransferServer.Limits(maximumConnections: 100, maximumConnectionsPerAddress: 3)
         try await self.withServer(limits: limits) { address, id, _ in
-            try await PeerSession.connect(to: address, settings: .test) { first in
-                try await PeerSession.connect(to: address, settings: .test) { second in
-                    try await PeerSession.connect(to: address, settings: .test) { third in
+            try await TransferClient.connect(to: address, settings: .test) { first in
+                try await TransferClient.connect(to: address, settings: .test) { second in
+                    try await TransferClient.connect(to: address, settings: .test) { third in
                         for index in 0..<3 {
                             let inventory: [InventoryEntry]
                             switch index {
@@ -157,7 +157,7 @@ struct TransferServerTests {
             var served = false
             for _ in 0..<40 where !served {
                 served =
-                    (try? await PeerSession.connect(to: address, settings: .test) { session in
+                    (try? await TransferClient.connect(to: address, settings: .test) { session in
                         try await session.inventory().map(\.id) == [id]
                     }) ?? false
                 if !served { try await Task.sleep(for: .milliseconds(50)) }
@@ -182,7 +182,11 @@ struct TransferServerTests {
             junk.setInteger(UInt8(0xAA), at: junk.readerIndex)
             // Each connection opens with a small request, as a distributor's does: until its
             // first frame is whole, a connection may send no large one.
-            let closed: Bool = try await PeerSession.connect(to: address, settings: .test, answerTimeout: .seconds(5)) {
+            let closed: Bool = try await TransferClient.connect(
+                to: address,
+                settings: .test,
+                answerTimeout: .seconds(5)
+            ) {
                 session in
                 _ = try await session.manifest(for: otherID)
                 try await session.send([.manifest(manifest.encoded), .pushedChunk(otherID, chunk: 0, bytes: junk)])
@@ -196,15 +200,18 @@ struct TransferServerTests {
             #expect(closed)
             // A pushed chunk of a file the receiver never saw a manifest for: refused too.
             let unknown = FileID(bytes: [UInt8](repeating: 3, count: 32))!
-            let refused: Bool = try await PeerSession.connect(to: address, settings: .test, answerTimeout: .seconds(5))
-            { session in
+            let refused: Bool = try await TransferClient.connect(
+                to: address,
+                settings: .test,
+                answerTimeout: .seconds(5)
+            ) { session in
                 #expect(try await session.manifest(for: unknown) == nil)
                 try await session.send(.pushedChunk(unknown, chunk: 0, bytes: chunk0))
                 return (try? await session.receive()) == nil
             }
             #expect(refused)
             // A genuine push is kept and shows in the inventory.
-            try await PeerSession.connect(to: address, settings: .test) { session in
+            try await TransferClient.connect(to: address, settings: .test) { session in
                 _ = try await session.manifest(for: otherID)
                 try await session.send([.manifest(manifest.encoded), .pushedChunk(otherID, chunk: 0, bytes: chunk0)])
                 // Answered in order, so once the inventory comes back the push was handled.
@@ -224,7 +231,7 @@ struct TransferServerTests {
         hub.forward(chunk, chunk: 1, of: downloading)
         hub.forward(chunk, chunk: 8, of: downloading)
         try await self.withServer(relayHub: hub) { address, id, _ in
-            try await PeerSession.connect(to: address, settings: .test, answerTimeout: .seconds(5)) { session in
+            try await TransferClient.connect(to: address, settings: .test, answerTimeout: .seconds(5)) { session in
                 try await session.send(.relayRequest(downloading))
                 guard case .unrelayed(downloading, let bytes) = try await session.receive() else {
                     Issue.record("expected the chunks forwarded before the relay request")
@@ -330,7 +337,7 @@ extension TransferServerTests {
             group.addTask { try await server.run() }
             defer { group.cancelAll() }
             for _ in 0..<4 {
-                try await PeerSession.connect(to: address, settings: .test) { session in
+                try await TransferClient.connect(to: address, settings: .test) { session in
                     try await session.send([.inventoryRequest, .inventoryRequest])
                     for _ in 0..<2 {
                         guard case .failure(_, _, _, let message) = try await session.receive() else {

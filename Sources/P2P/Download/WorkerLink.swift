@@ -3,7 +3,7 @@ import Synchronization
 /// One worker's connection, shared by its sending and receiving halves: a
 /// `RequestPipeline` in a `Mutex` with the clock it reads, and the wake-up of the sending
 /// half.
-final class PeerLink: Sendable {
+final class WorkerLink: Sendable {
     typealias Expectation = RequestPipeline.Expectation
 
     private let pipeline = Mutex(RequestPipeline(now: .now))

@@ -5,9 +5,9 @@ import Synchronization
 
 /// The client end of one transfer connection: requests out, answers in, in order.
 ///
-/// Used by one task at a time; `PeerSession.connect(to:…){ session in … }` opens the
+/// Used by one task at a time; `TransferClient.connect(to:…){ session in … }` opens the
 /// connection, runs the body and closes it, whatever happens.
-public struct PeerSession: ~Copyable {
+public struct TransferClient: ~Copyable {
     private var inbound: NIOAsyncChannelInboundStream<Frame>.AsyncIterator
     private let outbound: NIOAsyncChannelOutboundWriter<Frame>
     private let channel: any Channel
@@ -29,7 +29,7 @@ public struct PeerSession: ~Copyable {
         settings: TransferSettings,
         connectTimeout: TimeAmount = .seconds(3),
         answerTimeout: Duration = .seconds(15),
-        _ body: (inout PeerSession) async throws -> Result
+        _ body: (inout TransferClient) async throws -> Result
     ) async throws -> Result {
         // NIO's connect does not end when the task is cancelled; closing the channel does.
         // Without this, a caller that gave up on a peer (a timeout, a lookup that has its
@@ -58,7 +58,7 @@ public struct PeerSession: ~Copyable {
             attempt.cancel()
         }
         return try await channel.executeThenClose { inbound, outbound in
-            var session = PeerSession(
+            var session = TransferClient(
                 inbound: inbound.makeAsyncIterator(),
                 outbound: outbound,
                 channel: channel.channel,
