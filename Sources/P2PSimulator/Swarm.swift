@@ -17,7 +17,7 @@ final class Swarm {
         case chunkRequest(Int)
         case workRequest(held: ChunkBitmap?, pieceLength: Int)
         case inventory(ChunkBitmap)
-        case chunkData(Int)
+        case chunkData(Int, length: Int)
         case assignedPiece(chunk: Int, offset: Int, length: Int)
         case noWork
         case lacks(Int)
@@ -31,16 +31,8 @@ final class Swarm {
             case .relayRequest, .inventoryRequest, .chunkRequest, .noWork, .lacks: return header
             case .workRequest(let held, _): return header + (held == nil ? 0 : (chunkCount + 7) / 8)
             case .inventory, .unrelayed: return header + (chunkCount + 7) / 8
-            case .chunkData, .assignedPiece, .relayedPiece: return header + self.payload
-            }
-        }
-
-        /// Payload bytes of the file it carries.
-        var payload: Int {
-            switch self {
-            case .assignedPiece(_, _, let length), .relayedPiece(_, _, let length, _): return length
-            case .chunkData: return -1
-            default: return 0
+            case .chunkData(_, let length), .assignedPiece(_, _, let length), .relayedPiece(_, _, let length, _):
+                return header + length
             }
         }
     }
@@ -50,7 +42,6 @@ final class Swarm {
         case connected(from: Int, to: Int)
         case unitSent(Int)
         case arrived(Message, from: Int, to: Int)
-        case processed(Message, from: Int, to: Int)
         case tick(Int)
         case leave(Int)
         case verifiedWhole(Int)
@@ -106,20 +97,18 @@ final class Swarm {
     let manifest: Manifest
     let overlay: RelayOverlay
     private(set) var hosts: [Host] = []
-    private var hostOfPeer: [PeerID: Int] = [:]
     private var hostAtRank: [Int] = []
     private var events = EventQueue<Event>()
     private var now = 0.0
     private let epoch = ContinuousClock.now
-    private var random: SeededGenerator
-    private var cpuFreeAt: [Double] = []
+    private var random: SeededRandom
     private(set) var processedEvents: UInt64 = 0
 
     static let seeder = 0
 
     init(_ scenario: Scenario) throws {
         self.scenario = scenario
-        var random = SeededGenerator(seed: scenario.seed)
+        var random = SeededRandom(seed: scenario.seed)
         let chunkSize = ChunkSizing.chunkSize(forFileSize: UInt64(scenario.fileSize))
         let chunkCount = ChunkSizing.chunkCount(fileSize: UInt64(scenario.fileSize), chunkSize: chunkSize)
         self.manifest = try Manifest(
@@ -139,7 +128,6 @@ final class Swarm {
             )
             let id = PeerID(high: random.next(), low: random.next())
             self.hosts.append(Host(index: index, id: id, uplink: uplink, relayQueue: relayQueue))
-            self.hostOfPeer[id] = index
         }
         // Every downloader ranks the others the same way (by id, as the real ones would
         // from the peer table); ranks place them in the overlay.
@@ -193,8 +181,6 @@ final class Swarm {
             self.unitSent(index)
         case .arrived(let message, let from, let to):
             self.arrived(message, from: from, to: to)
-        case .processed(let message, let from, let to):
-            self.deliver(message, from: from, to: to)
         case .tick(let index):
             let host = self.hosts[index]
             guard !host.left else { return }
@@ -289,8 +275,6 @@ final class Swarm {
         self.pump(host, to)
     }
 
-    private var secondsIntoDownload: Double { self.now }
-
     /// What a worker's sending half does: requests as the window, the forwarding backlog
     /// and the scheduler allow (`Downloader.sendRequests`).
     private func pump(_ host: Host, _ peer: Int) {
@@ -338,7 +322,7 @@ final class Swarm {
             }
         } else {
             while link.pipeline.requestsInFlight < window,
-                let chunk = state.next(for: peerID, now: self.secondsIntoDownload)
+                let chunk = state.next(for: peerID, now: self.now)
             {
                 link.pipeline.expect(.chunk(chunk), now: self.instant)
                 requests.append(.chunkRequest(chunk))
@@ -383,7 +367,9 @@ final class Swarm {
         case .inventoryRequest:
             self.send(.inventory(held ?? ChunkBitmap(count: self.chunkCount)), from: server.index, to: client)
         case .chunkRequest(let chunk):
-            let answer: Message = held?.contains(chunk) == true ? .chunkData(chunk) : .lacks(chunk)
+            let answer: Message =
+                held?.contains(chunk) == true
+                ? .chunkData(chunk, length: self.manifest.length(ofChunk: chunk)) : .lacks(chunk)
             self.send(answer, from: server.index, to: client)
         case .workRequest(let reported, let pieceLength):
             guard server.index == Self.seeder, var handout = server.handout else {
@@ -437,8 +423,7 @@ final class Swarm {
             note(host.state!.update(peerID, holding: holding, now: now))
         case .unrelayed(let chunks):
             note(host.state!.unrelayed(chunks, by: peerID, now: now))
-        case .chunkData(let chunk):
-            let length = self.manifest.length(ofChunk: chunk)
+        case .chunkData(let chunk, let length):
             try? host.links[peer]!.pipeline.answered(.chunk(chunk), bytes: length, now: instant)
             host.bytesReceived += Int64(length)
             note(self.complete(chunk, from: peerID, as: .pulled, host: host))

@@ -28,14 +28,6 @@ struct Uplink<Message> {
         self.unit = unit
     }
 
-    /// Messages waiting or on the wire.
-    var isIdle: Bool { !self.isBusy && self.turns.isEmpty }
-
-    /// Bytes waiting for `destination`.
-    func queuedBytes(to destination: Int) -> Int {
-        self.queues[destination]?.reduce(0) { $0 + $1.remaining } ?? 0
-    }
-
     /// Queues a message.
     mutating func enqueue(_ message: Message, size: Int, to destination: Int) {
         let outgoing = Outgoing(message: message, size: max(1, size), remaining: max(1, size))
