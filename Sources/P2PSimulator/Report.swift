@@ -67,7 +67,7 @@ struct Report {
             \(self.chunkSize >> 10) KiB chunks, uplinks \(Self.megabits(s.uplinkBitsPerSecond)) \
             (seeder \(Self.megabits(s.seederUplink))), downlinks \(Self.megabits(s.downlinkBitsPerSecond)), \
             latency \(Self.format(s.latency * 1000, 1)) ms, seed \(s.seed)
-            overlay    \(self.overlay.dimensions) digit(s) of base \(self.overlay.base): \
+            overlay    \(self.overlay.dimensions) digit(s) of bases \(self.overlay.bases.map(String.init).joined(separator: " x ")): \
             at most \(self.overlay.maximumPartners) relay partners
             done       \(self.completed) of \(self.expected)\(s.leavers > 0 ? " (\(s.leavers) left at \(s.leaveAtSeconds) s)" : "")
             last       \(Self.format(self.last)) s = \(Self.format(ratio, 3)) x payload bound \
@@ -102,7 +102,7 @@ struct Report {
             ("latencySeconds", "\(s.latency)"),
             ("seed", "\(s.seed)"),
             ("overlayDimensions", "\(self.overlay.dimensions)"),
-            ("overlayBase", "\(self.overlay.base)"),
+            ("overlayBases", "\(self.overlay.bases)"),
             ("maximumPartners", "\(self.overlay.maximumPartners)"),
             ("completed", "\(self.completed)"),
             ("expected", "\(self.expected)"),

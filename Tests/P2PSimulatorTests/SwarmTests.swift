@@ -37,6 +37,10 @@ struct SwarmTests {
             $0.downloaders = 40
             $0.maximumPartners = 8
             $0.uplinkBitsPerSecond = 50e6
+            // Four chunks a downloader or more: with fewer, the first work requests (a
+            // window each, before anyone subscribes to relays) hand out the whole file
+            // unrelayed, and the rest is pulled, whatever the overlay.
+            $0.fileSize = 64 << 20
         }
         #expect(report.completed == 40)
         #expect(report.overlay.dimensions > 1 && report.overlay.maximumPartners <= 8)

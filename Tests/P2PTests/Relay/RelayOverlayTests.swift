@@ -1,4 +1,3 @@
-import Foundation
 import Testing
 
 @testable import P2P
@@ -37,11 +36,13 @@ struct RelayOverlayTests {
     @Test("shapes: the fewest digits whose partner count fits the budget")
     func shapes() {
         let crowd = RelayOverlay(count: 63, maximumPartners: 16)
-        #expect(crowd.dimensions == 2 && crowd.base == 8 && crowd.maximumPartners == 14)
+        #expect(crowd.bases == [9, 7] && crowd.maximumPartners == 14)
+        let odd = RelayOverlay(count: 40, maximumPartners: 8)
+        #expect(odd.bases == [5, 4, 2] && odd.maximumPartners == 8)
         let large = RelayOverlay(count: 10_000, maximumPartners: 24)
-        #expect(large.dimensions == 6 && large.base == 5 && large.maximumPartners == 24)
+        #expect(large.bases == [5, 5, 5, 5, 4, 4] && large.maximumPartners == 22)
         let tight = RelayOverlay(count: 1_000, maximumPartners: 1)
-        #expect(tight.base == 2 && tight.dimensions == 10)
+        #expect(tight.bases == [Int](repeating: 2, count: 10))
     }
 
     @Test("partners are mutual and within the budget, for crowds of every size up to 100")
@@ -61,9 +62,9 @@ struct RelayOverlayTests {
 
     @Test("in a full grid every chunk reaches every downloader exactly once, within d hops, from any root")
     func fullGridReachesEveryoneOnce() {
-        for (count, budget) in [(64, 14), (27, 6), (256, 8)] {
+        for (count, budget) in [(64, 14), (27, 6), (256, 8), (40, 8), (63, 16)] {
             let overlay = RelayOverlay(count: count, maximumPartners: budget)
-            #expect(Int(pow(Double(overlay.base), Double(overlay.dimensions))) == count)
+            #expect(overlay.bases.reduce(1, *) == count)
             var forwardsBy = [Int](repeating: 0, count: count)
             for root in 0..<count {
                 let (received, hops) = self.spread(overlay, from: root)
