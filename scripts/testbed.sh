@@ -160,6 +160,21 @@ ns_exists() {
   return 1
 }
 
+# Adds host namespace NS on bridge BRIDGE through veth VETH, with ADDRESS/24 and its
+# BROADCAST address. The pair's end is born inside the namespace as eth0, so the name never
+# collides with the machine's own eth0.
+add_host() {  # ns veth bridge address broadcast
+  local ns="$1" veth="$2" bridge="$3" address="$4" broadcast="$5"
+  run ip netns add "$ns"
+  run ip -n "$ns" link set dev lo up
+  run ip link add name "$veth" type veth peer name eth0 netns "$ns"
+  run ip link set dev "$veth" addrgenmode none
+  run ip link set dev "$veth" master "$bridge"
+  run ip link set dev "$veth" up
+  run ip -n "$ns" addr add "$address/24" broadcast "$broadcast" dev eth0
+  run ip -n "$ns" link set dev eth0 up
+}
+
 set_rate() {  # ns rate|none
   local ns="$1" rate="$2"
   if [[ "$rate" == none ]]; then
@@ -273,17 +288,7 @@ cmd_up() {
 
   for (( i = 1; i <= n; i++ )); do
     ns="$(ns_name "$name" "$i")"
-    veth="$name-v$i"
-    run ip netns add "$ns"
-    run ip -n "$ns" link set dev lo up
-    # Create the pair with the peer born inside the namespace as eth0, so the
-    # name never collides with the machine's own eth0.
-    run ip link add name "$veth" type veth peer name eth0 netns "$ns"
-    run ip link set dev "$veth" addrgenmode none
-    run ip link set dev "$veth" master "$br"
-    run ip link set dev "$veth" up
-    run ip -n "$ns" addr add "$SUBNET_PREFIX.$i/24" broadcast "$SUBNET_PREFIX.255" dev eth0
-    run ip -n "$ns" link set dev eth0 up
+    add_host "$ns" "$name-v$i" "$br" "$SUBNET_PREFIX.$i" "$SUBNET_PREFIX.255"
     if [[ -n "$rate" ]]; then
       set_rate "$ns" "$rate"
     fi
@@ -326,15 +331,7 @@ add_second_subnet() {
   for (( j = 1; j <= m; j++ )); do
     i=$(( n + j ))
     ns="$(ns_name "$name" "$i")"
-    veth="$name-v$i"
-    run ip netns add "$ns"
-    run ip -n "$ns" link set dev lo up
-    run ip link add name "$veth" type veth peer name eth0 netns "$ns"
-    run ip link set dev "$veth" addrgenmode none
-    run ip link set dev "$veth" master "$bs"
-    run ip link set dev "$veth" up
-    run ip -n "$ns" addr add "$SECOND_SUBNET_PREFIX.$j/24" broadcast "$SECOND_SUBNET_PREFIX.255" dev eth0
-    run ip -n "$ns" link set dev eth0 up
+    add_host "$ns" "$name-v$i" "$bs" "$SECOND_SUBNET_PREFIX.$j" "$SECOND_SUBNET_PREFIX.255"
     run ip -n "$ns" route add "$SUBNET_PREFIX.0/24" via "$SECOND_SUBNET_PREFIX.254"
     if [[ -n "$rate" ]]; then
       set_rate "$ns" "$rate"
