@@ -21,8 +21,8 @@ public final class WorkDispenser: Sendable {
     /// How long without a work request ends a round, by default. A crowd's first requests
     /// can book the seeder's uplink for several seconds (each downloader asks for a full
     /// window before anyone subscribes to its relays), during which nobody asks again; a
-    /// round that ended then would hand every chunk out a second time. Ten seconds
-    /// outlasts that burst for a crowd of hundreds at 25 Mbit/s (`p2p-sim`).
+    /// round that ended then would hand every chunk out a second time. A crowd of 63 at
+    /// 25 Mbit/s books it for about 9 s (`p2p-sim`); ten seconds outlasts that.
     public static let defaultRoundIdleTimeout: TimeAmount = .seconds(10)
 
     /// Creates a dispenser.
