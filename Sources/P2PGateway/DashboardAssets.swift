@@ -22,7 +22,7 @@ enum DashboardAssets {
         </section>
         <section>
         <h2>Peers</h2>
-        <table id="peers"><thead><tr><th>peer</th><th>address</th><th>sending to it</th>
+        <table id="peers"><thead><tr><th>peer</th><th>id</th><th>address</th><th>sending to it</th>
         <th>receiving from it</th><th>last heard</th></tr></thead><tbody></tbody></table>
         </section>
         <section>
@@ -117,7 +117,8 @@ enum DashboardAssets {
         function renderPeers(peers) {
           document.querySelector("#peers tbody").replaceChildren(...peers.map((peer) =>
             element("tr", { class: "peer", "data-id": peer.id },
-              element("td", {}, peer.id.slice(0, 8) + (peer.observer ? " (observer)" : "")),
+              element("td", { class: "name" }, peer.name + (peer.observer ? " (observer)" : "")),
+              element("td", {}, peer.id.slice(0, 8)),
               element("td", {}, peer.address),
               element("td", { class: "num" }, bytes(peer.sendBytesPerSecond) + "/s, " + bytes(peer.bytesSent)),
               element("td", { class: "num" }, bytes(peer.receiveBytesPerSecond) + "/s, " + bytes(peer.bytesReceived)),
@@ -161,7 +162,7 @@ enum DashboardAssets {
                   " chunks in the swarm, " + file.chunksHere + " here "),
                 file.chunksHere < file.chunkCount ? fetchButton : ""),
               ...file.holders.map((holder) => element("div", { class: "holder" },
-                element("span", {}, holder.address + " (" + holder.chunks + "/" + file.chunkCount + ")"),
+                element("span", {}, holder.name + ", " + holder.address + " (" + holder.chunks + "/" + file.chunkCount + ")"),
                 chunkMap(holder.bitmap, file.chunkCount))));
           }));
         }

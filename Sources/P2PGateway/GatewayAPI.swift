@@ -10,6 +10,9 @@ final class GatewayAPI: Sendable {
     /// A peer, as `/api/peers` lists it.
     struct PeerInfo: Codable, Equatable {
         var id: String
+        /// Its device name, made unique among the peers listed (`PeerNames`), or its short
+        /// id when it announces none.
+        var name: String
         /// Its transfer address.
         var address: String
         var observer: Bool
@@ -38,6 +41,8 @@ final class GatewayAPI: Sendable {
     /// Who holds how much of a file.
     struct Holder: Codable, Equatable {
         var peer: String
+        /// Its device name as `/api/peers` lists it (the gateway's own for this peer).
+        var name: String
         /// Its transfer address; `this peer` for the gateway's own.
         var address: String
         var chunks: Int
@@ -72,10 +77,13 @@ final class GatewayAPI: Sendable {
         let now = (ContinuousClock.now - self.started).seconds
         let rates = self.rates.withLock { $0.sample(totals, now: now) }
         let clock = NIODeadline.now()
-        return self.peer.table.all().map { known in
+        let known = self.peer.table.all()
+        let names = PeerNames(known)
+        return known.map { known in
             let host = known.transferAddress.ipAddress ?? ""
             return PeerInfo(
                 id: known.id.description,
+                name: names.label(known.id),
                 address: known.transferAddressDescription,
                 observer: known.isObserver,
                 lastSeenSecondsAgo: Double((clock - known.lastSeen).nanoseconds) / 1e9,
@@ -92,6 +100,8 @@ final class GatewayAPI: Sendable {
         let inventories = await self.peer.swarmInventories()
         var addresses = [self.peer.id: "this peer"]
         for (known, _) in inventories { addresses[known.id] = known.transferAddressDescription }
+        let names = PeerNames(self.peer.table.all())
+        let ownName = self.peer.configuration.discovery.name?.value ?? self.peer.id.short
         let files = Downloader.swarmFiles(inventories, local: (self.peer.id, local))
         return files.map { file in
             FileInfo(
@@ -104,6 +114,7 @@ final class GatewayAPI: Sendable {
                 holders: file.holders.sorted { $0.key < $1.key }.map { id, bitmap in
                     Holder(
                         peer: id.description,
+                        name: id == self.peer.id ? ownName : names.label(id),
                         address: addresses[id] ?? "",
                         chunks: bitmap.setCount,
                         bitmap: Data(bitmap.bytes).base64EncodedString()
@@ -125,8 +136,12 @@ final class GatewayAPI: Sendable {
                 throw P2PError(code: .invalidArgument, "id takes hex digits of the file id")
             }
             let local = await self.peer.store?.inventory() ?? []
-            let swarm = Downloader.swarmFiles(await self.peer.swarmInventories(), local: (self.peer.id, local))
-            let file = try Downloader.resolve(name: request.name, idPrefix: request.id, in: swarm)
+            let file = try await GatewayFiles.swarmFile(
+                name: request.name,
+                idPrefix: request.id,
+                peer: self.peer,
+                local: local
+            )
             guard let info = self.downloads.fetch(file.id, name: file.name.value, size: file.size) else {
                 throw P2PError(code: .invalidArgument, "the gateway is shutting down")
             }

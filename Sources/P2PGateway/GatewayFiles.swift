@@ -46,8 +46,7 @@ struct GatewayFiles: Sendable {
         if let only = held.first, let manifest = await self.store.manifest(for: only.id) {
             return Found(manifest: manifest, isFetched: false)
         }
-        let swarm = Downloader.swarmFiles(await self.peer.swarmInventories(), local: (self.peer.id, local))
-        let file = try Downloader.resolve(name: name, idPrefix: idPrefix, in: swarm)
+        let file = try await Self.swarmFile(name: name, idPrefix: idPrefix, peer: self.peer, local: local)
         guard fetch else {
             // A HEAD answers what a GET would, from the manifest alone.
             guard let downloader = self.peer.downloader() else {
@@ -64,6 +63,32 @@ struct GatewayFiles: Sendable {
             throw P2PError(code: .notFound, "no manifest for \(file.name) (\(file.id.short))")
         }
         return Found(manifest: manifest, isFetched: info != nil && info?.state != .finished)
+    }
+
+    /// The swarm's file a name (or id prefix) means. One look at the swarm first, which
+    /// counts this peer's own partial files; when it finds nothing, the look goes on as
+    /// `get`'s does, again as peers are heard: a gateway whose peer started a moment ago
+    /// has not heard the swarm yet, and a 404 then would be wrong.
+    /// - Parameters:
+    ///   - name: the file's name, or `nil` to go by id.
+    ///   - idPrefix: hex digits the id starts with, if given.
+    ///   - peer: the gateway's peer.
+    ///   - local: the peer's own inventory.
+    /// - Returns: the file.
+    /// - Throws: `P2PError` (`notFound`, `ambiguous`).
+    static func swarmFile(
+        name: String?,
+        idPrefix: String?,
+        peer: Peer,
+        local: [InventoryEntry]
+    ) async throws -> SwarmFile {
+        let swarm = Downloader.swarmFiles(await peer.swarmInventories(), local: (peer.id, local))
+        do {
+            return try Downloader.resolve(name: name, idPrefix: idPrefix, in: swarm)
+        } catch let error as P2PError where error.code == .notFound {
+            guard let downloader = peer.downloader() else { throw error }
+            return try await downloader.find(name: name, idPrefix: idPrefix)
+        }
     }
 
     /// One chunk, verified, once it is held.

@@ -19,7 +19,10 @@ struct DashboardTests {
         let size = 6 << 20
         try TransferFixtures.share("shown.bin", size: size, seed: 9, peer: "seed", in: swarm)
         // Paced, so the page sees the download under way before it ends.
-        let seed = try swarm.launch(["serve", "--upload-rate", "2M", "--secret", key], name: "seed")
+        let seed = try swarm.launch(
+            ["serve", "--upload-rate", "2M", "--secret", key, "--name", "seed-box"],
+            name: "seed"
+        )
         _ = try await seed.waitForLine(in: .stderr, containing: "peer ready", timeout: .seconds(30))
         let (_, base) = try await GatewayTests.launchGateway(name: "gw", in: swarm, extra: ["--secret", key])
 
@@ -29,6 +32,8 @@ struct DashboardTests {
             timeout: .seconds(20)
         ) { $0 == "1" }
         #expect(listed.held, "the page lists the seed and its file: \(listed.last ?? "nothing")")
+        let peerName = try await browser.evaluate("document.querySelector('#peers tr.peer td.name').textContent")
+        #expect(peerName == "seed-box", "peers are shown by name")
 
         let started = try await Curl.request([
             "-X", "POST", "-H", "Authorization: Bearer \(key)", "--data", #"{"name":"shown.bin"}"#,

@@ -226,6 +226,17 @@ public final class Downloader: Sendable {
         for await event in joins { if case .joined = event { wakeup.signal() } }
     }
 
+    /// The file a name (or id prefix) means among what the swarm's peers offer, looked for
+    /// as `get` looks: again as peers are heard, for `LookupPatience.defaultPatience`.
+    /// - Parameters:
+    ///   - name: the file's name, or `nil` to go by id.
+    ///   - idPrefix: hex digits the id starts with, if given.
+    /// - Returns: the file.
+    /// - Throws: `P2PError` (`notFound`, `ambiguous`).
+    public func find(name: String?, idPrefix: String?) async throws -> SwarmFile {
+        try await self.lookUp(name: name, idPrefix: idPrefix, deadline: nil)
+    }
+
     /// The manifest of a file in the swarm, from this peer's store or from a peer that
     /// holds the file (checked against the file id, and remembered), without downloading
     /// anything else.
