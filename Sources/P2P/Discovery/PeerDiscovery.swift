@@ -66,6 +66,8 @@ public final class PeerDiscovery: Service, Sendable {
     private let statisticsBox = Mutex(Statistics())
     private let privateSocket = Mutex<DatagramSocket?>(nil)
     private let scope = Mutex(NetworkScope(networks: []))
+    /// Broadcast addresses resting after a failed send.
+    private let broadcastRest = Mutex(BroadcastRest())
     /// The IPv4 addresses of `--peer`, heard and answered wherever they are.
     private let staticPeerAddresses: Set<UInt32>
     /// The swarm's key, if any.
@@ -184,10 +186,12 @@ public final class PeerDiscovery: Service, Sendable {
 
     // MARK: Sockets
 
-    private func bindPrivateSocket() async throws -> DatagramSocket {
+    /// Binds the private socket, on `port` when given (so that peers that know this one's
+    /// address keep reaching it after a rebind), else on any free port.
+    private func bindPrivateSocket(port: Int = 0) async throws -> DatagramSocket {
         let socket = try await DatagramSocket.bind(
             host: self.configuration.bindHost,
-            port: 0,
+            port: port,
             shared: false,
             group: self.group,
             drops: self.drops
@@ -207,7 +211,8 @@ public final class PeerDiscovery: Service, Sendable {
             guard !self.stopping.withLock({ $0 }), !Task.isCancelled else { return }
             self.logger.debug("discovery socket closed; binding a new one")
             try? await Task.sleep(for: .milliseconds(100))
-            socket = try? await self.bindPrivateSocket()
+            socket = try? await self.bindPrivateSocket(port: current.localPort)
+            if socket == nil { socket = try? await self.bindPrivateSocket() }
             if socket == nil { self.logger.warning("cannot rebind the discovery socket") }
         }
     }
@@ -476,27 +481,50 @@ public final class PeerDiscovery: Service, Sendable {
         self.localAddresses.withLock { $0 = addresses }
     }
 
-    /// Broadcasts on every network in scope, and unicasts to static peers and to known
-    /// peers that the broadcasts do not reach.
+    /// Unicasts to static peers and to known peers that the broadcasts do not reach, then
+    /// broadcasts on every network in scope whose broadcast address is not resting
+    /// (`BroadcastRest`). Unicasts go first: a broadcast the network refuses closes the
+    /// socket, and must not take them with it.
     private func sendToAll(_ kind: Announcement.Kind) async {
         let scope = self.scope.withLock { $0 }
-        var targets = scope.broadcastTargets(port: self.configuration.port)
-        targets += self.configuration.staticPeers
+        var unicasts = self.configuration.staticPeers
         let known = self.table.all()
         for peer in known where !scope.broadcastReaches(peer.discoveryAddress) {
-            if !targets.contains(peer.discoveryAddress) { targets.append(peer.discoveryAddress) }
+            if !unicasts.contains(peer.discoveryAddress) { unicasts.append(peer.discoveryAddress) }
         }
         // Looked up once for every target's offer of exchanged peers.
         let serving = known.filter { !$0.isObserver }
-        for target in targets {
+        for target in unicasts {
             await self.send(kind, to: target, serving: serving)
+        }
+        for target in scope.broadcastTargets(port: self.configuration.port) {
+            guard self.broadcastRest.withLock({ $0.allows(target, now: .now) }) else { continue }
+            switch await self.send(kind, to: target, serving: serving) {
+            case .some(true):
+                self.broadcastRest.withLock { $0.succeeded(target) }
+            case .none:
+                break
+            case .some(false):
+                let rest = self.broadcastRest.withLock { $0.failed(target, now: .now) }
+                self.logger.debug(
+                    "broadcast refused; resting it",
+                    metadata: ["peer.address": "\(target)", "rest": "\(rest)"]
+                )
+            }
         }
     }
 
-    private func send(_ kind: Announcement.Kind, to target: SocketAddress, serving: [KnownPeer]) async {
-        guard let socket = self.privateSocket.withLock({ $0 }) else { return }
+    /// Sends one announcement.
+    /// - Returns: `true` if it went out, `false` if the send failed, `nil` if there was no
+    ///   open socket to send on (being replaced after an earlier failure).
+    @discardableResult
+    private func send(_ kind: Announcement.Kind, to target: SocketAddress, serving: [KnownPeer]) async -> Bool? {
+        guard let socket = self.privateSocket.withLock({ $0 }), socket.isActive else { return nil }
         do {
             try await socket.send(self.encoded(kind, to: target, from: socket, serving: serving), to: target)
+            return true
+        } catch ChannelError.ioOnClosedChannel {
+            return nil
         } catch {
             self.statisticsBox.withLock { $0.sendFailures += 1 }
             self.logger.debug(
@@ -505,6 +533,7 @@ public final class PeerDiscovery: Service, Sendable {
             )
             // A closed socket is replaced by `keepPrivateSocket`.
             if !socket.isActive { await socket.close() }
+            return false
         }
     }
 
