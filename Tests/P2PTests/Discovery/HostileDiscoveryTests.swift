@@ -99,7 +99,9 @@ struct HostileDiscoveryTests {
                 try await listener.send(start, to: target)
             }
             await sender.close()
-            let limited = await poll(timeout: .seconds(3)) { service.statistics.answersLimited >= 500 - 16 }
+            // Every start beyond what the limiter lets through: the burst of 16 plus what
+            // refills while a loaded machine sends the flood, as bounded below.
+            let limited = await poll(timeout: .seconds(3)) { service.statistics.answersLimited >= 500 - 40 }
             #expect(limited, "answers limited: \(service.statistics.answersLimited)")
         }
         await listener.close()
