@@ -31,6 +31,8 @@ struct Scenario: Sendable {
     /// all for it to ask the seeder for more work (zero: only the longest queue counts, as
     /// in one full mesh).
     var totalBacklogLimit = 1_500_000
+    /// The most bytes one relay subscriber's queue holds (`RelayHub`'s bound by default).
+    var relayQueueBytes = RelayHub().maximumQueuedBytes
     /// Downloaders that leave, and when (seconds).
     var leavers = 0
     var leaveAtSeconds = 5.0

@@ -37,6 +37,10 @@ struct SimulatorCommand: ParsableCommand {
     var maximumPartners = 16
     @Option(help: "With relays past one hop: most bytes queued in all for a downloader to ask for work (0: off).")
     var totalBacklogBytes = 1_500_000
+    @Option(help: "Seconds a chunk seen at a downloader may take to arrive relayed before it is pulled.")
+    var relayGrace = Downloader.Configuration().relayGrace.seconds
+    @Option(help: "KiB one relay subscriber's queue holds at most.")
+    var relayQueueKib = RelayHub().maximumQueuedBytes >> 10
     @Option(help: "Seconds without a work request that end the seeder's round.")
     var roundIdle = Double(WorkDispenser.defaultRoundIdleTimeout.nanoseconds) / 1e9
     @Option(help: "Downloaders start spread over this many seconds.")
@@ -68,6 +72,9 @@ struct SimulatorCommand: ParsableCommand {
         guard self.leavers >= 0 && self.leavers < self.downloaders else {
             throw ValidationError("--leavers must leave at least one downloader")
         }
+        guard self.relayGrace >= 0, self.relayQueueKib >= 1 else {
+            throw ValidationError("--relay-grace must be at least 0 and --relay-queue-kib at least 1")
+        }
         guard self.unitKib >= 1 else { throw ValidationError("--unit-kib must be at least 1") }
     }
 
@@ -83,6 +90,8 @@ struct SimulatorCommand: ParsableCommand {
         scenario.maximumPartners = self.maximumPartners
         scenario.totalBacklogLimit = self.totalBacklogBytes
         scenario.roundIdleSeconds = self.roundIdle
+        scenario.configuration.relayGrace = .nanoseconds(Int64(self.relayGrace * 1e9))
+        scenario.relayQueueBytes = self.relayQueueKib << 10
         scenario.joinSpreadSeconds = self.joinSpread
         scenario.startupSeconds = self.startup
         scenario.leavers = self.leavers

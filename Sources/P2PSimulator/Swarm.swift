@@ -119,7 +119,7 @@ final class Swarm {
         )
         let partners = scenario.maximumPartners > 0 ? scenario.maximumPartners : scenario.downloaders
         self.overlay = RelayOverlay(count: scenario.downloaders, maximumPartners: partners)
-        let relayQueue = RelayHub().maximumQueuedBytes
+        let relayQueue = scenario.relayQueueBytes
         for index in 0...scenario.downloaders {
             let rate = (index == Self.seeder ? scenario.seederUplink : scenario.uplinkBitsPerSecond)
             let uplink = Uplink<Message>(
