@@ -21,6 +21,23 @@ def log(msg):
     print(msg, file=sys.stderr, flush=True)
 
 
+def per_gib(cpu_seconds, size):
+    """CPU-seconds per GiB moved, or None when the CPU was not measured."""
+    if cpu_seconds is None:
+        return None
+    return cpu_seconds / (size / GiB)
+
+
+def pair_per_gib(runs, size, client="cpu", server="seeder_cpu"):
+    """Median (min–max) CPU-seconds per GiB of client and server together, and of each."""
+    good = [x for x in runs if x["ok"] and x.get(client) is not None and x.get(server) is not None]
+    return {
+        "pair": median_range([per_gib(x[client] + x[server], size) for x in good]),
+        "client": median_range([per_gib(x[client], size) for x in good]),
+        "server": median_range([per_gib(x[server], size) for x in good]),
+    }
+
+
 def median_range(values):
     vals = [v for v in values if v is not None]
     if not vals:

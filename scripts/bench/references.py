@@ -84,8 +84,14 @@ def iperf_once(host, addr, port, size, rundir):
     try:
         j = json.loads(c.stdout_text())
         rx = j["end"]["sum_received"]
-        return {"wall": c.elapsed, "seconds": rx["seconds"], "bps": rx["bits_per_second"], "ok": True,
-                "problem": None}
+        cpu = j["end"].get("cpu_utilization_percent", {})
+        seconds = rx["seconds"]
+        client = cpu.get("host_total")
+        server = cpu.get("remote_total")
+        return {"wall": c.elapsed, "seconds": seconds, "bps": rx["bits_per_second"], "ok": True,
+                "problem": None,
+                "cpu": client * seconds / 100 if client is not None else None,
+                "server_cpu": server * seconds / 100 if server is not None else None}
     except (ValueError, KeyError) as e:
         return {"wall": c.elapsed, "seconds": None, "bps": None, "ok": False, "problem": f"iperf3: {e}"}
 
@@ -101,7 +107,7 @@ def aria2_once(bench, host, urls, name, size, source, rundir, timeout=600):
     c.wait(timeout) or c.stop()
     problem = None if c.status == 0 else f"aria2c exit {c.status}: {c.stderr_tail()} {c.stdout_text()[-500:]}"
     problem = problem or bench.verify_copy(rundir / name, source, size)
-    return {"wall": c.elapsed, "ok": problem is None, "problem": problem,
+    return {"wall": c.elapsed, "ok": problem is None, "problem": problem, "cpu": c.cpu_seconds,
             "cpu_pct": round(100 * c.cpu_seconds / c.elapsed, 1) if c.cpu_seconds is not None else None}
 
 

@@ -47,6 +47,14 @@ def fmt_mr(m, unit="s", digits=2, scale=1.0):
     return f"{med} ({m['min'] * scale:.{digits}f}–{m['max'] * scale:.{digits}f})"
 
 
+def cpu_gib(c, client, server):
+    """'CPU per GiB: client X + server Y = Z s' from a pair_per_gib dict, or ''."""
+    if not c or not c.get("pair"):
+        return ""
+    return (f"CPU per GiB: {client} {fmt_mr(c['client'], '', 2)} + {server} {fmt_mr(c['server'], '', 2)} "
+            f"= {fmt_mr(c['pair'], 's', 2)}")
+
+
 def ratio(a, b):
     if not a or not b:
         return "—"
@@ -90,9 +98,15 @@ def summarize(results):
         p2p = (f"{fmt_mr(s['p2p_wall'])} = {mbps(size, s['p2p_wall'])} (get's own `seconds`: "
                f"{fmt_mr(s['p2p_seconds'])}); CPU get {fmt_mr(s['p2p_cpu_pct'], '%', 0)}, seeder "
                f"{fmt_mr(s['seeder_cpu_pct'], '%', 0)}{fail_note(s['p2p_failures'], 'runs')}")
+        if s.get("p2p_cpu_per_gib"):
+            p2p += "; " + cpu_gib(s["p2p_cpu_per_gib"], "get", "seeder")
         ref = (f"curl from nginx {fmt_mr(s['curl'])} = {mbps(size, s['curl'])} (CPU curl "
                f"{fmt_mr(s['curl_cpu_pct'], '%', 0)}, nginx {fmt_mr(s['nginx_cpu_pct'], '%', 0)}); "
                f"iperf3 1 stream {fmt_mr(s['iperf3'])} = {mbps(size, s['iperf3'])}{fail_note(s['curl_failures'], 'curl runs')}")
+        for label, c, client, server in (("curl + nginx", s.get("curl_cpu_per_gib"), "curl", "nginx"),
+                                         ("iperf3", s.get("iperf3_cpu_per_gib"), "client", "server")):
+            if cpu_gib(c, client, server):
+                ref += f"; {label} {cpu_gib(c, client, server)}"
         rat = f"{ratio(s['p2p_wall'], s['curl'])} curl; {ratio(s['p2p_wall'], s['iperf3'])} iperf3"
         lines.append(f"| {lbl} | {p2p} | {ref} | {rat} | ≤ 1.00× curl | {load_note(results, f'single-{where}')} |")
     e = sc.get("encrypted")
@@ -103,7 +117,8 @@ def summarize(results):
             return (f"{fmt_mr(e[f'{v}_wall'])} = {mbps(size, e[f'{v}_wall'])} (`seconds`: "
                     f"{fmt_mr(e[f'{v}_seconds'])}); CPU get "
                     f"{fmt_mr(e[f'{v}_cpu'])}, seeder {fmt_mr(e[f'{v}_seeder_cpu'])}"
-                    f"{fail_note(e[f'{v}_failures'], 'runs')}")
+                    f"{fail_note(e[f'{v}_failures'], 'runs')}"
+                    + (f"; {cpu_gib(e[f'{v}_cpu_per_gib'], 'get', 'seeder')}" if e.get(f"{v}_cpu_per_gib") else ""))
         enc = side("encrypted")
         plain = "plaintext " + side("plaintext")
         rat = (f"throughput {fmt_mr(e['ratio_wall'], '×')} of plaintext (`seconds`: "
@@ -113,11 +128,15 @@ def summarize(results):
     if m:
         lbl = f"multi source, 4 × 100 Mbit/s, {m['size'] / MiB:.0f} MiB"
         p2p = f"{fmt_mr(m['p2p_wall'])} (`seconds`: {fmt_mr(m['p2p_seconds'])}){fail_note(m['p2p_failures'], 'runs')}"
+        if m.get("p2p_cpu_per_gib"):
+            p2p += "; " + cpu_gib(m["p2p_cpu_per_gib"], "get", "4 seeders")
         ref = (f"bound {m['bound_payload']:.2f} s payload / {m['bound_nominal']:.2f} s nominal; aria2c 4 mirrors "
                f"{fmt_mr(m['aria2c'])} ({ratio(m['aria2c'], m['bound_payload'])} payload bound)"
                + (f"; iperf3, 4 hosts × F/4 at once {fmt_mr(m['iperf3'])} ({ratio(m['iperf3'], m['bound_payload'])})"
                   if m.get("iperf3") else "")
-               + f"{fail_note(m['aria2c_failures'], 'aria2c runs')}")
+               + f"{fail_note(m['aria2c_failures'], 'aria2c runs')}"
+               + (f" (CPU per GiB: aria2c {fmt_mr(m['aria2c_cpu_per_gib'], 's', 2)})"
+                  if m.get("aria2c_cpu_per_gib") else ""))
         if m.get("bittorrent"):
             ref += (f"; BitTorrent (libtorrent, 4 seeders) {fmt_mr(m['bittorrent'])} "
                     f"({ratio(m['bittorrent'], m['bound_payload'])} payload bound)"

@@ -3,7 +3,7 @@ a network key, alternating."""
 
 import os
 
-from common import GiB, MiB, log, median_range
+from common import GiB, MiB, log, median_range, pair_per_gib
 from p2p import await_ready, p2p_get_once, start_seeder
 from processes import proc_status
 
@@ -58,6 +58,7 @@ def scenario_encrypted(bench):
         s[f"{variant}_cpu"] = median_range([x["cpu"] for x in good])
         s[f"{variant}_seeder_cpu"] = median_range([x["seeder_cpu"] for x in good])
         s[f"{variant}_failures"] = len(runs[variant]) - len(good)
+        s[f"{variant}_cpu_per_gib"] = pair_per_gib(runs[variant], size)
     # Throughput ratio encrypted / plaintext = plaintext time / encrypted time, per
     # pair of runs made one after the other, so that a change of load between pairs
     # does not count.

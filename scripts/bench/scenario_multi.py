@@ -1,7 +1,7 @@
 """Multi source: 4 rate-limited seeders to one downloader, against the links' bound,
 aria2c with the 4 hosts' nginx as mirrors, iperf3 from the 4 hosts, and BitTorrent."""
 
-from common import MiB, NOMINAL_BPS, PAYLOAD_BPS, log, median_range
+from common import MiB, NOMINAL_BPS, PAYLOAD_BPS, log, median_range, pair_per_gib, per_gib
 from p2p import await_ready, p2p_get_once, start_seeder
 from references import (aria2_once, bittorrent_available, bt_crowd_once, iperf_fanin_once, make_torrent,
                         start_bt_seeder, start_nginx)
@@ -82,4 +82,8 @@ def scenario_multi(bench):
         "aria2c_failures": len(runs["aria2c"]) - len(ok(runs["aria2c"])),
         "bittorrent": median_range([x["last"] for x in ok(runs["bittorrent"])]) if torrent else None,
         "bittorrent_failures": len(runs["bittorrent"]) - len(ok(runs["bittorrent"])),
+        # The get and its four seeders together; aria2c alone (nginx's CPU is not measured
+        # on the mirrors).
+        "p2p_cpu_per_gib": pair_per_gib(runs["p2p"], size),
+        "aria2c_cpu_per_gib": median_range([per_gib(x["cpu"], size) for x in ok(runs["aria2c"])]),
     }

@@ -1,7 +1,7 @@
 """Single source: one `p2p get` from one seeder, on two testbed hosts or on loopback,
 against curl from nginx on the seeder's host and one iperf3 stream."""
 
-from common import GiB, MiB, log, median_range
+from common import GiB, MiB, log, median_range, pair_per_gib
 from p2p import await_ready, p2p_get_once, start_seeder
 from processes import children_of, proc_status
 from references import curl_once, iperf_once, start_iperf_server, start_nginx
@@ -75,5 +75,8 @@ def scenario_single(bench, where):
         "curl_cpu_pct": median_range([x["cpu_pct"] for x in ok(runs["curl"])]),
         "nginx_cpu_pct": median_range([x["server_cpu_pct"] for x in ok(runs["curl"])]),
         "seeder_vmhwm_kib": seeder_hwm,
+        "p2p_cpu_per_gib": pair_per_gib(runs["p2p"], size),
+        "curl_cpu_per_gib": pair_per_gib(runs["curl"], size, server="server_cpu"),
+        "iperf3_cpu_per_gib": pair_per_gib(runs["iperf3"], size, server="server_cpu"),
     }
     bench.results["scenarios"][key] = s
