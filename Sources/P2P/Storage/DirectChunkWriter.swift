@@ -148,7 +148,7 @@ final class DirectChunkWriter: Sendable {
     /// `O_DIRECT`, which Swift's Glibc module does not export: its value differs between
     /// architectures, so it is given only for those whose value is known here; elsewhere
     /// every write is buffered.
-    private static var directOption: SystemPackage.FileDescriptor.OpenOptions? {
+    static var directOption: SystemPackage.FileDescriptor.OpenOptions? {
         #if os(Linux) && (arch(x86_64) || arch(i386))
         SystemPackage.FileDescriptor.OpenOptions(rawValue: 0o40000)
         #elseif os(Linux) && (arch(arm64) || arch(arm))

@@ -67,6 +67,26 @@ public struct InternetChecksum: Sendable {
         return checksum.value
     }
 
+    /// The plain 64-bit sum of the native 32-bit words of `bytes` (1 to 3 bytes left at the
+    /// end count as one word, zero-padded), at memory speed: a fingerprint of the bytes for
+    /// checking that a copy is unchanged, exact (no carry lost) for up to 2^32 words.
+    /// - Parameter bytes: the data.
+    /// - Returns: the sum.
+    package static func wordSum(_ bytes: UnsafeRawBufferPointer) -> UInt64 {
+        guard let base = bytes.baseAddress else { return 0 }
+        let words = bytes.count / 4
+        var sum = Self.wordSum(base, words: words)
+        let rest = bytes.count - words * 4
+        if rest > 0 {
+            var word: UInt32 = 0
+            withUnsafeMutableBytes(of: &word) { tail in
+                for offset in 0..<rest { tail[offset] = bytes[words * 4 + offset] }
+            }
+            sum &+= UInt64(word)
+        }
+        return sum
+    }
+
     /// Folds a 64-bit one's-complement accumulator to 16 bits with end-around carries.
     @inline(__always)
     private static func fold(_ value: UInt64) -> UInt16 {

@@ -173,4 +173,24 @@ struct InternetChecksumTests {
         data[1] = 0xFF
         #expect(InternetChecksum.checksum(data) == 0)
     }
+
+    @Test("wordSum: the plain sum of native 32-bit words, a 1-3 byte tail zero-padded, and one changed byte changes it")
+    func wordSum() {
+        var generator = SeededGenerator(seed: 0x5A5A)
+        for length in [0, 1, 2, 3, 4, 5, 7, 8, 1023, 4096, 262_144, 262_147] {
+            var bytes = generator.bytes(length)
+            let padded = bytes + [UInt8](repeating: 0, count: (4 - length % 4) % 4)
+            var expected: UInt64 = 0
+            padded.withUnsafeBytes { raw in
+                for word in stride(from: 0, to: raw.count, by: 4) {
+                    expected &+= UInt64(raw.loadUnaligned(fromByteOffset: word, as: UInt32.self))
+                }
+            }
+            let sum = bytes.withUnsafeBytes { InternetChecksum.wordSum($0) }
+            #expect(sum == expected, "length \(length)")
+            guard length > 0 else { continue }
+            bytes[length / 2] ^= 0x01
+            #expect(bytes.withUnsafeBytes { InternetChecksum.wordSum($0) } != sum, "length \(length)")
+        }
+    }
 }

@@ -1,0 +1,48 @@
+import Foundation
+import Testing
+
+@testable import P2P
+
+/// The read-back's direct reads: the fingerprint of what is on the device, nothing for a
+/// file cut short, and a refusal (so the caller reads buffered) for an offset off a block.
+@Suite(
+    "DirectReadBack",
+    .enabled(
+        if: DirectWriteSupport.available,
+        "the temporary folder's file system takes no direct I/O (the read-back reads buffered there)"
+    ),
+    .timeLimit(.minutes(1))
+)
+struct DirectReadBackTests {
+    @Test("a chunk's fingerprint read directly matches the bytes written, a short last chunk included")
+    func fingerprints() async throws {
+        var generator = SeededGenerator(seed: 42)
+        let bytes = generator.bytes(3 * 65_536 + 1000)
+        let (folder, path) = try DirectChunkWriterTests.file(size: 0)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try Data(bytes).write(to: folder.appendingPathComponent("data"))
+        guard let reader = DirectReadBack(path, chunkSize: 65_536) else {
+            Issue.record("no direct reads where direct writes work")
+            return
+        }
+        for (chunk, range) in [(0, 0..<65_536), (1, 65_536..<131_072), (3, 196_608..<bytes.count)] {
+            let expected = bytes[range].withUnsafeBytes { InternetChecksum.wordSum($0) }
+            let sum = try await reader.fingerprint(length: range.count, at: Int64(range.lowerBound))
+            #expect(sum == expected, "chunk \(chunk)")
+        }
+    }
+
+    @Test("a chunk the file is too short for has no fingerprint; an offset off a block boundary is refused")
+    func shortFileAndUnalignedOffset() async throws {
+        let (folder, path) = try DirectChunkWriterTests.file(size: 70_000)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        guard let reader = DirectReadBack(path, chunkSize: 65_536) else {
+            Issue.record("no direct reads where direct writes work")
+            return
+        }
+        #expect(try await reader.fingerprint(length: 65_536, at: 65_536) == nil)
+        await #expect(throws: DirectReadBack.Refused.self) {
+            _ = try await reader.fingerprint(length: 4096, at: 100)
+        }
+    }
+}
