@@ -34,6 +34,40 @@ struct GatewayTests {
         }
     }
 
+    /// The samples of a Prometheus text exposition, by series (`name{labels}`), after
+    /// checking its grammar: every sample's metric has a `# TYPE` line before it, names and
+    /// label sets are well formed, and every value is a number.
+    static func prometheusSamples(_ text: String) throws -> [String: Double] {
+        var typed: [String: String] = [:]
+        var samples: [String: Double] = [:]
+        let name = /[a-zA-Z_:][a-zA-Z0-9_:]*/
+        let sample = /([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\]|\\.)*",?)*\})? (\S+)/
+        for line in text.split(separator: "\n") where !line.isEmpty {
+            if line.hasPrefix("# TYPE ") {
+                let parts = line.split(separator: " ")
+                try #require(parts.count == 4, "\(line)")
+                try #require(parts[2].wholeMatch(of: name) != nil, "\(line)")
+                try #require(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(String(parts[3])),
+                    "\(line)"
+                )
+                typed[String(parts[2])] = String(parts[3])
+                continue
+            }
+            if line.hasPrefix("#") { continue }
+            let match = try #require(line.wholeMatch(of: sample), "not a sample: \(line)")
+            let metric = String(match.1)
+            let family = ["_bucket", "_sum", "_count"].reduce(metric) { family, suffix in
+                family.hasSuffix(suffix) && typed[String(family.dropLast(suffix.count))] != nil
+                    ? String(family.dropLast(suffix.count)) : family
+            }
+            try #require(typed[family] != nil, "no # TYPE before \(line)")
+            let value = try #require(Double(String(match.4)), "not a number: \(line)")
+            samples[String(line.split(separator: " ").first!)] = value
+        }
+        return samples
+    }
+
     /// The required keys of the items of the JSON array a path answers, as
     /// docs/gateway-openapi.json documents it.
     static func requiredKeys(ofListAt path: String) throws -> Set<String> {
@@ -257,6 +291,12 @@ struct GatewayTests {
         #expect(metrics.text.contains("p2p_received_bytes_total{peer=\""), "\(metrics.text)")
         #expect(metrics.text.contains("p2p_download_duration_seconds_count 1"), "\(metrics.text)")
         #expect(metrics.text.contains("p2p_peers_known 1"), "\(metrics.text)")
+        let samples = try Self.prometheusSamples(metrics.text)
+        #expect(samples["p2p_downloads_finished_total"] == 1)
+        #expect(samples["p2p_chunks_verified_total{source=\"download\"}"] == 8)
+        #expect(
+            samples.keys.contains { $0.hasPrefix("p2p_sent_bytes_total") || $0.hasPrefix("p2p_received_bytes_total") }
+        )
 
         // The answers carry what docs/gateway-openapi.json says they require.
         for path in ["/api/peers", "/api/files", "/api/transfers"] {
