@@ -50,6 +50,8 @@ public struct DeliveryAcceptance: Sendable {
     /// The items taken in this run and their sizes, which count against the quota once
     /// each (an item offered again, to resume it, is not counted twice).
     public private(set) var taken: [FileID: UInt64] = [:]
+    /// The items being fetched now: one fetch per item at a time.
+    public private(set) var fetching: Set<FileID> = []
 
     /// Creates the decision-maker.
     public init(policy: DeliveryPolicy, me: PeerID, hasKey: Bool) {
@@ -61,7 +63,8 @@ public struct DeliveryAcceptance: Sendable {
     /// Bytes taken against the quota so far.
     public var takenBytes: UInt64 { self.taken.values.reduce(0, +) }
 
-    /// Decides on an offer, and counts an accepted one against the quota.
+    /// Decides on an offer; one to fetch is counted against the quota and as being fetched
+    /// until `fetchEnded`.
     /// - Parameters:
     ///   - offer: the offer.
     ///   - existing: what the downloads folder holds at the item's name.
@@ -82,6 +85,9 @@ public struct DeliveryAcceptance: Sendable {
             return .refuse(DeliveryRefusal(.notAddressed, "the offer is for peer \(offer.target.short)"))
         }
         let item = offer.item
+        if self.fetching.contains(item.id) {
+            return .refuse(DeliveryRefusal(.busy, "is fetching \(item.name) for another offer already"))
+        }
         switch existing {
         case .sameItem:
             return .alreadyHere
@@ -115,6 +121,12 @@ public struct DeliveryAcceptance: Sendable {
             }
         }
         self.taken[item.id] = item.size
+        self.fetching.insert(item.id)
         return .fetch
+    }
+
+    /// The fetch of an item `decide` said to fetch has ended, however it ended.
+    public mutating func fetchEnded(_ id: FileID) {
+        self.fetching.remove(id)
     }
 }

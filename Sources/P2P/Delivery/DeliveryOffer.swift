@@ -131,6 +131,10 @@ public struct DeliveryRefusal: Sendable, Hashable, Error, CustomStringConvertibl
         case notAddressed = 6
         /// The target accepted but could not finish: the fetch failed or timed out.
         case failed = 7
+        /// The target is fetching this item for another offer already (a sender started
+        /// again before the target noticed the first one had gone, or a second sender):
+        /// offer it again shortly.
+        case busy = 8
     }
 
     /// The reason.

@@ -102,6 +102,7 @@ public final class DeliveryReceiver: Sendable {
             try await self.sendReceipt(for: offer, outbound: outbound)
         case .fetch:
             self.logger.info("delivery accepted", metadata: metadata)
+            defer { self.acceptance.withLock { $0.fetchEnded(item.id) } }
             try await outbound.write(TransferMessage.deliveryAccepted.frame())
             try await self.fetch(offer, outbound: outbound, metadata: metadata)
         }

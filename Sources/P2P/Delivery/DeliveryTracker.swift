@@ -218,8 +218,16 @@ public struct DeliveryTracker: Sendable {
     public mutating func answered(_ id: PeerID, refusal: DeliveryRefusal?, now: ContinuousClock.Instant) {
         guard var target = self.targets[id], target.offer != nil else { return }
         if let refusal {
-            target.phase =
-                refusal.reason == .notAccepting && self.selection == .all ? .notAccepting : .refused(refusal)
+            switch refusal.reason {
+            case .busy:
+                // Fetching it for an earlier offer: asked again once that one is over.
+                target.phase = .interrupted(refusal.message)
+                target.retryAt = now + self.retryDelay
+            case .notAccepting where self.selection == .all:
+                target.phase = .notAccepting
+            case .notAccepting, .noKey, .quota, .diskSpace, .fileExists, .notAddressed, .failed:
+                target.phase = .refused(refusal)
+            }
             target.offer = nil
         } else {
             target.phase = .fetching

@@ -82,7 +82,8 @@ struct DeliveryAcceptanceTests {
         var acceptance = Self.acceptance(maximumBytes: 25 << 20)
         let first = acceptance.decide(F.offer(F.item(1)), existing: .nothing, freeBytes: nil)
         let second = acceptance.decide(F.offer(F.item(2)), existing: .nothing, freeBytes: nil)
-        // Offered again (a resumed delivery): not counted twice.
+        // Offered again once its first fetch ended (a resumed delivery): not counted twice.
+        acceptance.fetchEnded(F.item(1).id)
         let again = acceptance.decide(F.offer(F.item(1), number: 2), existing: .nothing, freeBytes: nil)
         let third = acceptance.decide(F.offer(F.item(3)), existing: .nothing, freeBytes: nil)
         #expect(first == .fetch)
@@ -107,6 +108,22 @@ struct DeliveryAcceptanceTests {
         // Unknown free space is not a reason to refuse.
         let unknown = acceptance.decide(F.offer(F.item(3)), existing: .nothing, freeBytes: nil)
         #expect(unknown == .fetch)
+    }
+
+    @Test("an item being fetched is refused as busy to a second offer, and taken again once that fetch ends")
+    func oneFetchPerItem() {
+        var acceptance = Self.acceptance(maximumBytes: 15 << 20)
+        let first = acceptance.decide(F.offer(number: 1), existing: .nothing, freeBytes: nil)
+        let second = acceptance.decide(F.offer(number: 2), existing: .nothing, freeBytes: nil)
+        #expect(first == .fetch)
+        #expect(Self.reason(second) == .busy)
+        #expect(acceptance.fetching == [F.item().id])
+        acceptance.fetchEnded(F.item().id)
+        // The first fetch stopped short (its sender went away): the next offer resumes it,
+        // and the quota counts the item once.
+        let third = acceptance.decide(F.offer(number: 3), existing: .nothing, freeBytes: nil)
+        #expect(third == .fetch)
+        #expect(acceptance.takenBytes == 10 << 20)
     }
 
     @Test("turning acceptance off refuses what would have been taken")

@@ -218,6 +218,21 @@ struct DeliveryTrackerTests {
         #expect(tracker.verdict(now: Self.at(3)) == .delivered)
     }
 
+    @Test("a target busy with the item for an earlier offer is offered it again after the retry delay")
+    func busyTarget() throws {
+        var tracker = Self.tracker(.named(["alpha"]))
+        let peer = try #require(tracker.heard([Self.peer(1, "alpha")], now: Self.at(0)).first)
+        _ = try #require(Self.offer(&tracker, to: peer.id, number: 1, at: 0))
+        tracker.answered(peer.id, refusal: DeliveryRefusal(.busy, "is fetching image.iso"), now: Self.at(0.5))
+        #expect(tracker.verdict(now: Self.at(0.5)) == .going)
+        let early = tracker.nextStep(for: peer.id, number: Self.number(2), now: Self.at(1))
+        #expect(early == .wait(until: Self.at(1.5)))
+        let again = try #require(Self.offer(&tracker, to: peer.id, number: 2, at: 1.5))
+        let verified = Self.verify(&tracker, again, at: 2)
+        #expect(verified)
+        #expect(tracker.verdict(now: Self.at(2)) == .delivered)
+    }
+
     @Test("several items go one after the other; the share counts the verified ones")
     func severalItems() throws {
         let items = [F.item(1, name: "a.bin", size: 100), F.item(2, name: "b.bin", size: 300)]
