@@ -218,9 +218,11 @@ struct TestbedDeliveryTests {
         }
     }
 
-    @Test("quota and free space: refused before a byte is written, the reasons shown at the sender")
-    func quotaAndFreeSpace() async throws {
-        try await Testbed.with(hosts: 3) { testbed in
+    @Test(
+        "quota, free space and a different file at the name: refused before a byte is written, the reasons shown at the sender"
+    )
+    func quotaFreeSpaceAndExistingFile() async throws {
+        try await Testbed.with(hosts: 4) { testbed in
             let swarm = try TestSwarm()
             defer { swarm.shutdown() }
             let key = try Self.keyFile(swarm)
@@ -238,8 +240,25 @@ struct TestbedDeliveryTests {
                 on: testbed,
                 in: swarm
             )
+            // Another file already has the name in this one's downloads folder.
+            let other = TransferFixtures.bytes(1000, seed: 99)
+            let existing = TransferFixtures.downloaded("dataset.bin", peer: "h4", in: swarm)
+            try FileManager.default.createDirectory(
+                at: existing.deletingLastPathComponent(),
+                withIntermediateDirectories: true
+            )
+            try Data(other).write(to: existing)
+            _ = try await Self.receiver(
+                4,
+                ["--accept", "--name", "occupied", "--secret-file", key],
+                on: testbed,
+                in: swarm
+            )
             let sent = try await Self.send(
-                [file.path, "--to", "small-quota", "--to", "full-disk", "--timeout", "30", "--secret-file", key],
+                [
+                    file.path, "--to", "small-quota", "--to", "full-disk", "--to", "occupied", "--timeout", "30",
+                    "--secret-file", key,
+                ],
                 on: testbed,
                 in: swarm
             )
@@ -249,9 +268,12 @@ struct TestbedDeliveryTests {
             #expect(
                 errors.contains("full-disk: missing dataset.bin (0 of 2097152 bytes): refused: too little free space")
             )
+            #expect(errors.contains("occupied: missing dataset.bin (0 of 2097152 bytes): refused: "), "\(errors)")
+            #expect(errors.contains("holds another file"), "\(errors)")
             for host in ["h2", "h3"] {
                 #expect(Self.held("dataset.bin", host: host, in: swarm) == (nil, 0), "\(host)")
             }
+            #expect(Self.held("dataset.bin", host: "h4", in: swarm) == (TransferFixtures.sha256(other), 0))
         }
     }
 
