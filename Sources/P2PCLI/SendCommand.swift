@@ -79,13 +79,18 @@ struct SendCommand: AsyncParsableCommand {
                 }
             }
             let printer = DeliveryPrinter()
-            let tracker = try await self.peer.deliver(
-                items,
-                to: self.command.selection,
-                timeout: self.command.timeout.map { .milliseconds(Int64($0 * 1000)) },
-                quietPeriod: .milliseconds(Int64(max(1, self.command.options.announceInterval) * 1000)),
-                update: { printer.show($0) }
-            )
+            // SIGINT or SIGTERM ends the send where it stands: what is missing is said, and
+            // the targets keep what they have.
+            let offered = items
+            let tracker = try await cancelWhenGracefulShutdown {
+                try await self.peer.deliver(
+                    offered,
+                    to: self.command.selection,
+                    timeout: self.command.timeout.map { .milliseconds(Int64($0 * 1000)) },
+                    quietPeriod: .milliseconds(Int64(max(1, self.command.options.announceInterval) * 1000)),
+                    update: { printer.show($0) }
+                )
+            }
             printer.show(tracker)
             if self.command.json { Console.out(Console.json(ReceiptReport.all(tracker))) }
             let verdict = tracker.verdict(now: .now)
