@@ -13,7 +13,7 @@ struct P2PCommand: AsyncParsableCommand {
         version: "0.1.0",
         subcommands: [
             ShellCommand.self, ServeCommand.self, GetCommand.self, LsCommand.self, PeersCommand.self,
-            DoctorCommand.self,
+            SendCommand.self, DoctorCommand.self,
             KeyCommand.self,
         ],
         defaultSubcommand: ShellCommand.self

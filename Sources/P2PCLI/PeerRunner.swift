@@ -12,17 +12,20 @@ enum PeerRunner {
     ///   - observer: whether the peer only observes.
     ///   - serving: whether the command serves in the background (`serve`), which logs at
     ///     info by default even on a terminal.
+    ///   - adjust: changes the command makes to the configuration the options describe.
     /// - Returns: the peer and the logger.
     /// - Throws: `ExitCode.failure` after printing the reason.
     static func makePeer(
         _ options: CommonOptions,
         observer: Bool = false,
-        serving: Bool = false
+        serving: Bool = false,
+        adjust: (inout PeerConfiguration) -> Void = { _ in }
     ) async throws -> (Peer, Logger) {
         Console.bootstrapLogging(level: options.effectiveLogLevel(serving: serving))
         let logger = Logger(label: "p2p")
         do {
-            let configuration = try options.peerConfiguration(observer: observer)
+            var configuration = try options.peerConfiguration(observer: observer)
+            adjust(&configuration)
             if let weakness = configuration.networkKey?.weakness {
                 logger.warning("\(weakness)")
             }

@@ -4,6 +4,7 @@ import P2P
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
+import _NIOFileSystem
 
 /// `p2p` or `p2p shell`: run a peer with the interactive command loop (the seed's
 /// `Peer.start`). Commands come from standard input, one per line, whether or not it is a
@@ -16,13 +17,15 @@ struct ShellCommand: AsyncParsableCommand {
 
     @OptionGroup var options: CommonOptions
     @OptionGroup var gatewayOptions: GatewayOptions
+    @OptionGroup var acceptOptions: AcceptOptions
 
     func validate() throws {
         try self.gatewayOptions.validate(with: self.options)
+        try self.acceptOptions.validate(with: self.options)
     }
 
     func run() async throws {
-        let (peer, logger) = try await PeerRunner.makePeer(self.options)
+        let (peer, logger) = try await PeerRunner.makePeer(self.options) { $0.delivery = self.acceptOptions.policy }
         let gateway = try self.gatewayOptions.gateway(for: peer, common: self.options, logger: logger)
         // SIGINT is the shell's own: it cancels the download under way, and ends the shell
         // only when none is.
@@ -52,6 +55,10 @@ struct Shell: Service {
                                it and keeps what arrived for the next attempt)
           peers [NAME...] [--json]
                                the peers found on the network (or those named)
+          send <path> [to NAME...]
+                               deliver a file to every accepting peer (or those named)
+                               and wait for their receipts (Ctrl-C stops waiting)
+          accept on|off        take deliveries from peers with the network key, or not
           help                 this text
           exit                 announce 'stop' and quit (also: quit, end of input, Ctrl-C)
         """
@@ -110,6 +117,24 @@ struct Shell: Service {
             } catch {
                 Console.out("\(error)")
             }
+        case "accept":
+            switch words.dropFirst().first?.lowercased() {
+            case "on", "off":
+                do {
+                    try self.peer.deliveries?.setAccepting(words[1].lowercased() == "on")
+                    Console.out(
+                        self.peer.deliveries?.isAccepting == true ? "accepting deliveries" : "not accepting deliveries"
+                    )
+                } catch {
+                    Console.out("\(error)")
+                }
+            default:
+                Console.out(
+                    "usage: accept on|off (now \(self.peer.deliveries?.isAccepting == true ? "on" : "off"))"
+                )
+            }
+        case "send":
+            await self.send(Array(words.dropFirst()), current: current)
         default:
             Console.out("unknown command '\(command)'; type 'help' for the list")
         }
@@ -128,7 +153,7 @@ struct Shell: Service {
             )
         }
         current.set(task)
-        defer { current.set(nil) }
+        defer { current.clear() }
         switch await task.result {
         case .success(let result):
             printer.finish()
@@ -142,6 +167,46 @@ struct Shell: Service {
         }
     }
 
+    /// `send PATH [to NAME...]`: delivers one file, as `p2p send` does, until every target
+    /// has sent its receipt (Ctrl-C stops waiting; the targets keep what they have).
+    private func send(_ words: [String], current: CurrentDownload) async {
+        guard let path = words.first, words.count == 1 || words.dropFirst().first == "to",
+            let store = self.peer.store
+        else {
+            Console.out("usage: send <path> [to NAME...]")
+            return
+        }
+        let names = Array(words.dropFirst(2))
+        let printer = DeliveryPrinter()
+        let task = Task {
+            let manifest = try await store.share(file: FilePath(path))
+            return try await self.peer.deliver(
+                [DeliveryItem(id: manifest.id, name: manifest.name, size: manifest.size)],
+                to: names.isEmpty || names == ["all"] ? .all : .named(names),
+                timeout: nil,
+                update: { printer.show($0) }
+            )
+        }
+        current.set(task)
+        defer { current.clear() }
+        switch await task.result {
+        case .success(let tracker):
+            switch tracker.verdict(now: .now) {
+            case .delivered:
+                let labels = tracker.targets.values.filter { $0.phase == .verified }.map(\.label).sorted()
+                Console.out("delivered \(path) to \(labels.joined(separator: ", ")), each with a verified receipt")
+            case .failed(let lines), .timedOut(let lines):
+                Console.out((["send failed:"] + lines).joined(separator: "\n  "))
+            case .going:
+                Console.out(
+                    (["send stopped; the targets keep what they have:"] + tracker.missing()).joined(separator: "\n  ")
+                )
+            }
+        case .failure(let error):
+            Console.out("send failed: \(error)")
+        }
+    }
+
     private func prompt() {
         guard isatty(STDIN_FILENO) == 1 else { return }
         Console.write("p2p> ")
@@ -150,17 +215,23 @@ struct Shell: Service {
 
 /// The shell's download under way, if any, so that Ctrl-C can cancel it.
 final class CurrentDownload: Sendable {
-    private let task = Mutex<Task<DownloadResult, any Error>?>(nil)
+    private let cancelTask = Mutex<(@Sendable () -> Void)?>(nil)
 
-    func set(_ task: Task<DownloadResult, any Error>?) {
-        self.task.withLock { $0 = task }
+    /// The task under way: a download or a send.
+    func set<Success: Sendable>(_ task: Task<Success, any Error>) {
+        self.cancelTask.withLock { $0 = { task.cancel() } }
     }
 
-    /// Cancels the download under way.
+    /// The task under way is over.
+    func clear() {
+        self.cancelTask.withLock { $0 = nil }
+    }
+
+    /// Cancels the task under way.
     /// - Returns: whether there was one.
     func cancel() -> Bool {
-        guard let task = self.task.withLock({ $0 }) else { return false }
-        task.cancel()
+        guard let cancel = self.cancelTask.withLock({ $0 }) else { return false }
+        cancel()
         return true
     }
 }

@@ -92,6 +92,22 @@ public enum Samples {
             ("relay-abort", .relayAbort(id, chunk: 2)),
             ("connect-back-request", .connectBackRequest(port: 47475)),
             ("connect-back-result", .connectBackResult(reached: false, message: "connection refused")),
+            (
+                "delivery-offer",
+                .deliveryOffer(
+                    DeliveryOffer(
+                        number: [UInt8](repeating: 0x5A, count: DeliveryOffer.numberLength),
+                        sender: PeerID(high: 1, low: 2),
+                        target: PeerID(high: 3, low: 4),
+                        item: DeliveryItem(id: id, name: try! FileName("image.iso"), size: 1 << 20),
+                        waitSeconds: 60
+                    )
+                )
+            ),
+            ("delivery-accepted", .deliveryAccepted),
+            ("delivery-refused", .deliveryRefused(DeliveryRefusal(.quota, "over its quota"))),
+            ("delivery-progress", .deliveryProgress(bytes: 65_536)),
+            ("delivery-receipt", .deliveryReceipt(tag: [UInt8](repeating: 0xA5, count: DeliveryReceipt.tagLength))),
         ]
     }
 }

@@ -27,13 +27,16 @@ func expectedRoundTrip(_ message: TransferMessage) -> TransferMessage {
     if case .connectBackResult(let reached, let text) = message, text.count > 512 {
         return .connectBackResult(reached: reached, message: String(text.prefix(512)))
     }
+    if case .deliveryRefused(let refusal) = message, refusal.message.count > 512 {
+        return .deliveryRefused(DeliveryRefusal(refusal.reason, String(refusal.message.prefix(512))))
+    }
     return message
 }
 
 func carriesChunkNumber(_ type: FrameType) -> Bool {
     switch type {
     case .chunkRequest, .chunkData, .pushedChunk, .failure, .assignedChunk, .workRequest, .assignedPiece, .relayedPiece,
-        .relayAbort, .connectBackRequest, .connectBackResult:
+        .relayAbort, .connectBackRequest, .connectBackResult, .deliveryOffer, .deliveryAnswer:
         true
     default: false
     }
@@ -81,6 +84,9 @@ func check(_ input: [UInt8]) {
     }
     if case .connectBackResult(_, let text) = message {
         canonical = String(validating: payload, as: UTF8.self) != nil && text.count <= 512
+    }
+    if case .deliveryRefused(let refusal) = message {
+        canonical = String(validating: payload.dropFirst(), as: UTF8.self) != nil && refusal.message.count <= 512
     }
     if canonical {
         invariant(Array(reframed.payload.readableBytesView) == payload, "\(type) payload not re-encoded identically")

@@ -101,6 +101,8 @@ public final class Downloader: Sendable {
     ///   - replaceExisting: whether a different file already at the name in the downloads
     ///     folder is replaced; otherwise the download refuses before it fetches anything.
     ///   - progress: called about five times a second.
+    ///   - admit: called with the verified manifest before anything is written; what it
+    ///     throws ends the download (a delivery checks the file is the one offered).
     /// - Returns: what was downloaded, from whom.
     /// - Throws: `P2PError`: `notFound`, `ambiguous` (several files of the name among the
     ///   peers that answered; a peer that had not answered within `lookupGrace` of the
@@ -113,7 +115,8 @@ public final class Downloader: Sendable {
         idPrefix: String? = nil,
         timeout: Duration? = nil,
         replaceExisting: Bool = false,
-        progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in }
+        progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in },
+        admit: @Sendable (Manifest) throws -> Void = { _ in }
     ) async throws -> DownloadResult {
         let started = ContinuousClock.now
         let deadline = timeout.map { started + $0 }
@@ -141,6 +144,7 @@ public final class Downloader: Sendable {
                     + "refused"
             )
         }
+        try admit(manifest)
         if !replaceExisting, let conflict = await self.store.conflict(for: manifest) {
             throw P2PError(
                 code: .fileExists,

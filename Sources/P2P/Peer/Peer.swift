@@ -21,6 +21,8 @@ public final class Peer: Service, Sendable {
     public let store: ChunkStore?
     /// What was served and pushed.
     public let statistics: TransferStatistics
+    /// Takes deliveries (`serve --accept`); `nil` for an observer.
+    public let deliveries: DeliveryReceiver?
 
     private let server: TransferServer?
     /// Where chunks a seeder hands this peer are forwarded to the other downloaders.
@@ -36,6 +38,7 @@ public final class Peer: Service, Sendable {
         configuration: PeerConfiguration,
         store: ChunkStore?,
         statistics: TransferStatistics,
+        deliveries: DeliveryReceiver?,
         server: TransferServer?,
         relayHub: RelayHub,
         discovery: PeerDiscovery,
@@ -47,6 +50,7 @@ public final class Peer: Service, Sendable {
         self.configuration = configuration
         self.store = store
         self.statistics = statistics
+        self.deliveries = deliveries
         self.server = server
         self.relayHub = relayHub
         self.discovery = discovery
@@ -80,10 +84,28 @@ public final class Peer: Service, Sendable {
         let statistics = TransferStatistics()
         var store: ChunkStore? = nil
         var server: TransferServer? = nil
+        var deliveries: DeliveryReceiver? = nil
         let relayHub = RelayHub()
+        let table = PeerTable()
         if let storage = configuration.storage {
             let opened = try await ChunkStore.open(configuration: storage, logger: logger)
             store = opened
+            let receiver = DeliveryReceiver(
+                policy: configuration.delivery,
+                me: id,
+                key: configuration.networkKey,
+                store: opened,
+                downloader: Downloader(
+                    store: opened,
+                    table: table,
+                    configuration: configuration.download,
+                    settings: settings,
+                    relayHub: relayHub,
+                    statistics: statistics
+                ),
+                logger: logger
+            )
+            deliveries = receiver
             server = try await TransferServer.bind(
                 host: configuration.bindHost,
                 port: configuration.transferPort,
@@ -99,11 +121,11 @@ public final class Peer: Service, Sendable {
                     ),
                     relayHub: relayHub,
                     connectBack: ConnectBackProbe(settings: settings),
+                    deliveries: receiver,
                     logger: logger
                 )
             )
         }
-        let table = PeerTable()
         let discovery = PeerDiscovery(
             peerID: id,
             transferPort: server?.port ?? 0,
@@ -127,6 +149,7 @@ public final class Peer: Service, Sendable {
             configuration: configuration,
             store: store,
             statistics: statistics,
+            deliveries: deliveries,
             server: server,
             relayHub: relayHub,
             discovery: discovery,

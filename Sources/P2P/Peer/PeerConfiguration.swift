@@ -26,6 +26,8 @@ public struct PeerConfiguration: Sendable {
     /// Connection limits, the idle timeout, requests in flight and the push allowance of
     /// the transfer server.
     public var limits: TransferServer.Limits
+    /// Whether deliveries (`p2p send`) are taken, and within what quota and free space.
+    public var delivery: DeliveryPolicy
 
     /// The default transfer port.
     public static let defaultTransferPort = 47475
@@ -47,6 +49,7 @@ public struct PeerConfiguration: Sendable {
     ///   - rescanInterval: how often to look at the folders again.
     ///   - uploadBytesPerSecond: the most bytes per second served, zero for no limit.
     ///   - limits: connection limits and the idle timeout.
+    ///   - delivery: whether deliveries are taken, and within what.
     public init(
         networkKey: NetworkKey? = nil,
         discovery: DiscoveryConfiguration = DiscoveryConfiguration(),
@@ -58,7 +61,8 @@ public struct PeerConfiguration: Sendable {
         maximumFramePayload: Int = Frame.defaultMaximumPayloadLength,
         rescanInterval: Duration = .seconds(2),
         uploadBytesPerSecond: Int64 = 0,
-        limits: TransferServer.Limits = TransferServer.Limits()
+        limits: TransferServer.Limits = TransferServer.Limits(),
+        delivery: DeliveryPolicy = DeliveryPolicy()
     ) {
         self.networkKey = networkKey
         self.discovery = discovery
@@ -71,5 +75,6 @@ public struct PeerConfiguration: Sendable {
         self.rescanInterval = rescanInterval
         self.uploadBytesPerSecond = uploadBytesPerSecond
         self.limits = limits
+        self.delivery = delivery
     }
 }

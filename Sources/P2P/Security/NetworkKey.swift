@@ -9,14 +9,16 @@ import Foundation
 /// memory-hard password KDF, once at start (`scryptCost`: each guess then costs tens of
 /// milliseconds and 16 MiB of memory instead of about 15 microseconds). HKDF-SHA-256 then
 /// expands that root key into one key that authenticates discovery datagrams
-/// (HMAC-SHA-256) and one that the transfer handshake proves knowledge of; each transfer
-/// connection derives its own session keys from both sides' fresh nonces. HKDF itself
-/// stretches nothing: the work is scrypt's.
+/// (HMAC-SHA-256), one that the transfer handshake proves knowledge of and one that
+/// authenticates delivery receipts; each transfer connection derives its own session keys
+/// from both sides' fresh nonces. HKDF itself stretches nothing: the work is scrypt's.
 public struct NetworkKey: Sendable {
     /// Authenticates discovery datagrams.
     let discoveryKey: SymmetricKey
     /// Proves membership in the transfer handshake and seeds session keys.
     let transferKey: SymmetricKey
+    /// Authenticates delivery receipts (`DeliveryReceipt`).
+    let receiptKey: SymmetricKey
     /// Why the secret is easy to guess, to warn about; `nil` for a strong one.
     public let weakness: String?
 
@@ -68,6 +70,11 @@ public struct NetworkKey: Sendable {
         self.transferKey = HKDF<SHA256>.expand(
             pseudoRandomKey: root,
             info: Array("transfer".utf8),
+            outputByteCount: 32
+        )
+        self.receiptKey = HKDF<SHA256>.expand(
+            pseudoRandomKey: root,
+            info: Array("delivery receipt".utf8),
             outputByteCount: 32
         )
         self.weakness = weakness

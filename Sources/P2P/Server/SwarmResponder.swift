@@ -22,6 +22,7 @@ public struct SwarmResponder: TransferResponder {
     private let relayHub: RelayHub
     private let dispenser: WorkDispenser
     private let connectBack: ConnectBackProbe?
+    private let deliveries: DeliveryReceiver?
     /// Files one connection may ask relays of, and hold work records for.
     static let maximumFilesPerConnection = 16
 
@@ -36,6 +37,7 @@ public struct SwarmResponder: TransferResponder {
     ///   - dispenser: hands out the chunks of files held whole, once each, to work requests.
     ///   - connectBack: answers connect-back requests; without it they are answered as
     ///     not tried.
+    ///   - deliveries: answers delivery offers; without it they are refused as not accepted.
     ///   - logger: where to log.
     public init(
         store: ChunkStore,
@@ -45,9 +47,11 @@ public struct SwarmResponder: TransferResponder {
         relayHub: RelayHub = RelayHub(),
         dispenser: WorkDispenser = WorkDispenser(),
         connectBack: ConnectBackProbe? = nil,
+        deliveries: DeliveryReceiver? = nil,
         logger: Logger
     ) {
         self.connectBack = connectBack
+        self.deliveries = deliveries
         self.store = store
         self.statistics = statistics
         self.uploadLimiter = uploadLimiter
@@ -187,8 +191,20 @@ public struct SwarmResponder: TransferResponder {
                     try await outbound.write(
                         TransferMessage.connectBackResult(reached: answer.reached, message: answer.message).frame()
                     )
+                case .deliveryOffer(let offer):
+                    // The connection is the delivery's: answered, fetched and receipted on it.
+                    if let deliveries = self.deliveries {
+                        try await deliveries.receive(offer, outbound: outbound, remote: remote)
+                    } else {
+                        try await outbound.write(
+                            TransferMessage.deliveryRefused(
+                                DeliveryRefusal(.notAccepting, "does not accept deliveries (serve --accept)")
+                            ).frame()
+                        )
+                    }
                 case .inventory, .chunkData, .assignedChunk, .unrelayed, .failure, .assignedPiece, .relayedPiece,
-                    .relayAbort, .connectBackResult:
+                    .relayAbort, .connectBackResult, .deliveryAccepted, .deliveryRefused, .deliveryProgress,
+                    .deliveryReceipt:
                     throw P2PError(code: .protocolViolation, "unexpected \(frame.type) from a client")
                 }
             }

@@ -146,21 +146,27 @@ public actor ChunkStore {
     /// manifest taken from the cache) and offered, removed ones are no longer offered.
     public func rescan() async {
         var found: [FileID: CompleteFile] = [:]
+        // Files named one by one first: one that is also in a folder is served by the path
+        // it was named by.
+        var candidates = await self.namedFiles()
         for directory in [self.configuration.shareDirectory, self.configuration.downloadsDirectory] {
             for (path, name, info) in await self.regularFiles(in: directory) {
                 if directory == self.configuration.downloadsDirectory && name.value.hasSuffix(".partial") { continue }
-                do {
-                    let manifest = try await self.manifestCache.manifest(
-                        of: path,
-                        name: name,
-                        size: info.size,
-                        modified: Int64(info.lastDataModificationTime.seconds) * 1_000_000_000
-                            + Int64(info.lastDataModificationTime.nanoseconds)
-                    )
-                    if found[manifest.id] == nil { found[manifest.id] = CompleteFile(manifest: manifest, path: path) }
-                } catch {
-                    self.logger.warning("cannot share file", metadata: ["file.path": "\(path)", "error": "\(error)"])
-                }
+                candidates.append((path, name, info))
+            }
+        }
+        for (path, name, info) in candidates {
+            do {
+                let manifest = try await self.manifestCache.manifest(
+                    of: path,
+                    name: name,
+                    size: info.size,
+                    modified: Int64(info.lastDataModificationTime.seconds) * 1_000_000_000
+                        + Int64(info.lastDataModificationTime.nanoseconds)
+                )
+                if found[manifest.id] == nil { found[manifest.id] = CompleteFile(manifest: manifest, path: path) }
+            } catch {
+                self.logger.warning("cannot share file", metadata: ["file.path": "\(path)", "error": "\(error)"])
             }
         }
         for (id, _) in self.complete where found[id] == nil || found[id]?.path != self.complete[id]?.path {
@@ -215,7 +221,56 @@ public actor ChunkStore {
         return files
     }
 
-    /// Links already logged by `regularFiles`, so that each is said once, not every rescan.
+    /// Offers one file from outside the share folder (`p2p send PATH`), from now on.
+    /// - Parameter path: the file; a regular file (not a symbolic link) whose name the
+    ///   network takes.
+    /// - Returns: its manifest (hashed now, or taken from the manifest cache).
+    /// - Throws: `P2PError` (`badName`, `notFound`) saying what is wrong with it.
+    public func share(file path: FilePath) async throws(P2PError) -> Manifest {
+        guard let component = path.lastComponent else { throw P2PError(code: .badName, "\(path) names no file") }
+        _ = try FileName(component.string)
+        let info = try? await FileSystem.shared.info(forFileAt: path, infoAboutSymbolicLink: true)
+        guard let info, info.type == .regular else {
+            throw P2PError(
+                code: .notFound,
+                info == nil ? "\(path) does not exist" : "\(path) is not a regular file (links are not followed)"
+            )
+        }
+        if !self.namedFilePaths.contains(path) { self.namedFilePaths.append(path) }
+        await self.rescan()
+        guard let shared = self.complete.values.first(where: { $0.path == path }) else {
+            throw P2PError(code: .notFound, "\(path) could not be read and hashed")
+        }
+        return shared.manifest
+    }
+
+    /// Files offered one by one, besides the folders' (`share(file:)`).
+    private var namedFilePaths: [FilePath] = []
+
+    /// The files offered one by one that are (still) regular files, never symbolic links,
+    /// with names the network takes.
+    private func namedFiles() async -> [(FilePath, FileName, FileInfo)] {
+        var files: [(FilePath, FileName, FileInfo)] = []
+        for path in self.namedFilePaths {
+            guard let component = path.lastComponent, let name = try? FileName(component.string),
+                let info = try? await FileSystem.shared.info(forFileAt: path, infoAboutSymbolicLink: true),
+                info.type == .regular
+            else {
+                if self.loggedLinks.insert(path.string).inserted {
+                    self.logger.warning(
+                        "not sharing a named file: it is not a regular file with a name others can take",
+                        metadata: ["file.path": "\(path)"]
+                    )
+                }
+                continue
+            }
+            files.append((path, name, info))
+        }
+        return files
+    }
+
+    /// Links (and unusable named files) already logged, so that each is said once, not every
+    /// rescan.
     private var loggedLinks: Set<String> = []
 
     private func reopenCache() async {
@@ -472,12 +527,18 @@ public actor ChunkStore {
     /// - Returns: `nil` when the name is free or holds this file; otherwise a description
     ///   of what is there (with its file id when it is a file this peer offers).
     public func conflict(for manifest: Manifest) async -> String? {
-        let target = self.configuration.downloadsDirectory.appending(manifest.name.value)
+        await self.conflict(name: manifest.name, id: manifest.id)
+    }
+
+    /// What stands at `name` in the downloads folder if it is not the file `id`, in words;
+    /// `nil` if nothing or that very file does.
+    public func conflict(name: FileName, id: FileID) async -> String? {
+        let target = self.configuration.downloadsDirectory.appending(name.value)
         guard let info = try? await FileSystem.shared.info(forFileAt: target, infoAboutSymbolicLink: true) else {
             return nil
         }
         if let held = self.complete.first(where: { $0.value.path == target }) {
-            return held.key == manifest.id ? nil : "\(target) holds another file (id \(held.key.short))"
+            return held.key == id ? nil : "\(target) holds another file (id \(held.key.short))"
         }
         switch info.type {
         case .regular: return "\(target) holds another file"

@@ -47,6 +47,16 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// The answer to a connect-back request: 1 in the frame header if the connection was
     /// made and answered, 0 if not, and what happened, in the payload.
     case connectBackResult = 18
+    /// Offers a delivery (`p2p send`): the offer number, the sender and target ids, and the
+    /// item's kind, id, size and name; the seconds the sender waits in the frame header.
+    case deliveryOffer = 19
+    /// The target's answer to an offer, or its word that it could not finish: 1 in the
+    /// frame header for accepted, 0 for refused, with the reason and what happened.
+    case deliveryAnswer = 20
+    /// How many bytes of the offered item the target holds, while it fetches.
+    case deliveryProgress = 21
+    /// The target holds the offered item, verified whole: the receipt's tag.
+    case deliveryReceipt = 22
 
     public var description: String {
         switch self {
@@ -68,6 +78,10 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .relayAbort: "relay-abort"
         case .connectBackRequest: "connect-back-request"
         case .connectBackResult: "connect-back-result"
+        case .deliveryOffer: "delivery-offer"
+        case .deliveryAnswer: "delivery-answer"
+        case .deliveryProgress: "delivery-progress"
+        case .deliveryReceipt: "delivery-receipt"
         }
     }
 }

@@ -24,6 +24,10 @@ import NIOCore
 /// | relay-abort | id |
 /// | connect-back-request | (port in the frame header) |
 /// | connect-back-result | message, UTF-8 (1 or 0 in the frame header) |
+/// | delivery-offer | offer number (16 bytes), sender id (16), target id (16), kind u8 (1: file), item id, size u64, name length u16, name (seconds the sender waits in the header, 0: no limit) |
+/// | delivery-answer | accepted: empty (1 in the header); refused: reason u8, message UTF-8 (0 in the header) |
+/// | delivery-progress | bytes held u64 |
+/// | delivery-receipt | HMAC-SHA-256 tag (32 bytes; see `DeliveryReceipt`) |
 public enum TransferMessage: Sendable, Equatable {
     /// Asks for the receiver's inventory.
     case inventoryRequest
@@ -68,6 +72,16 @@ public enum TransferMessage: Sendable, Equatable {
     case connectBackRequest(port: Int)
     /// Whether the receiver's connection back was made and answered, and what happened.
     case connectBackResult(reached: Bool, message: String)
+    /// Offers a delivery to the receiver (`p2p send`).
+    case deliveryOffer(DeliveryOffer)
+    /// The receiver takes the offered delivery and starts fetching it.
+    case deliveryAccepted
+    /// The receiver refuses the offered delivery, or could not finish it, and says why.
+    case deliveryRefused(DeliveryRefusal)
+    /// Bytes of the offered item the receiver holds.
+    case deliveryProgress(bytes: UInt64)
+    /// The receiver holds the offered item, verified: its receipt's tag.
+    case deliveryReceipt(tag: [UInt8])
 
     /// The frame type the message travels as, known without encoding it.
     public var frameType: FrameType {
@@ -89,6 +103,10 @@ public enum TransferMessage: Sendable, Equatable {
         case .relayAbort: .relayAbort
         case .connectBackRequest: .connectBackRequest
         case .connectBackResult: .connectBackResult
+        case .deliveryOffer: .deliveryOffer
+        case .deliveryAccepted, .deliveryRefused: .deliveryAnswer
+        case .deliveryProgress: .deliveryProgress
+        case .deliveryReceipt: .deliveryReceipt
         }
     }
 
@@ -175,6 +193,25 @@ public enum TransferMessage: Sendable, Equatable {
                 chunkNumber: reached ? 1 : 0,
                 payload: ByteBuffer(string: String(message.prefix(512)))
             )
+        case .deliveryOffer(let offer):
+            return Frame(
+                type: .deliveryOffer,
+                chunkNumber: UInt32(clamping: offer.waitSeconds),
+                payload: offer.payload(allocator: allocator)
+            )
+        case .deliveryAccepted:
+            return Frame(type: .deliveryAnswer, chunkNumber: 1)
+        case .deliveryRefused(let refusal):
+            var payload = allocator.buffer(capacity: 1 + refusal.message.utf8.count)
+            payload.writeInteger(refusal.reason.rawValue)
+            payload.writeString(String(refusal.message.prefix(512)))
+            return Frame(type: .deliveryAnswer, chunkNumber: 0, payload: payload)
+        case .deliveryProgress(let bytes):
+            var payload = allocator.buffer(capacity: 8)
+            payload.writeInteger(bytes)
+            return Frame(type: .deliveryProgress, payload: payload)
+        case .deliveryReceipt(let tag):
+            return Frame(type: .deliveryReceipt, payload: ByteBuffer(bytes: tag))
         case .failure(let id, let chunk, let reason, let message):
             var payload = allocator.buffer(capacity: 33 + message.utf8.count)
             payload.writeBytes((id ?? Self.noFile).bytes)
@@ -350,6 +387,32 @@ public enum TransferMessage: Sendable, Equatable {
                 reached: chunk == 1,
                 message: payload.readString(length: payload.readableBytes) ?? ""
             )
+        case .deliveryOffer:
+            self = .deliveryOffer(try DeliveryOffer.parse(&payload, waitSeconds: chunk, bad: bad))
+        case .deliveryAnswer:
+            switch chunk {
+            case 1:
+                try requireEnd()
+                self = .deliveryAccepted
+            case 0:
+                guard let value = payload.readInteger(as: UInt8.self),
+                    let reason = DeliveryRefusal.Reason(rawValue: value)
+                else { throw bad("unknown reason") }
+                self = .deliveryRefused(
+                    DeliveryRefusal(reason, payload.readString(length: payload.readableBytes) ?? "")
+                )
+            default:
+                throw bad("answer \(chunk)")
+            }
+        case .deliveryProgress:
+            guard let bytes = payload.readInteger(as: UInt64.self) else { throw bad("truncated byte count") }
+            try requireEnd()
+            self = .deliveryProgress(bytes: bytes)
+        case .deliveryReceipt:
+            guard payload.readableBytes == DeliveryReceipt.tagLength else {
+                throw bad("a tag of \(payload.readableBytes) bytes")
+            }
+            self = .deliveryReceipt(tag: Array(payload.readableBytesView))
         }
     }
 }

@@ -182,7 +182,7 @@ struct FrameTests {
         #expect(parseError(ByteBuffer(bytes: bytes)) == .unsupportedVersion(version))
     }
 
-    @Test("a type byte no FrameType has: unknownType", arguments: [0, 19, 20, 0x80, 0xFF] as [UInt8])
+    @Test("a type byte no FrameType has: unknownType", arguments: [0, 30, 31, 0x80, 0xFF] as [UInt8])
     func unknownType(type: UInt8) {
         var generator = SeededGenerator(seed: 13)
         var bytes = generator.frame(payloadLength: 5).encoded().bytes

@@ -24,6 +24,10 @@ struct FrameTypeTests {
             (.relayAbort, 16, "relay-abort"),
             (.connectBackRequest, 17, "connect-back-request"),
             (.connectBackResult, 18, "connect-back-result"),
+            (.deliveryOffer, 19, "delivery-offer"),
+            (.deliveryAnswer, 20, "delivery-answer"),
+            (.deliveryProgress, 21, "delivery-progress"),
+            (.deliveryReceipt, 22, "delivery-receipt"),
         ]
         #expect(FrameType.allCases.count == expected.count)
         for (type, value, name) in expected {
@@ -32,6 +36,6 @@ struct FrameTypeTests {
             #expect(type.description == name)
         }
         #expect(FrameType(rawValue: 0) == nil)
-        #expect(FrameType(rawValue: 19) == nil)
+        #expect(FrameType(rawValue: 23) == nil)
     }
 }

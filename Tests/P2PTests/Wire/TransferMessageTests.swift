@@ -50,6 +50,19 @@ struct TransferMessageTests {
             .connectBackRequest(port: 47475),
             .connectBackResult(reached: true, message: "answered"),
             .connectBackResult(reached: false, message: ""),
+            .deliveryOffer(
+                DeliveryOffer(
+                    number: [UInt8](repeating: 7, count: DeliveryOffer.numberLength),
+                    sender: PeerID(high: 1, low: 2),
+                    target: PeerID(high: 3, low: 4),
+                    item: DeliveryItem(id: id, name: try! FileName("image.iso"), size: 5 << 30),
+                    waitSeconds: 60
+                )
+            ),
+            .deliveryAccepted,
+            .deliveryRefused(DeliveryRefusal(.diskSpace, "too little free space")),
+            .deliveryProgress(bytes: 1 << 40),
+            .deliveryReceipt(tag: [UInt8](repeating: 9, count: DeliveryReceipt.tagLength)),
         ]
     }
 
@@ -161,6 +174,13 @@ struct TransferMessageTests {
             Frame(type: .connectBackRequest, chunkNumber: 65_536),
             Frame(type: .connectBackRequest, chunkNumber: 80, payload: ByteBuffer(bytes: [0])),
             Frame(type: .connectBackResult, chunkNumber: 2),
+            // A truncated offer, an answer other than 0 or 1, a refusal of unknown reason, a
+            // short progress count, a receipt tag of the wrong length.
+            Frame(type: .deliveryOffer, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 80))),
+            Frame(type: .deliveryAnswer, chunkNumber: 2),
+            Frame(type: .deliveryAnswer, chunkNumber: 0, payload: ByteBuffer(bytes: [99])),
+            Frame(type: .deliveryProgress, payload: ByteBuffer(bytes: [0, 0, 1])),
+            Frame(type: .deliveryReceipt, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 31))),
             // An inventory claiming a billion entries in a few bytes.
             Frame(type: .inventory, payload: ByteBuffer(bytes: [0x3B, 0x9A, 0xCA, 0x00, 1, 2, 3])),
         ]
