@@ -47,6 +47,15 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     /// The answer to a connect-back request: 1 in the frame header if the connection was
     /// made and answered, 0 if not, and what happened, in the payload.
     case connectBackResult = 18
+    // 19...23 belong to delivery (`send`).
+    /// Asks for the collections (shared folders) the receiver offers.
+    case collectionListRequest = 24
+    /// The collections the sender offers: id, name, file count, total size, member ids.
+    case collectionList = 25
+    /// Asks for the collection manifest of a collection id.
+    case collectionManifestRequest = 26
+    /// A collection manifest, answering a request.
+    case collectionManifest = 27
 
     public var description: String {
         switch self {
@@ -68,6 +77,10 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .relayAbort: "relay-abort"
         case .connectBackRequest: "connect-back-request"
         case .connectBackResult: "connect-back-result"
+        case .collectionListRequest: "collection-list-request"
+        case .collectionList: "collection-list"
+        case .collectionManifestRequest: "collection-manifest-request"
+        case .collectionManifest: "collection-manifest"
         }
     }
 }

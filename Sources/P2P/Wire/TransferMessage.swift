@@ -24,6 +24,10 @@ import NIOCore
 /// | relay-abort | id |
 /// | connect-back-request | (port in the frame header) |
 /// | connect-back-result | message, UTF-8 (1 or 0 in the frame header) |
+/// | collection-list-request | empty |
+/// | collection-list | count u32, then per collection: id, name length u16, name, file count u32, total size u64, file count × member file id |
+/// | collection-manifest-request | id |
+/// | collection-manifest | the encoded collection manifest (its SHA-256 is the id) |
 public enum TransferMessage: Sendable, Equatable {
     /// Asks for the receiver's inventory.
     case inventoryRequest
@@ -68,6 +72,14 @@ public enum TransferMessage: Sendable, Equatable {
     case connectBackRequest(port: Int)
     /// Whether the receiver's connection back was made and answered, and what happened.
     case connectBackResult(reached: Bool, message: String)
+    /// Asks for the collections (shared folders) the receiver offers.
+    case collectionListRequest
+    /// The sender's collections.
+    case collectionList([CollectionEntry])
+    /// Asks for a collection manifest.
+    case collectionManifestRequest(FileID)
+    /// An encoded collection manifest, answering a request.
+    case collectionManifest([UInt8])
 
     /// The frame type the message travels as, known without encoding it.
     public var frameType: FrameType {
@@ -89,6 +101,10 @@ public enum TransferMessage: Sendable, Equatable {
         case .relayAbort: .relayAbort
         case .connectBackRequest: .connectBackRequest
         case .connectBackResult: .connectBackResult
+        case .collectionListRequest: .collectionListRequest
+        case .collectionList: .collectionList
+        case .collectionManifestRequest: .collectionManifestRequest
+        case .collectionManifest: .collectionManifest
         }
     }
 
@@ -175,6 +191,25 @@ public enum TransferMessage: Sendable, Equatable {
                 chunkNumber: reached ? 1 : 0,
                 payload: ByteBuffer(string: String(message.prefix(512)))
             )
+        case .collectionListRequest:
+            return Frame(type: .collectionListRequest)
+        case .collectionList(let entries):
+            var payload = allocator.buffer(capacity: 4 + entries.reduce(0) { $0 + 80 + 32 * $1.memberIDs.count })
+            payload.writeInteger(UInt32(entries.count))
+            for entry in entries {
+                payload.writeBytes(entry.id.bytes)
+                let name = Array(entry.name.value.utf8)
+                payload.writeInteger(UInt16(name.count))
+                payload.writeBytes(name)
+                payload.writeInteger(UInt32(entry.memberIDs.count))
+                payload.writeInteger(entry.totalSize)
+                for member in entry.memberIDs { payload.writeBytes(member.bytes) }
+            }
+            return Frame(type: .collectionList, payload: payload)
+        case .collectionManifestRequest(let id):
+            return Frame(type: .collectionManifestRequest, payload: ByteBuffer(bytes: id.bytes))
+        case .collectionManifest(let bytes):
+            return Frame(type: .collectionManifest, payload: ByteBuffer(bytes: bytes))
         case .failure(let id, let chunk, let reason, let message):
             var payload = allocator.buffer(capacity: 33 + message.utf8.count)
             payload.writeBytes((id ?? Self.noFile).bytes)
@@ -350,6 +385,51 @@ public enum TransferMessage: Sendable, Equatable {
                 reached: chunk == 1,
                 message: payload.readString(length: payload.readableBytes) ?? ""
             )
+        case .collectionListRequest:
+            try requireEnd()
+            self = .collectionListRequest
+        case .collectionList:
+            guard let count = payload.readInteger(as: UInt32.self) else { throw bad("truncated count") }
+            // Every entry takes at least 47 bytes (id, a one-byte name, counts): a count the
+            // payload cannot hold is refused before anything is allocated for it.
+            guard Int(count) <= payload.readableBytes / 47 else { throw bad("\(count) collections cannot fit") }
+            var entries: [CollectionEntry] = []
+            entries.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                let id = try readID()
+                guard let nameLength = payload.readInteger(as: UInt16.self),
+                    let nameBytes = payload.readBytes(length: Int(nameLength)),
+                    let fileCount = payload.readInteger(as: UInt32.self),
+                    let totalSize = payload.readInteger(as: UInt64.self)
+                else { throw bad("truncated collection") }
+                guard let nameText = String(validating: nameBytes, as: UTF8.self) else {
+                    throw bad("name is not UTF-8")
+                }
+                let name: FileName
+                do { name = try FileName(nameText) } catch { throw bad(error.message) }
+                guard Int(fileCount) <= CollectionManifest.maximumEntryCount,
+                    Int(fileCount) * FileID.byteCount <= payload.readableBytes
+                else { throw bad("\(fileCount) member ids cannot fit") }
+                var members: [FileID] = []
+                members.reserveCapacity(Int(fileCount))
+                for _ in 0..<fileCount { members.append(try readID()) }
+                entries.append(
+                    CollectionEntry(
+                        id: id,
+                        name: name,
+                        totalSize: totalSize,
+                        memberIDs: members
+                    )
+                )
+            }
+            try requireEnd()
+            self = .collectionList(entries)
+        case .collectionManifestRequest:
+            let id = try readID()
+            try requireEnd()
+            self = .collectionManifestRequest(id)
+        case .collectionManifest:
+            self = .collectionManifest(Array(payload.readableBytesView))
         }
     }
 }

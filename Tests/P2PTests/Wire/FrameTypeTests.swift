@@ -24,6 +24,10 @@ struct FrameTypeTests {
             (.relayAbort, 16, "relay-abort"),
             (.connectBackRequest, 17, "connect-back-request"),
             (.connectBackResult, 18, "connect-back-result"),
+            (.collectionListRequest, 24, "collection-list-request"),
+            (.collectionList, 25, "collection-list"),
+            (.collectionManifestRequest, 26, "collection-manifest-request"),
+            (.collectionManifest, 27, "collection-manifest"),
         ]
         #expect(FrameType.allCases.count == expected.count)
         for (type, value, name) in expected {
@@ -33,5 +37,6 @@ struct FrameTypeTests {
         }
         #expect(FrameType(rawValue: 0) == nil)
         #expect(FrameType(rawValue: 19) == nil)
+        #expect(FrameType(rawValue: 28) == nil)
     }
 }
