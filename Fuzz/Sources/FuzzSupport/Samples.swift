@@ -128,6 +128,7 @@ public enum Samples {
             ("collection-list", .collectionList(collections.map(CollectionEntry.init))),
             ("collection-manifest-request", .collectionManifestRequest(collections[2].id)),
             ("collection-manifest", .collectionManifest(collections[2].encoded)),
+            ("file-inventory-request", .fileInventoryRequest(id)),
         ]
     }
 }

@@ -93,6 +93,9 @@ public struct SwarmResponder: TransferResponder {
                                 .frame()
                         )
                     }
+                case .fileInventoryRequest(let id):
+                    let entry = await self.store.inventoryEntry(for: id)
+                    try await outbound.write(TransferMessage.inventory(entry.map { [$0] } ?? []).frame())
                 case .collectionListRequest:
                     try await outbound.write(TransferMessage.collectionList(await self.store.collectionList()).frame())
                 case .collectionManifestRequest(let id):

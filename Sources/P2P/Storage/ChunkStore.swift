@@ -377,6 +377,38 @@ public actor ChunkStore {
         return entries.values.sorted { ($0.name, $0.id) < ($1.name, $1.id) }
     }
 
+    /// What this peer holds of one file, as `inventory()` would list it.
+    /// - Parameter id: the file.
+    /// - Returns: its entry, or `nil` when no chunk of it is held here.
+    public func inventoryEntry(for id: FileID) async -> InventoryEntry? {
+        if let file = self.complete[id] {
+            return InventoryEntry(
+                id: id,
+                name: file.manifest.name,
+                size: file.manifest.size,
+                chunkSize: file.manifest.chunkSize,
+                bitmap: .full(count: file.manifest.chunkCount)
+            )
+        }
+        var entry: InventoryEntry? = nil
+        for chunkFile in [self.downloads[id], self.cached[id]].compactMap({ $0 }) {
+            let manifest = chunkFile.manifest
+            let bitmap = await chunkFile.bitmap
+            var merged =
+                entry
+                ?? InventoryEntry(
+                    id: id,
+                    name: manifest.name,
+                    size: manifest.size,
+                    chunkSize: manifest.chunkSize,
+                    bitmap: ChunkBitmap(count: manifest.chunkCount)
+                )
+            for index in bitmap.indices { merged.bitmap.insert(index) }
+            entry = merged
+        }
+        return entry.flatMap { $0.bitmap.setCount > 0 ? $0 : nil }
+    }
+
     /// The manifest of a file this peer holds any of, or has seen.
     public func manifest(for id: FileID) -> Manifest? {
         self.complete[id]?.manifest ?? self.downloads[id]?.manifest ?? self.cached[id]?.manifest

@@ -56,6 +56,10 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case collectionManifestRequest = 26
     /// A collection manifest, answering a request.
     case collectionManifest = 27
+    /// Asks which chunks of one file the receiver holds: answered with an inventory of
+    /// that file alone (or of nothing), so that a download does not pay for a listing of
+    /// every file the peer offers (a shared folder of thousands) each time it looks.
+    case fileInventoryRequest = 28
 
     public var description: String {
         switch self {
@@ -81,6 +85,7 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .collectionList: "collection-list"
         case .collectionManifestRequest: "collection-manifest-request"
         case .collectionManifest: "collection-manifest"
+        case .fileInventoryRequest: "file-inventory-request"
         }
     }
 }

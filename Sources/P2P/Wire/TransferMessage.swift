@@ -28,6 +28,7 @@ import NIOCore
 /// | collection-list | count u32, then per collection: id, name length u16, name, file count u32, total size u64, file count × member file id |
 /// | collection-manifest-request | id |
 /// | collection-manifest | the encoded collection manifest (its SHA-256 is the id) |
+/// | file-inventory-request | id |
 public enum TransferMessage: Sendable, Equatable {
     /// Asks for the receiver's inventory.
     case inventoryRequest
@@ -80,6 +81,9 @@ public enum TransferMessage: Sendable, Equatable {
     case collectionManifestRequest(FileID)
     /// An encoded collection manifest, answering a request.
     case collectionManifest([UInt8])
+    /// Asks which chunks of one file the receiver holds (answered with an inventory of at
+    /// most that file).
+    case fileInventoryRequest(FileID)
 
     /// The frame type the message travels as, known without encoding it.
     public var frameType: FrameType {
@@ -105,6 +109,7 @@ public enum TransferMessage: Sendable, Equatable {
         case .collectionList: .collectionList
         case .collectionManifestRequest: .collectionManifestRequest
         case .collectionManifest: .collectionManifest
+        case .fileInventoryRequest: .fileInventoryRequest
         }
     }
 
@@ -210,6 +215,8 @@ public enum TransferMessage: Sendable, Equatable {
             return Frame(type: .collectionManifestRequest, payload: ByteBuffer(bytes: id.bytes))
         case .collectionManifest(let bytes):
             return Frame(type: .collectionManifest, payload: ByteBuffer(bytes: bytes))
+        case .fileInventoryRequest(let id):
+            return Frame(type: .fileInventoryRequest, payload: ByteBuffer(bytes: id.bytes))
         case .failure(let id, let chunk, let reason, let message):
             var payload = allocator.buffer(capacity: 33 + message.utf8.count)
             payload.writeBytes((id ?? Self.noFile).bytes)
@@ -430,6 +437,10 @@ public enum TransferMessage: Sendable, Equatable {
             self = .collectionManifestRequest(id)
         case .collectionManifest:
             self = .collectionManifest(Array(payload.readableBytesView))
+        case .fileInventoryRequest:
+            let id = try readID()
+            try requireEnd()
+            self = .fileInventoryRequest(id)
         }
     }
 }

@@ -28,6 +28,7 @@ struct FrameTypeTests {
             (.collectionList, 25, "collection-list"),
             (.collectionManifestRequest, 26, "collection-manifest-request"),
             (.collectionManifest, 27, "collection-manifest"),
+            (.fileInventoryRequest, 28, "file-inventory-request"),
         ]
         #expect(FrameType.allCases.count == expected.count)
         for (type, value, name) in expected {
@@ -37,6 +38,6 @@ struct FrameTypeTests {
         }
         #expect(FrameType(rawValue: 0) == nil)
         #expect(FrameType(rawValue: 19) == nil)
-        #expect(FrameType(rawValue: 28) == nil)
+        #expect(FrameType(rawValue: 29) == nil)
     }
 }

@@ -58,6 +58,7 @@ struct TransferMessageTests {
             ]),
             .collectionManifestRequest(id),
             .collectionManifest([1, 2, 3]),
+            .fileInventoryRequest(id),
         ]
     }
 
@@ -173,6 +174,7 @@ struct TransferMessageTests {
             Frame(type: .inventory, payload: ByteBuffer(bytes: [0x3B, 0x9A, 0xCA, 0x00, 1, 2, 3])),
             Frame(type: .collectionListRequest, payload: ByteBuffer(bytes: [0])),
             Frame(type: .collectionManifestRequest, payload: ByteBuffer(bytes: [1, 2, 3])),
+            Frame(type: .fileInventoryRequest, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 33))),
             // A collection list claiming a billion collections in a few bytes.
             Frame(type: .collectionList, payload: ByteBuffer(bytes: [0x3B, 0x9A, 0xCA, 0x00, 1, 2, 3])),
         ]
