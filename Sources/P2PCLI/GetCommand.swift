@@ -82,7 +82,7 @@ struct GetCommand: AsyncParsableCommand {
             guard let downloader = self.peer.downloader() else { return }
             let printer = ProgressPrinter()
             let jsonPrinter = self.command.progress == .json ? JSONProgressPrinter() : nil
-            let timeout = self.command.timeout.map { Duration.milliseconds(Int64($0 * 1000)) }
+            let deadline = self.command.timeout.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
             let show: @Sendable (DownloadProgress) -> Void = { progress in
                 if let jsonPrinter { jsonPrinter.show(progress) } else { printer.show(progress) }
             }
@@ -91,8 +91,10 @@ struct GetCommand: AsyncParsableCommand {
                 let item = try await downloader.lookUpItem(
                     name: self.command.name,
                     idPrefix: self.command.id,
-                    deadline: timeout.map { ContinuousClock.now + $0 }
+                    deadline: deadline
                 )
+                // What is left of the timeout once the name is resolved.
+                let timeout = deadline.map { $0 - ContinuousClock.now }
                 switch item {
                 case .file(let file):
                     let result = try await downloader.download(

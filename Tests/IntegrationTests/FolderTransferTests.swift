@@ -173,6 +173,38 @@ struct FolderTransferTests {
         #expect(Self.tree(at: target) == expected)
     }
 
+    @Test("the shell lists a folder as one line and downloads it whole")
+    func shell() async throws {
+        let swarm = try TestSwarm()
+        defer { swarm.shutdown() }
+        let expected = try Self.shareTree("small", files: 12, peer: "seed", in: swarm)
+        let seed = try swarm.launch(["serve"], name: "seed")
+        try await seed.waitForLine(in: .stderr, containing: "peer ready", timeout: .seconds(60))
+        let shell = try await swarm.launchShell(name: "user")
+        #expect(try await Polling.until(timeout: .seconds(10)) { !(try await shell.peers().peers.isEmpty) })
+        var before = shell.process.lineCount(.stdout)
+        try shell.process.send("list")
+        let (row, _) = try await shell.process.waitForLine(
+            in: .stdout,
+            from: before,
+            containing: "small/",
+            timeout: .seconds(20)
+        )
+        #expect(row.text.contains("12 files"), "\(row.text)")
+        before = shell.process.lineCount(.stdout)
+        try shell.process.send("download small")
+        let (done, _) = try await shell.process.waitForLine(
+            in: .stdout,
+            from: before,
+            matching: { $0.contains("downloaded small/") || $0.contains("download failed") },
+            timeout: .seconds(60)
+        )
+        #expect(done.text.contains("downloaded small/ (12 files"), "\(done.text)")
+        #expect(Self.tree(at: TransferFixtures.downloaded("small", peer: "user", in: swarm)) == expected)
+        try shell.process.send("exit")
+        #expect(try await shell.process.waitForExit(timeout: .seconds(10)) == 0)
+    }
+
     @Test(
         "a lying peer's folder with an unsafe path is refused whole, with nothing written",
         arguments: [

@@ -61,15 +61,8 @@ extension Downloader {
             defer { group.cancelAll() }
             // Bounded by `patience`, which gives up at the deadline.
             while true {
-                let peers = self.table.servingPeers()
-                async let inventories = Self.inventories(
-                    of: peers,
-                    timeout: self.configuration.inventoryTimeout,
-                    settings: self.settings
-                )
-                async let lists = Self.collectionLists(of: peers, settings: self.settings)
-                let files = Self.swarmFiles(await inventories)
-                let collections = SwarmCollection.gather(await lists.map { ($0.0.id, $0.1) })
+                let (files, lists) = await self.filesAndCollections(name: name, idPrefix: idPrefix)
+                let collections = SwarmCollection.gather(lists.map { ($0.0.id, $0.1) })
                 let notFound: P2PError
                 do {
                     return try SwarmItem.resolve(name: name, idPrefix: idPrefix, files: files, collections: collections)
@@ -80,6 +73,69 @@ extension Downloader {
                 await peerJoined.wait(atMost: wait.timeAmount, on: eventLoop)
                 try Task.checkCancellation()
             }
+        }
+    }
+
+    /// The swarm's files and collection lists, asked of every serving peer at once. The
+    /// inventories end as a file lookup's do (`inventories` with `enough`: once the
+    /// answers name exactly one file, the rest get `lookupGrace`); the collection lists get
+    /// `lookupGrace` more than the inventories took, so a peer that never answers costs a
+    /// `get` of a file no more than it did before folders were listed.
+    private func filesAndCollections(
+        name: String?,
+        idPrefix: String?
+    ) async -> (files: [SwarmFile], lists: [(KnownPeer, [CollectionEntry])]) {
+        enum Gathered: Sendable {
+            case files([SwarmFile])
+            case lists([(KnownPeer, [CollectionEntry])])
+            case graceOver
+        }
+        let peers = self.table.servingPeers()
+        let grace = self.configuration.lookupGrace
+        return await withTaskGroup(of: Gathered.self) { group in
+            group.addTask {
+                .lists(
+                    await Self.collectionLists(
+                        of: peers,
+                        timeout: self.configuration.inventoryTimeout,
+                        settings: self.settings
+                    )
+                )
+            }
+            group.addTask {
+                let answers = await Self.inventories(
+                    of: peers,
+                    timeout: self.configuration.inventoryTimeout,
+                    enough: { answers in
+                        Self.matching(name: name, idPrefix: idPrefix, in: Self.swarmFiles(answers)).count == 1
+                    },
+                    grace: grace,
+                    settings: self.settings
+                )
+                return .files(Self.swarmFiles(answers))
+            }
+            var files: [SwarmFile]? = nil
+            var lists: [(KnownPeer, [CollectionEntry])]? = nil
+            // Ends once both are in: the grace cancels the lists still out, which then
+            // return what came.
+            while files == nil || lists == nil, let next = await group.next() {
+                switch next {
+                case .files(let found):
+                    files = found
+                    if lists == nil {
+                        group.addTask {
+                            try? await Task.sleep(for: grace)
+                            return .graceOver
+                        }
+                    }
+                case .lists(let found):
+                    lists = found
+                case .graceOver:
+                    group.cancelAll()
+                }
+            }
+            group.cancelAll()
+            return (files ?? [], lists ?? [])
         }
     }
 

@@ -60,19 +60,25 @@ public enum SwarmItem: Sendable {
         collections: [SwarmCollection]
     ) throws(P2PError) -> SwarmItem {
         let prefix = idPrefix?.lowercased()
-        let matchingFiles = files.filter { file in
-            (name == nil || file.name.value == name) && (prefix.map { file.id.description.hasPrefix($0) } ?? true)
-        }
         let matchingCollections = collections.filter { collection in
             (name == nil || collection.name.value == name)
                 && (prefix.map { collection.id.description.hasPrefix($0) } ?? true)
         }
+        // Only files match: what a name means among files is decided as it always was.
+        if matchingCollections.isEmpty {
+            do {
+                return .file(try Downloader.resolve(name: name, idPrefix: idPrefix, in: files))
+            } catch let error as P2PError {
+                throw error
+            } catch {
+                throw P2PError(code: .notFound, "\(error)")
+            }
+        }
+        let matchingFiles = files.filter { file in
+            (name == nil || file.name.value == name) && (prefix.map { file.id.description.hasPrefix($0) } ?? true)
+        }
         let what = [name.map { "'\($0)'" }, idPrefix.map { "id \($0)…" }].compactMap { $0 }.joined(separator: " with ")
         switch (matchingFiles.count, matchingCollections.count) {
-        case (0, 0):
-            throw P2PError(code: .notFound, "no peer offers \(what)")
-        case (1, 0):
-            return .file(matchingFiles[0])
         case (0, 1):
             return .collection(matchingCollections[0])
         default:
