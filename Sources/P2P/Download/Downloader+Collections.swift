@@ -39,18 +39,49 @@ extension Downloader {
 
     // MARK: Looking up a file or a folder
 
+    /// Fetches the collection (shared folder) with this name or id into the downloads
+    /// folder, resumably: the library's entry point for "this folder, here" (`get FOLDER`
+    /// resolves files and folders together, then calls `downloadCollection`; a delivery
+    /// receiver that is told a folder calls this).
+    /// - Parameters:
+    ///   - name: the folder's name, or `nil` to go by id alone.
+    ///   - idPrefix: hex digits the collection id starts with (all 64 for exactly one).
+    ///   - timeout: give up after this long, keeping what was fetched for the next call.
+    ///   - progress: called as files are placed.
+    /// - Returns: what was fetched, and where the folder is.
+    /// - Throws: `P2PError` as `lookUpItem` and `downloadCollection` do.
+    public func fetchCollection(
+        name: String?,
+        idPrefix: String?,
+        timeout: Duration? = nil,
+        progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in }
+    ) async throws -> CollectionDownloadResult {
+        let deadline = timeout.map { ContinuousClock.now + $0 }
+        let item = try await self.lookUpItem(name: name, idPrefix: idPrefix, deadline: deadline, foldersOnly: true)
+        guard case .collection(let collection) = item else {
+            throw P2PError(code: .notFound, "no peer offers a folder \(name.map { "'\($0)'" } ?? idPrefix ?? "")")
+        }
+        return try await self.downloadCollection(
+            collection,
+            timeout: deadline.map { $0 - ContinuousClock.now },
+            progress: progress
+        )
+    }
+
     /// Finds what a name (or id prefix) means in the swarm, a file or a collection, asking
     /// again as peers join and as `LookupPatience` allows.
     /// - Parameters:
     ///   - name: the name, or `nil` to go by id alone.
     ///   - idPrefix: hex digits the id starts with.
     ///   - deadline: look until then; for a few seconds without one.
+    ///   - foldersOnly: whether only collections count (no inventories are asked for).
     /// - Returns: the one file or collection meant.
     /// - Throws: `P2PError` (`notFound`, `ambiguous`).
     public func lookUpItem(
         name: String?,
         idPrefix: String?,
-        deadline: ContinuousClock.Instant?
+        deadline: ContinuousClock.Instant?,
+        foldersOnly: Bool = false
     ) async throws -> SwarmItem {
         let eventLoop = self.group.next()
         var patience = LookupPatience(started: .now, deadline: deadline)
@@ -61,7 +92,10 @@ extension Downloader {
             defer { group.cancelAll() }
             // Bounded by `patience`, which gives up at the deadline.
             while true {
-                let (files, lists) = await self.filesAndCollections(name: name, idPrefix: idPrefix)
+                let (files, lists) =
+                    foldersOnly
+                    ? ([], await Self.collectionLists(of: self.table.servingPeers(), settings: self.settings))
+                    : await self.filesAndCollections(name: name, idPrefix: idPrefix)
                 let collections = SwarmCollection.gather(lists.map { ($0.0.id, $0.1) })
                 let notFound: P2PError
                 do {
