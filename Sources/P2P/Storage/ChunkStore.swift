@@ -52,6 +52,8 @@ public actor ChunkStore {
     private let manifestCache: ManifestCache
     private var complete: [FileID: CompleteFile] = [:]
     private var readHandles: [FileID: ReadFileHandle] = [:]
+    /// Reads under way on each open handle: only a handle with none is closed to make room.
+    private var handleReaders: [FileID: Int] = [:]
     private var downloads: [FileID: ChunkFile] = [:]
     /// Reads waiting for a download to finish (its `.partial` closed, not yet moved to its
     /// name): they are answered from the finished file.
@@ -466,6 +468,10 @@ public actor ChunkStore {
                         self.readHandles[id] = handle
                     }
                 }
+                // Counted before anything else waits, so that making room never closes it.
+                self.handleReaders[id, default: 0] += 1
+                defer { self.releaseReader(of: id) }
+                if self.readHandles.count > Self.maximumOpenReadHandles { await self.closeIdleReadHandles() }
                 return try await handle.readChunk(file.manifest.range(ofChunk: index), of: id)
             } catch {
                 throw P2PError(code: .storage, "cannot read \(file.path): \(error)")
@@ -488,6 +494,30 @@ public actor ChunkStore {
         }
         if let file = self.cached[id], let bytes = try await file.read(chunk: index) { return bytes }
         return nil
+    }
+
+    /// The most files kept open for reading at once. A shared folder of thousands of small
+    /// files would otherwise hold a descriptor for each file ever read, past the usual
+    /// limit of 1,024 per process.
+    static let maximumOpenReadHandles = 128
+
+    /// How many files are open for reading now.
+    var openReadHandleCount: Int { self.readHandles.count }
+
+    private func releaseReader(of id: FileID) {
+        let remaining = (self.handleReaders[id] ?? 1) - 1
+        self.handleReaders[id] = remaining > 0 ? remaining : nil
+    }
+
+    /// Closes open read handles that no read is using until at most
+    /// `maximumOpenReadHandles` are open (or every one left is in use).
+    private func closeIdleReadHandles() async {
+        while self.readHandles.count > Self.maximumOpenReadHandles,
+            let idle = self.readHandles.keys.first(where: { self.handleReaders[$0] == nil }),
+            let handle = self.readHandles.removeValue(forKey: idle)
+        {
+            await closeEvenIfCancelled { try await handle.close() }
+        }
     }
 
     /// Returns once a chunk of a download in progress is written (or its write failed, or

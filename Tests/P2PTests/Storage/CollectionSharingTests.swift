@@ -118,3 +118,30 @@ struct CollectionSharingTests {
         #expect(!FileManager.default.fileExists(atPath: tree.path))
     }
 }
+
+@Suite("Open read handles")
+struct ReadHandleBoundTests {
+    @Test("serving a folder of many files keeps a bounded number of them open, and every file stays readable")
+    func bounded() async throws {
+        let fixture = try StorageFixture()
+        defer { fixture.remove() }
+        let folder = fixture.share.appendingPathComponent("many")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        let count = ChunkStore.maximumOpenReadHandles + 72
+        for index in 0..<count {
+            try Data("file \(index)".utf8).write(to: folder.appendingPathComponent("f\(index).txt"))
+        }
+        try await CollectionSharingTests.withStore(fixture) { store in
+            let entry = try #require(await store.collectionList().first)
+            let manifest = try #require(await store.collectionManifest(for: entry.id))
+            #expect(manifest.files.count == count)
+            for pass in 0..<2 {
+                for member in manifest.files {
+                    let chunk = try #require(try await store.readChunk(member.fileID, index: 0), "pass \(pass)")
+                    #expect(String(buffer: chunk) == "file \(member.path.name.value.dropFirst().dropLast(4))")
+                    #expect(await store.openReadHandleCount <= ChunkStore.maximumOpenReadHandles)
+                }
+            }
+        }
+    }
+}
