@@ -101,9 +101,24 @@ struct FolderTransferTests {
 
         let started = ContinuousClock.now
         let get = try swarm.launch(["get", "tree", "--json"], name: "fetch")
+        // The fetching peer's peak memory, sampled until it exits (at most 120 s).
+        async let peakMemory: Int = {
+            var peak = 0
+            for _ in 0..<2400 {
+                guard let sample = TransferFixtures.peakRSS(pid: get.pid) else { break }
+                peak = max(peak, sample)
+                try? await Task.sleep(for: .milliseconds(50))
+            }
+            return peak
+        }()
         let status = try await get.waitForExit(timeout: .seconds(120))
         try? await get.waitForOutputToEnd(timeout: .seconds(5))
         #expect(status == 0, "\(get.transcript())")
+        let peak = await peakMemory
+        print("1,000-file folder: the fetching peer's peak RSS \(peak >> 20) MiB")
+        // Files are fetched eight at a time, so memory follows that, not the file count: a
+        // debug build peaks near 53 MiB here; 96 MiB leaves room for its variation.
+        #expect(peak > 0 && peak < 96 << 20, "peak RSS \(peak >> 20) MiB")
         let summary = try #require(Self.json(get), "\(get.transcript())")
         #expect(summary["kind"] as? String == "folder")
         #expect(summary["fileCount"] as? Int == 1000)
