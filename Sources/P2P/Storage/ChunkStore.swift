@@ -221,7 +221,7 @@ public actor ChunkStore {
         } catch {
             // A folder that cannot be listed offers what was listed before the error.
         }
-        for link in links where self.loggedLinks.insert(link.string).inserted {
+        for link in links where self.loggedSkips.insert(link.string).inserted {
             self.logger.warning(
                 "not sharing a symbolic link: only regular files inside the folder are served",
                 metadata: ["file.path": "\(link)"]
@@ -232,7 +232,7 @@ public actor ChunkStore {
 
     /// Links already logged by `regularFiles`, and entries of shared folders already said
     /// to be skipped, so that each is said once, not every rescan.
-    private var loggedLinks: Set<String> = []
+    private var loggedSkips: Set<String> = []
 
     /// The real folders (not links to folders) of `directory` whose names are valid file
     /// names and not hidden: each is shared as a collection.
@@ -283,7 +283,7 @@ public actor ChunkStore {
                 skipped.append((file.path, "cannot be read: \(error)"))
             }
         }
-        for (path, reason) in skipped where self.loggedLinks.insert(path.string).inserted {
+        for (path, reason) in skipped where self.loggedSkips.insert(path.string).inserted {
             self.logger.warning(
                 "not sharing an entry of a shared folder",
                 metadata: ["file.path": "\(path)", "reason": "\(reason)", "collection.name": "\(name)"]
