@@ -14,6 +14,7 @@ let fuzzTargets = [
     "FuzzManifest",
     "FuzzChunkBitmap",
     "FuzzFileName",
+    "FuzzCollectionManifest",
 ]
 
 let package = Package(
@@ -33,7 +34,7 @@ let package = Package(
                 .product(name: "P2P", package: "p2p"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
-        )
+        ),
     ]
         + fuzzTargets.map { name in
             .executableTarget(

@@ -11,7 +11,7 @@
 #   --fresh        forget the corpus that earlier runs found (Fuzz/scratch/corpus)
 #   --write-seeds  regenerate the committed seed corpora Fuzz/Corpus/<target>/ and exit
 #   target         FuzzFrame FuzzAnnouncement FuzzTransferMessage FuzzManifest
-#                  FuzzChunkBitmap FuzzFileName (default: all)
+#                  FuzzChunkBitmap FuzzFileName FuzzCollectionManifest (default: all)
 #
 # Each target starts from its committed seeds (Fuzz/Corpus/<target>/) plus whatever earlier
 # runs found; new inputs go to Fuzz/scratch/corpus/<target>/ and crashing inputs to
@@ -21,7 +21,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-all_targets=(FuzzFrame FuzzAnnouncement FuzzTransferMessage FuzzManifest FuzzChunkBitmap FuzzFileName)
+all_targets=(FuzzFrame FuzzAnnouncement FuzzTransferMessage FuzzManifest FuzzChunkBitmap FuzzFileName
+    FuzzCollectionManifest)
 seconds=""
 runs=""
 build=1
@@ -56,6 +57,7 @@ max_len() {
         FuzzManifest) echo 4096 ;;
         FuzzChunkBitmap) echo 1024 ;;
         FuzzFileName) echo 600 ;;
+        FuzzCollectionManifest) echo 8192 ;;
     esac
 }
 

@@ -6,15 +6,16 @@ import ServiceLifecycle
 struct GetCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "get",
-        abstract: "Download a file from the swarm, verify it, and exit.",
+        abstract: "Download a file or a folder from the swarm, verify it, and exit.",
         discussion: """
             On timeout the data received is kept in the downloads folder's .p2p-partials \
             folder and the command exits non-zero saying which chunks are missing; the next \
-            'get' resumes from it.
+            'get' resumes from it. A folder is put together there and moved into place once \
+            every file in it is verified.
             """
     )
 
-    @Argument(help: "The file's name in the swarm.")
+    @Argument(help: "The name of the file or folder in the swarm.")
     var name: String
 
     @Option(
@@ -81,25 +82,41 @@ struct GetCommand: AsyncParsableCommand {
             guard let downloader = self.peer.downloader() else { return }
             let printer = ProgressPrinter()
             let jsonPrinter = self.command.progress == .json ? JSONProgressPrinter() : nil
-            let result: DownloadResult
+            let deadline = self.command.timeout.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
+            let show: @Sendable (DownloadProgress) -> Void = { progress in
+                if let jsonPrinter { jsonPrinter.show(progress) } else { printer.show(progress) }
+            }
+            let asJSON = self.command.json || self.command.progress == .json
             do {
-                result = try await downloader.download(
+                let item = try await downloader.lookUpItem(
                     name: self.command.name,
                     idPrefix: self.command.id,
-                    timeout: self.command.timeout.map { .milliseconds(Int64($0 * 1000)) },
-                    replaceExisting: self.command.replace,
-                    progress: { progress in
-                        if let jsonPrinter { jsonPrinter.show(progress) } else { printer.show(progress) }
-                    }
+                    deadline: deadline
                 )
-                printer.finish()
+                // What is left of the timeout once the name is resolved.
+                let timeout = deadline.map { $0 - ContinuousClock.now }
+                switch item {
+                case .file(let file):
+                    let result = try await downloader.download(
+                        name: self.command.name,
+                        idPrefix: file.id.description,
+                        timeout: timeout,
+                        replaceExisting: self.command.replace,
+                        progress: show
+                    )
+                    printer.finish()
+                    let report = DownloadReport(result)
+                    Console.out(asJSON ? Console.json(report) : report.summary)
+                case .collection(let collection):
+                    let result = try await downloader.downloadCollection(collection, timeout: timeout, progress: show)
+                    printer.finish()
+                    let report = CollectionDownloadReport(result)
+                    Console.out(asJSON ? Console.json(report) : report.summary)
+                }
             } catch {
                 printer.finish()
                 throw error
             }
-            let report = DownloadReport(result)
-            let asJSON = self.command.json || self.command.progress == .json
-            Console.out(asJSON ? Console.json(report) : report.summary)
             if self.command.seed {
                 // Serve until SIGINT or SIGTERM.
                 while await sleepUnlessShuttingDown(.seconds(3600)) {}

@@ -10,7 +10,12 @@ struct LsCommand: AsyncParsableCommand {
 
     @OptionGroup var listening: ListeningOptions
 
-    @Flag(help: "Print a JSON array of {name, id, size, chunkCount, chunksInSwarm, peers: {id: chunks}}.")
+    @Flag(
+        help: """
+            Print a JSON array of files {name, id, size, chunkCount, chunksInSwarm, peers: {id: chunks}} \
+            and folders {kind: "folder", name, id, size, fileCount, peerNames}.
+            """
+    )
     var json = false
 
     @OptionGroup var options: CommonOptions
@@ -21,7 +26,7 @@ struct LsCommand: AsyncParsableCommand {
             let listing = await SwarmListing.gather(peer)
             guard json else { return PeerReport.withForeignKeyNote(listing.table, of: peer) }
             if let note = PeerReport.foreignKeyNote(peer) { Console.error(note) }
-            return Console.json(listing.reports)
+            return Console.json(listing.allReports)
         }
     }
 }

@@ -51,8 +51,8 @@ struct Shell: Service {
         commands:
           list                 files in the swarm and here, with chunk counts
           download <file> [--timeout S] [--replace]
-                               download a file from every peer that has it (Ctrl-C cancels
-                               it and keeps what arrived for the next attempt)
+                               download a file (or a shared folder) from every peer that has
+                               it (Ctrl-C cancels it and keeps what arrived for the next attempt)
           peers [NAME...] [--json]
                                the peers found on the network (or those named)
           send <path> [to NAME...]
@@ -145,19 +145,32 @@ struct Shell: Service {
         guard let downloader = self.peer.downloader() else { return }
         let printer = ProgressPrinter()
         let task = Task {
-            try await downloader.download(
-                name: request.name,
-                timeout: request.timeout,
-                replaceExisting: request.replace,
-                progress: { printer.show($0) }
-            )
+            let deadline = request.timeout.map { ContinuousClock.now + $0 }
+            switch try await downloader.lookUpItem(name: request.name, idPrefix: nil, deadline: deadline) {
+            case .file(let file):
+                let result = try await downloader.download(
+                    name: request.name,
+                    idPrefix: file.id.description,
+                    timeout: deadline.map { $0 - ContinuousClock.now },
+                    replaceExisting: request.replace,
+                    progress: { printer.show($0) }
+                )
+                return DownloadReport(result).summary
+            case .collection(let collection):
+                let result = try await downloader.downloadCollection(
+                    collection,
+                    timeout: deadline.map { $0 - ContinuousClock.now },
+                    progress: { printer.show($0) }
+                )
+                return CollectionDownloadReport(result).summary
+            }
         }
         current.set(task)
         defer { current.clear() }
         switch await task.result {
-        case .success(let result):
+        case .success(let summary):
             printer.finish()
-            Console.out(DownloadReport(result).summary)
+            Console.out(summary)
         case .failure(let error) where error is CancellationError:
             printer.finish()
             Console.out("download cancelled; what arrived is kept for the next attempt")
@@ -213,7 +226,8 @@ struct Shell: Service {
     }
 }
 
-/// The shell's download under way, if any, so that Ctrl-C can cancel it.
+/// The shell's download under way, if any, so that Ctrl-C can cancel it; it ends with the
+/// line that says what was downloaded.
 final class CurrentDownload: Sendable {
     private let cancelTask = Mutex<(@Sendable () -> Void)?>(nil)
 

@@ -44,6 +44,37 @@ public enum Samples {
         }
     }
 
+    /// A few collection manifests: empty, one file, nested paths with an empty folder and
+    /// a file under two paths.
+    public static let collections: [CollectionManifest] = [
+        collection(name: "empty", files: [], folders: []),
+        collection(name: "one", files: [("a.txt", 0)], folders: []),
+        collection(
+            name: "tree",
+            files: [("a.txt", 0), ("docs/b.txt", 1), ("docs/deep/c.bin", 2), ("copy/a.txt", 0)],
+            folders: ["empty", "docs/nothing"]
+        ),
+    ]
+
+    /// A collection manifest whose files are sample manifests (by index).
+    public static func collection(
+        name: String,
+        files: [(path: String, manifest: Int)],
+        folders: [String]
+    ) -> CollectionManifest {
+        try! CollectionManifest(
+            name: try! FileName(name),
+            files: files.map { file in
+                CollectionManifest.Member(
+                    path: try! CollectionPath(file.path),
+                    fileID: manifests[file.manifest].id,
+                    size: manifests[file.manifest].size
+                )
+            },
+            emptyFolders: folders.map { try! CollectionPath($0) }
+        )
+    }
+
     /// Every message kind, some more than once.
     public static var messages: [(name: String, message: TransferMessage)] {
         let id = manifests[2].id
@@ -108,6 +139,12 @@ public enum Samples {
             ("delivery-refused", .deliveryRefused(DeliveryRefusal(.quota, "over its quota"))),
             ("delivery-progress", .deliveryProgress(bytes: 65_536)),
             ("delivery-receipt", .deliveryReceipt(tag: [UInt8](repeating: 0xA5, count: DeliveryReceipt.tagLength))),
+            ("collection-list-request", .collectionListRequest),
+            ("collection-list-empty", .collectionList([])),
+            ("collection-list", .collectionList(collections.map(CollectionEntry.init))),
+            ("collection-manifest-request", .collectionManifestRequest(collections[2].id)),
+            ("collection-manifest", .collectionManifest(collections[2].encoded)),
+            ("file-inventory-request", .fileInventoryRequest(id)),
         ]
     }
 }

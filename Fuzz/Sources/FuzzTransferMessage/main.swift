@@ -2,8 +2,8 @@
 //
 // Input: [type] [chunk number, 4 bytes big-endian] [payload ...]
 //   The frame is built directly (as the stream decoder hands it over after its checksum
-//   verified), so the fuzzer spends no effort on checksums. type = byte % (number of types) + 1 covers
-//   every frame type.
+//   verified), so the fuzzer spends no effort on checksums. type = byte % (number of types) covers
+//   every frame type (the byte indexes `FrameType.allCases`: the numbers have gaps).
 //
 // Invariants: a frame that reads as a message
 //   - is never `hello` (reserved), and a refused one fails with `protocolViolation`;
@@ -44,7 +44,7 @@ func carriesChunkNumber(_ type: FrameType) -> Bool {
 
 func check(_ input: [UInt8]) {
     guard input.count >= 5 else { return }
-    let type = FrameType(rawValue: input[0] % UInt8(FrameType.allCases.count) + 1)!
+    let type = FrameType.allCases[Int(input[0]) % FrameType.allCases.count]
     let chunkNumber = bigEndian(input, at: 1, as: UInt32.self)
     let payload = Array(input[5...])
     let frame = Frame(type: type, chunkNumber: chunkNumber, payload: ByteBuffer(bytes: payload))
@@ -111,7 +111,7 @@ func check(_ input: [UInt8]) {
 func seeds() -> [(name: String, bytes: [UInt8])] {
     do {
         func input(_ type: FrameType, chunk: UInt32 = 0, payload: [UInt8]) -> [UInt8] {
-            var bytes: [UInt8] = [type.rawValue - 1, 0, 0, 0, 0]
+            var bytes: [UInt8] = [UInt8(FrameType.allCases.firstIndex(of: type)!), 0, 0, 0, 0]
             setBigEndian(chunk, in: &bytes, at: 1)
             return bytes + payload
         }
@@ -136,6 +136,11 @@ func seeds() -> [(name: String, bytes: [UInt8])] {
         seeds.append(("failure-bad-reason", input(.failure, payload: id + [77] + Array("why".utf8))))
         seeds.append(("failure-bad-utf8", input(.failure, payload: id + [1, 0xC3, 0x28, 0xFF])))
         seeds.append(("inventory-request-trailing", input(.inventoryRequest, payload: [0])))
+        seeds.append(("collection-list-huge-count", input(.collectionList, payload: [0xFF, 0xFF, 0xFF, 0xFF] + id)))
+        var folder = id + [0, 6] + Array("../etc".utf8) + [0, 0, 0, 0] + [0, 0, 0, 0, 0, 0, 0, 0]
+        seeds.append(("collection-list-bad-name", input(.collectionList, payload: [0, 0, 0, 1] + folder)))
+        folder = id + [0, 1, UInt8(ascii: "f")] + [0xFF, 0xFF, 0xFF, 0xFF] + [0, 0, 0, 0, 0, 0, 0, 0]
+        seeds.append(("collection-list-huge-members", input(.collectionList, payload: [0, 0, 0, 1] + folder)))
         return seeds
     }
 }

@@ -179,6 +179,31 @@ public struct TransferClient: ~Copyable {
         case let other: throw P2PError(code: .protocolViolation, "expected a manifest, got \(other.kind)")
         }
     }
+
+    /// Asks for the collections (shared folders) the peer offers.
+    public mutating func collections() async throws -> [CollectionEntry] {
+        try await self.send(.collectionListRequest)
+        switch try await self.receive() {
+        case .collectionList(let entries): return entries
+        case let other: throw P2PError(code: .protocolViolation, "expected a collection list, got \(other.kind)")
+        }
+    }
+
+    /// Asks for a collection manifest and checks it: that it hashes to the id, and that its
+    /// every entry is safe to recreate (`CollectionManifest.decode`).
+    /// - Parameter id: the collection.
+    /// - Returns: the verified manifest, or `nil` if the peer does not have it.
+    /// - Throws: `P2PError`: `corrupt` if the manifest does not hash to `id`;
+    ///   `protocolViolation` or `badName` if it is malformed or names an unsafe path.
+    public mutating func collectionManifest(for id: FileID) async throws -> CollectionManifest? {
+        try await self.send(.collectionManifestRequest(id))
+        switch try await self.receive() {
+        case .collectionManifest(let bytes): return try CollectionManifest.decode(bytes, expectedID: id)
+        case .failure: return nil
+        case let other:
+            throw P2PError(code: .protocolViolation, "expected a collection manifest, got \(other.kind)")
+        }
+    }
 }
 
 /// Set by a watchdog on the event loop, read by the waiting task.

@@ -38,7 +38,7 @@ extension Downloader {
                 }
                 defer { watchdog.cancel() }
                 link.expect(.inventory)
-                try await sender.send([.relayRequest(run.manifest.id), .inventoryRequest])
+                try await sender.send([.relayRequest(run.manifest.id), .fileInventoryRequest(run.manifest.id)])
                 try await withThrowingTaskGroup(of: Void.self) { tasks in
                     tasks.addTask { try await self.sendRequests(to: id, link: link, sender: sender, run: run) }
                     try await self.receive(from: id, session: &session, link: link, run: run)
@@ -82,7 +82,7 @@ extension Downloader {
                 expectingInventory: link.isExpecting(.inventory)
             ) {
                 link.expect(.inventory)
-                requests.append(.inventoryRequest)
+                requests.append(.fileInventoryRequest(file))
                 lastRefresh = now
             }
             let window = link.window(

@@ -152,6 +152,37 @@ public final class Downloader: Sendable {
                     + "move it away, or replace it with --replace"
             )
         }
+        return try await self.assemble(
+            manifest,
+            holders: file.holders,
+            started: started,
+            deadline: deadline,
+            replaceExisting: replaceExisting,
+            progress: progress
+        )
+    }
+
+    /// Fetches the chunks of a file whose manifest is verified, from every peer that holds
+    /// any, and finishes it: read back whole, verified, moved into place.
+    /// - Parameters:
+    ///   - manifest: the verified manifest.
+    ///   - holders: what the swarm's inventories said each peer holds.
+    ///   - started: when the download began, for its duration.
+    ///   - deadline: give up then, keeping the partial file.
+    ///   - replaceExisting: whether a different file at the name is replaced.
+    ///   - destination: where the file goes instead of its name in the downloads folder.
+    ///   - progress: called about five times a second.
+    /// - Returns: what was downloaded, from whom.
+    /// - Throws: `P2PError` as `download` does.
+    func assemble(
+        _ manifest: Manifest,
+        holders: [PeerID: ChunkBitmap],
+        started: ContinuousClock.Instant,
+        deadline: ContinuousClock.Instant?,
+        replaceExisting: Bool = false,
+        destination: FilePath? = nil,
+        progress: @escaping @Sendable (DownloadProgress) -> Void
+    ) async throws -> DownloadResult {
         let chunkFile = try await self.store.beginDownload(manifest)
         let alreadyHeld = await chunkFile.bitmap.setCount
         self.logger.info(
@@ -179,7 +210,7 @@ public final class Downloader: Sendable {
             )
             // What the swarm's inventories said, so that the first requests already know
             // who holds what (and whether one seeder is shared by a crowd).
-            for (peer, bitmap) in file.holders { run.update(peer, holding: bitmap) }
+            for (peer, bitmap) in holders { run.update(peer, holding: bitmap) }
             do {
                 try await self.fetchChunks(run, deadline: deadline, progress: progress)
             } catch {
@@ -195,7 +226,11 @@ public final class Downloader: Sendable {
             bytesFromPeer.merge(run.bytesFromPeer, uniquingKeysWith: +)
             arrivals.merge(run.arrivals, uniquingKeysWith: +)
             do {
-                path = try await self.store.finishDownload(manifest.id, replacingExisting: replaceExisting)
+                path = try await self.store.finishDownload(
+                    manifest.id,
+                    replacingExisting: replaceExisting,
+                    at: destination
+                )
                 break
             } catch let error as P2PError where error.code == .corrupt && pass < Self.verificationPasses {
                 self.logger.warning(

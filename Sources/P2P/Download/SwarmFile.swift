@@ -12,4 +12,21 @@ public struct SwarmFile: Sendable {
     public var holders: [PeerID: ChunkBitmap]
     /// Chunks held by at least one peer.
     public var availableChunks: Int
+
+    /// Creates a file's entry.
+    public init(
+        id: FileID,
+        name: FileName,
+        size: UInt64,
+        chunkCount: Int,
+        holders: [PeerID: ChunkBitmap],
+        availableChunks: Int
+    ) {
+        self.id = id
+        self.name = name
+        self.size = size
+        self.chunkCount = chunkCount
+        self.holders = holders
+        self.availableChunks = availableChunks
+    }
 }

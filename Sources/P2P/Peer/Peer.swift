@@ -192,6 +192,11 @@ public final class Peer: Service, Sendable {
         )
     }
 
+    /// The collection lists (shared folders) of the peers known now.
+    public func swarmCollectionLists() async -> [(KnownPeer, [CollectionEntry])] {
+        await Downloader.collectionLists(of: self.table.servingPeers(), settings: self.settings)
+    }
+
     /// Runs discovery, the transfer server, distribution and the folder rescans until
     /// graceful shutdown or cancellation.
     public func run() async throws {

@@ -97,6 +97,20 @@ public struct SwarmResponder: TransferResponder {
                                 .frame()
                         )
                     }
+                case .fileInventoryRequest(let id):
+                    let entry = await self.store.inventoryEntry(for: id)
+                    try await outbound.write(TransferMessage.inventory(entry.map { [$0] } ?? []).frame())
+                case .collectionListRequest:
+                    try await outbound.write(TransferMessage.collectionList(await self.store.collectionList()).frame())
+                case .collectionManifestRequest(let id):
+                    if let manifest = await self.store.collectionManifest(for: id) {
+                        try await outbound.write(TransferMessage.collectionManifest(manifest.encoded).frame())
+                    } else {
+                        try await outbound.write(
+                            TransferMessage.failure(id, chunk: 0, reason: .unknownFile, message: "no such collection")
+                                .frame()
+                        )
+                    }
                 case .chunkRequest(let id, let chunk):
                     try await outbound.write(await self.answer(id, chunk: chunk, to: remote).frame())
                 case .workRequest(let id, let held, let pieceLength):
@@ -204,7 +218,7 @@ public struct SwarmResponder: TransferResponder {
                     }
                 case .inventory, .chunkData, .assignedChunk, .unrelayed, .failure, .assignedPiece, .relayedPiece,
                     .relayAbort, .connectBackResult, .deliveryAccepted, .deliveryRefused, .deliveryProgress,
-                    .deliveryReceipt:
+                    .deliveryReceipt, .collectionList, .collectionManifest:
                     throw P2PError(code: .protocolViolation, "unexpected \(frame.type) from a client")
                 }
             }

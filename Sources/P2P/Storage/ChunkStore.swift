@@ -52,6 +52,8 @@ public actor ChunkStore {
     private let manifestCache: ManifestCache
     private var complete: [FileID: CompleteFile] = [:]
     private var readHandles: [FileID: ReadFileHandle] = [:]
+    /// Reads under way on each open handle: only a handle with none is closed to make room.
+    private var handleReaders: [FileID: Int] = [:]
     private var downloads: [FileID: ChunkFile] = [:]
     /// Reads waiting for a download to finish (its `.partial` closed, not yet moved to its
     /// name): they are answered from the finished file.
@@ -59,6 +61,8 @@ public actor ChunkStore {
     private var cached: [FileID: ChunkFile] = [:]
     private var cachedBytes: Int64 = 0
     private var knownManifests: [FileID: Manifest] = [:]
+    /// The folders shared as collections, by collection id, with where each is.
+    private var collections: [FileID: (manifest: CollectionManifest, root: FilePath)] = [:]
     /// The encoded size of the manifests `remember` added.
     private var knownManifestBytes = 0
 
@@ -169,6 +173,17 @@ public actor ChunkStore {
                 self.logger.warning("cannot share file", metadata: ["file.path": "\(path)", "error": "\(error)"])
             }
         }
+        var collections: [FileID: (manifest: CollectionManifest, root: FilePath)] = [:]
+        for directory in [self.configuration.shareDirectory, self.configuration.downloadsDirectory] {
+            for (root, name) in await self.subfolders(in: directory) {
+                guard let (collection, members) = await self.collection(at: root, named: name) else { continue }
+                if collections[collection.id] == nil { collections[collection.id] = (collection, root) }
+                for (manifest, path) in members where found[manifest.id] == nil {
+                    found[manifest.id] = CompleteFile(manifest: manifest, path: path)
+                }
+            }
+        }
+        self.collections = collections
         for (id, _) in self.complete where found[id] == nil || found[id]?.path != self.complete[id]?.path {
             if let handle = self.readHandles.removeValue(forKey: id) {
                 await closeEvenIfCancelled { try await handle.close() }
@@ -212,7 +227,7 @@ public actor ChunkStore {
         } catch {
             // A folder that cannot be listed offers what was listed before the error.
         }
-        for link in links where self.loggedLinks.insert(link.string).inserted {
+        for link in links where self.loggedSkips.insert(link.string).inserted {
             self.logger.warning(
                 "not sharing a symbolic link: only regular files inside the folder are served",
                 metadata: ["file.path": "\(link)"]
@@ -256,7 +271,7 @@ public actor ChunkStore {
                 let info = try? await FileSystem.shared.info(forFileAt: path, infoAboutSymbolicLink: true),
                 info.type == .regular
             else {
-                if self.loggedLinks.insert(path.string).inserted {
+                if self.loggedSkips.insert(path.string).inserted {
                     self.logger.warning(
                         "not sharing a named file: it is not a regular file with a name others can take",
                         metadata: ["file.path": "\(path)"]
@@ -268,10 +283,85 @@ public actor ChunkStore {
         }
         return files
     }
+    /// Links already logged by `regularFiles`, entries of shared folders and files offered
+    /// one by one already said to be skipped, so that each is said once, not every rescan.
+    private var loggedSkips: Set<String> = []
 
-    /// Links (and unusable named files) already logged, so that each is said once, not every
-    /// rescan.
-    private var loggedLinks: Set<String> = []
+    /// The real folders (not links to folders) of `directory` whose names are valid file
+    /// names and not hidden: each is shared as a collection.
+    private func subfolders(in directory: FilePath) async -> [(FilePath, FileName)] {
+        var folders: [(FilePath, FileName)] = []
+        do {
+            try await FileSystem.shared.withDirectoryHandle(atPath: directory) { handle in
+                for try await entry in handle.listContents() {
+                    guard let name = try? FileName(entry.name.string),
+                        let info = try? await FileSystem.shared.info(
+                            forFileAt: entry.path,
+                            infoAboutSymbolicLink: true
+                        ),
+                        info.type == .directory
+                    else { continue }
+                    folders.append((entry.path, name))
+                }
+            }
+        } catch {
+            // A folder that cannot be listed offers the subfolders listed before the error.
+        }
+        return folders.sorted { $0.1 < $1.1 }
+    }
+
+    /// The collection a shared folder makes: the manifest of each of its files (from the
+    /// cache, or hashed), named after the last component of its path. What the walk
+    /// skips, or a file that cannot be read, is logged once and left out.
+    private func collection(
+        at root: FilePath,
+        named name: FileName
+    ) async -> (CollectionManifest, [(Manifest, FilePath)])? {
+        let scan = await FolderScan.walk(root)
+        var skipped = scan.skipped
+        var members: [CollectionManifest.Member] = []
+        var manifests: [(Manifest, FilePath)] = []
+        for file in scan.files {
+            do {
+                let manifest = try await self.manifestCache.manifest(
+                    of: file.path,
+                    name: file.relative.name,
+                    size: file.info.size,
+                    modified: Int64(file.info.lastDataModificationTime.seconds) * 1_000_000_000
+                        + Int64(file.info.lastDataModificationTime.nanoseconds)
+                )
+                members.append(CollectionManifest.Member(path: file.relative, fileID: manifest.id, size: manifest.size))
+                manifests.append((manifest, file.path))
+            } catch {
+                skipped.append((file.path, "cannot be read: \(error)"))
+            }
+        }
+        for (path, reason) in skipped where self.loggedSkips.insert(path.string).inserted {
+            self.logger.warning(
+                "not sharing an entry of a shared folder",
+                metadata: ["file.path": "\(path)", "reason": "\(reason)", "collection.name": "\(name)"]
+            )
+        }
+        do {
+            return (try CollectionManifest(name: name, files: members, emptyFolders: scan.emptyFolders), manifests)
+        } catch {
+            self.logger.warning("cannot share folder", metadata: ["file.path": "\(root)", "error": "\(error)"])
+            return nil
+        }
+    }
+
+    /// The collections (shared folders) this peer offers, by name.
+    public func collectionList() -> [CollectionEntry] {
+        self.collections.values.map { CollectionEntry($0.manifest) }.sorted { ($0.name, $0.id) < ($1.name, $1.id) }
+    }
+
+    /// The manifest of a collection this peer offers.
+    /// - Parameter id: the collection id.
+    public func collectionManifest(for id: FileID) -> CollectionManifest? { self.collections[id]?.manifest }
+
+    /// Where a collection this peer offers is.
+    /// - Parameter id: the collection id.
+    public func collectionPath(of id: FileID) -> FilePath? { self.collections[id]?.root }
 
     private func reopenCache() async {
         for (path, name, _) in await self.regularFiles(in: self.cacheDirectory) where name.value.hasSuffix(".record") {
@@ -342,6 +432,38 @@ public actor ChunkStore {
         return entries.values.sorted { ($0.name, $0.id) < ($1.name, $1.id) }
     }
 
+    /// What this peer holds of one file, as `inventory()` would list it.
+    /// - Parameter id: the file.
+    /// - Returns: its entry, or `nil` when no chunk of it is held here.
+    public func inventoryEntry(for id: FileID) async -> InventoryEntry? {
+        if let file = self.complete[id] {
+            return InventoryEntry(
+                id: id,
+                name: file.manifest.name,
+                size: file.manifest.size,
+                chunkSize: file.manifest.chunkSize,
+                bitmap: .full(count: file.manifest.chunkCount)
+            )
+        }
+        var entry: InventoryEntry? = nil
+        for chunkFile in [self.downloads[id], self.cached[id]].compactMap({ $0 }) {
+            let manifest = chunkFile.manifest
+            let bitmap = await chunkFile.bitmap
+            var merged =
+                entry
+                ?? InventoryEntry(
+                    id: id,
+                    name: manifest.name,
+                    size: manifest.size,
+                    chunkSize: manifest.chunkSize,
+                    bitmap: ChunkBitmap(count: manifest.chunkCount)
+                )
+            for index in bitmap.indices { merged.bitmap.insert(index) }
+            entry = merged
+        }
+        return entry.flatMap { $0.bitmap.setCount > 0 ? $0 : nil }
+    }
+
     /// The manifest of a file this peer holds any of, or has seen.
     public func manifest(for id: FileID) -> Manifest? {
         self.complete[id]?.manifest ?? self.downloads[id]?.manifest ?? self.cached[id]?.manifest
@@ -399,6 +521,10 @@ public actor ChunkStore {
                         self.readHandles[id] = handle
                     }
                 }
+                // Counted before anything else waits, so that making room never closes it.
+                self.handleReaders[id, default: 0] += 1
+                defer { self.releaseReader(of: id) }
+                if self.readHandles.count > Self.maximumOpenReadHandles { await self.closeIdleReadHandles() }
                 return try await handle.readChunk(file.manifest.range(ofChunk: index), of: id)
             } catch {
                 throw P2PError(code: .storage, "cannot read \(file.path): \(error)")
@@ -421,6 +547,30 @@ public actor ChunkStore {
         }
         if let file = self.cached[id], let bytes = try await file.read(chunk: index) { return bytes }
         return nil
+    }
+
+    /// The most files kept open for reading at once. A shared folder of thousands of small
+    /// files would otherwise hold a descriptor for each file ever read, past the usual
+    /// limit of 1,024 per process.
+    static let maximumOpenReadHandles = 128
+
+    /// How many files are open for reading now.
+    var openReadHandleCount: Int { self.readHandles.count }
+
+    private func releaseReader(of id: FileID) {
+        let remaining = (self.handleReaders[id] ?? 1) - 1
+        self.handleReaders[id] = remaining > 0 ? remaining : nil
+    }
+
+    /// Closes open read handles that no read is using until at most
+    /// `maximumOpenReadHandles` are open (or every one left is in use).
+    private func closeIdleReadHandles() async {
+        while self.readHandles.count > Self.maximumOpenReadHandles,
+            let idle = self.readHandles.keys.first(where: { self.handleReaders[$0] == nil }),
+            let handle = self.readHandles.removeValue(forKey: idle)
+        {
+            await closeEvenIfCancelled { try await handle.close() }
+        }
     }
 
     /// Returns once a chunk of a download in progress is written (or its write failed, or
@@ -554,12 +704,19 @@ public actor ChunkStore {
     ///   - id: the file.
     ///   - replacingExisting: whether a regular file already at `NAME` is replaced (the
     ///     user asked for it); otherwise it is never overwritten.
+    ///   - destination: where the file goes instead of `NAME` in the downloads folder (a
+    ///     member of a collection goes to its path in the collection's tree being put
+    ///     together); nothing there is ever replaced.
     /// - Returns: the final path.
     /// - Throws: `P2PError`: `corrupt` when chunks changed on disk after they were
     ///   verified (they are no longer held, and the download stays open to fetch them
     ///   again); `fileExists` when something else is at `NAME` (the partial is kept);
     ///   `storage` if chunks are missing or the file cannot be moved into place.
-    public func finishDownload(_ id: FileID, replacingExisting: Bool = false) async throws -> FilePath {
+    public func finishDownload(
+        _ id: FileID,
+        replacingExisting: Bool = false,
+        at destination: FilePath? = nil
+    ) async throws -> FilePath {
         guard let file = self.downloads[id] else {
             throw P2PError(code: .storage, "no download in progress for \(id.short)")
         }
@@ -583,8 +740,14 @@ public actor ChunkStore {
             )
         }
         let manifest = file.manifest
-        let target = self.configuration.downloadsDirectory.appending(manifest.name.value)
-        if let conflict = await self.conflict(for: manifest) {
+        let target = destination ?? self.configuration.downloadsDirectory.appending(manifest.name.value)
+        if destination != nil,
+            (try? await FileSystem.shared.info(forFileAt: target, infoAboutSymbolicLink: true)) != nil
+        {
+            await self.suspendDownload(id)
+            throw P2PError(code: .fileExists, "\(target) is taken; the download (id \(id.short)) is kept")
+        }
+        if destination == nil, let conflict = await self.conflict(for: manifest) {
             let existing = try? await FileSystem.shared.info(forFileAt: target, infoAboutSymbolicLink: true)
             guard replacingExisting, existing?.type == .regular else {
                 await self.suspendDownload(id)
@@ -603,7 +766,11 @@ public actor ChunkStore {
         await file.close()
         let fileSystem = FileSystem.shared
         do {
-            try LinkRefusingFiles.moveIntoPlace(file.dataPath, to: target, replacing: replacingExisting)
+            try LinkRefusingFiles.moveIntoPlace(
+                file.dataPath,
+                to: target,
+                replacing: destination == nil && replacingExisting
+            )
         } catch {
             // The partial and its record stay: the next download resumes from them.
             throw P2PError(code: error.code, "\(error.message); the download is kept as \(file.dataPath)")

@@ -57,6 +57,19 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
     case deliveryProgress = 21
     /// The target holds the offered item, verified whole: the receipt's tag.
     case deliveryReceipt = 22
+    // 23 is kept for delivery (`send`).
+    /// Asks for the collections (shared folders) the receiver offers.
+    case collectionListRequest = 24
+    /// The collections the sender offers: id, name, file count, total size, member ids.
+    case collectionList = 25
+    /// Asks for the collection manifest of a collection id.
+    case collectionManifestRequest = 26
+    /// A collection manifest, answering a request.
+    case collectionManifest = 27
+    /// Asks which chunks of one file the receiver holds: answered with an inventory of
+    /// that file alone (or of nothing), so that a download does not pay for a listing of
+    /// every file the peer offers (a shared folder of thousands) each time it looks.
+    case fileInventoryRequest = 28
 
     public var description: String {
         switch self {
@@ -82,6 +95,11 @@ public enum FrameType: UInt8, Sendable, CaseIterable, CustomStringConvertible {
         case .deliveryAnswer: "delivery-answer"
         case .deliveryProgress: "delivery-progress"
         case .deliveryReceipt: "delivery-receipt"
+        case .collectionListRequest: "collection-list-request"
+        case .collectionList: "collection-list"
+        case .collectionManifestRequest: "collection-manifest-request"
+        case .collectionManifest: "collection-manifest"
+        case .fileInventoryRequest: "file-inventory-request"
         }
     }
 }

@@ -28,6 +28,11 @@ import NIOCore
 /// | delivery-answer | accepted: empty (1 in the header); refused: reason u8, message UTF-8 (0 in the header) |
 /// | delivery-progress | bytes held u64 |
 /// | delivery-receipt | HMAC-SHA-256 tag (32 bytes; see `DeliveryReceipt`) |
+/// | collection-list-request | empty |
+/// | collection-list | count u32, then per collection: id, name length u16, name, file count u32, total size u64, file count × member file id |
+/// | collection-manifest-request | id |
+/// | collection-manifest | the encoded collection manifest (its SHA-256 is the id) |
+/// | file-inventory-request | id |
 public enum TransferMessage: Sendable, Equatable {
     /// Asks for the receiver's inventory.
     case inventoryRequest
@@ -82,6 +87,17 @@ public enum TransferMessage: Sendable, Equatable {
     case deliveryProgress(bytes: UInt64)
     /// The receiver holds the offered item, verified: its receipt's tag.
     case deliveryReceipt(tag: [UInt8])
+    /// Asks for the collections (shared folders) the receiver offers.
+    case collectionListRequest
+    /// The sender's collections.
+    case collectionList([CollectionEntry])
+    /// Asks for a collection manifest.
+    case collectionManifestRequest(FileID)
+    /// An encoded collection manifest, answering a request.
+    case collectionManifest([UInt8])
+    /// Asks which chunks of one file the receiver holds (answered with an inventory of at
+    /// most that file).
+    case fileInventoryRequest(FileID)
 
     /// The frame type the message travels as, known without encoding it.
     public var frameType: FrameType {
@@ -107,6 +123,11 @@ public enum TransferMessage: Sendable, Equatable {
         case .deliveryAccepted, .deliveryRefused: .deliveryAnswer
         case .deliveryProgress: .deliveryProgress
         case .deliveryReceipt: .deliveryReceipt
+        case .collectionListRequest: .collectionListRequest
+        case .collectionList: .collectionList
+        case .collectionManifestRequest: .collectionManifestRequest
+        case .collectionManifest: .collectionManifest
+        case .fileInventoryRequest: .fileInventoryRequest
         }
     }
 
@@ -212,6 +233,27 @@ public enum TransferMessage: Sendable, Equatable {
             return Frame(type: .deliveryProgress, payload: payload)
         case .deliveryReceipt(let tag):
             return Frame(type: .deliveryReceipt, payload: ByteBuffer(bytes: tag))
+        case .collectionListRequest:
+            return Frame(type: .collectionListRequest)
+        case .collectionList(let entries):
+            var payload = allocator.buffer(capacity: 4 + entries.reduce(0) { $0 + 80 + 32 * $1.memberIDs.count })
+            payload.writeInteger(UInt32(entries.count))
+            for entry in entries {
+                payload.writeBytes(entry.id.bytes)
+                let name = Array(entry.name.value.utf8)
+                payload.writeInteger(UInt16(name.count))
+                payload.writeBytes(name)
+                payload.writeInteger(UInt32(entry.memberIDs.count))
+                payload.writeInteger(entry.totalSize)
+                for member in entry.memberIDs { payload.writeBytes(member.bytes) }
+            }
+            return Frame(type: .collectionList, payload: payload)
+        case .collectionManifestRequest(let id):
+            return Frame(type: .collectionManifestRequest, payload: ByteBuffer(bytes: id.bytes))
+        case .collectionManifest(let bytes):
+            return Frame(type: .collectionManifest, payload: ByteBuffer(bytes: bytes))
+        case .fileInventoryRequest(let id):
+            return Frame(type: .fileInventoryRequest, payload: ByteBuffer(bytes: id.bytes))
         case .failure(let id, let chunk, let reason, let message):
             var payload = allocator.buffer(capacity: 33 + message.utf8.count)
             payload.writeBytes((id ?? Self.noFile).bytes)
@@ -413,6 +455,55 @@ public enum TransferMessage: Sendable, Equatable {
                 throw bad("a tag of \(payload.readableBytes) bytes")
             }
             self = .deliveryReceipt(tag: Array(payload.readableBytesView))
+        case .collectionListRequest:
+            try requireEnd()
+            self = .collectionListRequest
+        case .collectionList:
+            guard let count = payload.readInteger(as: UInt32.self) else { throw bad("truncated count") }
+            // Every entry takes at least 47 bytes (id, a one-byte name, counts): a count the
+            // payload cannot hold is refused before anything is allocated for it.
+            guard Int(count) <= payload.readableBytes / 47 else { throw bad("\(count) collections cannot fit") }
+            var entries: [CollectionEntry] = []
+            entries.reserveCapacity(Int(count))
+            for _ in 0..<count {
+                let id = try readID()
+                guard let nameLength = payload.readInteger(as: UInt16.self),
+                    let nameBytes = payload.readBytes(length: Int(nameLength)),
+                    let fileCount = payload.readInteger(as: UInt32.self),
+                    let totalSize = payload.readInteger(as: UInt64.self)
+                else { throw bad("truncated collection") }
+                guard let nameText = String(validating: nameBytes, as: UTF8.self) else {
+                    throw bad("name is not UTF-8")
+                }
+                let name: FileName
+                do { name = try FileName(nameText) } catch { throw bad(error.message) }
+                guard Int(fileCount) <= CollectionManifest.maximumEntryCount,
+                    Int(fileCount) * FileID.byteCount <= payload.readableBytes
+                else { throw bad("\(fileCount) member ids cannot fit") }
+                var members: [FileID] = []
+                members.reserveCapacity(Int(fileCount))
+                for _ in 0..<fileCount { members.append(try readID()) }
+                entries.append(
+                    CollectionEntry(
+                        id: id,
+                        name: name,
+                        totalSize: totalSize,
+                        memberIDs: members
+                    )
+                )
+            }
+            try requireEnd()
+            self = .collectionList(entries)
+        case .collectionManifestRequest:
+            let id = try readID()
+            try requireEnd()
+            self = .collectionManifestRequest(id)
+        case .collectionManifest:
+            self = .collectionManifest(Array(payload.readableBytesView))
+        case .fileInventoryRequest:
+            let id = try readID()
+            try requireEnd()
+            self = .fileInventoryRequest(id)
         }
     }
 }

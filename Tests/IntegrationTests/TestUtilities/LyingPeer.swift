@@ -120,6 +120,16 @@ private struct LyingResponder: TransferResponder {
                 try await outbound.write(TransferMessage.inventory(renamed).frame())
             case .inventoryRequest:
                 try await outbound.write(TransferMessage.inventory(await self.store.inventory()).frame())
+            case .fileInventoryRequest(let id) where self.lie == .renamedInInventory:
+                let renamed = try await self.store.inventory().filter { $0.id == id }.map { entry in
+                    var entry = entry
+                    entry.name = try FileName("good.bin")
+                    return entry
+                }
+                try await outbound.write(TransferMessage.inventory(renamed).frame())
+            case .fileInventoryRequest(let id):
+                let entry = await self.store.inventoryEntry(for: id)
+                try await outbound.write(TransferMessage.inventory(entry.map { [$0] } ?? []).frame())
             case .manifestRequest(let id):
                 guard let manifest = await self.store.manifest(for: id) else { return }
                 var bytes = manifest.encoded

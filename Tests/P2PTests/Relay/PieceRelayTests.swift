@@ -53,6 +53,9 @@ struct PieceRelayTests {
                 switch try TransferMessage(frame: frame) {
                 case .inventoryRequest:
                     try await outbound.write(TransferMessage.inventory(await self.store.inventory()).frame())
+                case .fileInventoryRequest(let id):
+                    let entry = await self.store.inventoryEntry(for: id)
+                    try await outbound.write(TransferMessage.inventory(entry.map { [$0] } ?? []).frame())
                 case .manifestRequest(let id):
                     let manifest = try #require(await self.store.manifest(for: id))
                     try await outbound.write(TransferMessage.manifest(manifest.encoded).frame())

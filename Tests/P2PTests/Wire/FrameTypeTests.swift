@@ -28,6 +28,11 @@ struct FrameTypeTests {
             (.deliveryAnswer, 20, "delivery-answer"),
             (.deliveryProgress, 21, "delivery-progress"),
             (.deliveryReceipt, 22, "delivery-receipt"),
+            (.collectionListRequest, 24, "collection-list-request"),
+            (.collectionList, 25, "collection-list"),
+            (.collectionManifestRequest, 26, "collection-manifest-request"),
+            (.collectionManifest, 27, "collection-manifest"),
+            (.fileInventoryRequest, 28, "file-inventory-request"),
         ]
         #expect(FrameType.allCases.count == expected.count)
         for (type, value, name) in expected {
@@ -37,5 +42,6 @@ struct FrameTypeTests {
         }
         #expect(FrameType(rawValue: 0) == nil)
         #expect(FrameType(rawValue: 23) == nil)
+        #expect(FrameType(rawValue: 29) == nil)
     }
 }

@@ -63,6 +63,15 @@ struct TransferMessageTests {
             .deliveryRefused(DeliveryRefusal(.diskSpace, "too little free space")),
             .deliveryProgress(bytes: 1 << 40),
             .deliveryReceipt(tag: [UInt8](repeating: 9, count: DeliveryReceipt.tagLength)),
+            .collectionListRequest,
+            .collectionList([]),
+            .collectionList([
+                CollectionEntry(id: id, name: try! FileName("photos"), totalSize: 12, memberIDs: [id, id]),
+                CollectionEntry(id: id, name: try! FileName("empty"), totalSize: 0, memberIDs: []),
+            ]),
+            .collectionManifestRequest(id),
+            .collectionManifest([1, 2, 3]),
+            .fileInventoryRequest(id),
         ]
     }
 
@@ -183,6 +192,11 @@ struct TransferMessageTests {
             Frame(type: .deliveryReceipt, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 31))),
             // An inventory claiming a billion entries in a few bytes.
             Frame(type: .inventory, payload: ByteBuffer(bytes: [0x3B, 0x9A, 0xCA, 0x00, 1, 2, 3])),
+            Frame(type: .collectionListRequest, payload: ByteBuffer(bytes: [0])),
+            Frame(type: .collectionManifestRequest, payload: ByteBuffer(bytes: [1, 2, 3])),
+            Frame(type: .fileInventoryRequest, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 33))),
+            // A collection list claiming a billion collections in a few bytes.
+            Frame(type: .collectionList, payload: ByteBuffer(bytes: [0x3B, 0x9A, 0xCA, 0x00, 1, 2, 3])),
         ]
         for frame in cases {
             #expect(throws: P2PError.self) { try TransferMessage(frame: frame) }
@@ -201,6 +215,25 @@ struct TransferMessageTests {
         // Claim 3 chunks for a 10-byte file.
         valid.setInteger(UInt32(3), at: valid.readerIndex + 39 + 8 + 4)
         #expect(throws: P2PError.self) { try TransferMessage(frame: Frame(type: .inventory, payload: valid)) }
+    }
+
+    @Test("collection list entries with unsafe names, or more member ids than bytes, are refused")
+    func collectionListLies() throws {
+        let entry = CollectionEntry(id: Self.id, name: try FileName("x"), totalSize: 3, memberIDs: [Self.id])
+        let valid = TransferMessage.collectionList([entry]).frame().payload
+        #expect(try TransferMessage(frame: Frame(type: .collectionList, payload: valid)) == .collectionList([entry]))
+        // The name byte is at offset 4 (count) + 32 (id) + 2 (length).
+        var slash = valid
+        slash.setInteger(UInt8(ascii: "/"), at: slash.readerIndex + 38)
+        #expect(throws: P2PError.self) { try TransferMessage(frame: Frame(type: .collectionList, payload: slash)) }
+        // Claim a million members with one id's bytes there.
+        var members = valid
+        members.setInteger(UInt32(1_000_000), at: members.readerIndex + 39)
+        #expect(throws: P2PError.self) { try TransferMessage(frame: Frame(type: .collectionList, payload: members)) }
+        // Trailing bytes after the last collection.
+        var trailing = valid
+        trailing.writeInteger(UInt8(0))
+        #expect(throws: P2PError.self) { try TransferMessage(frame: Frame(type: .collectionList, payload: trailing)) }
     }
 
     @Test("random payloads never trap")
