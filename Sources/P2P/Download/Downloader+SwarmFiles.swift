@@ -32,7 +32,8 @@ extension Downloader {
                         return Self.matching(name: name, idPrefix: idPrefix, in: files).count == 1
                     },
                     grace: self.configuration.lookupGrace,
-                    settings: self.settings
+                    settings: self.settings,
+                    holdingIn: self.table
                 )
                 let notFound: P2PError
                 do {
@@ -126,13 +127,16 @@ extension Downloader {
     ///   - grace: how long the others may take once they do.
     ///   - settings: how to connect, and where to log peers that do not answer, and peers
     ///     given up.
+    ///   - table: where each peer is held (`PeerTable.hold`) while its connection is open,
+    ///     so that a peer too busy to announce on time is not expired while it answers.
     /// - Returns: the inventory of each peer that answered in time, by peer id.
     public static func inventories(
         of peers: [KnownPeer],
         timeout: Duration = .seconds(3),
         enough: (([(KnownPeer, [InventoryEntry])]) -> Bool)? = nil,
         grace: Duration = .milliseconds(100),
-        settings: TransferSettings
+        settings: TransferSettings,
+        holdingIn table: PeerTable? = nil
     ) async -> [(KnownPeer, [InventoryEntry])] {
         /// One child's outcome: a peer's answer (nil if none), or the grace is over.
         enum Outcome: Sendable {
@@ -158,7 +162,13 @@ extension Downloader {
                                 settings: inventorySettings,
                                 connectTimeout: timeout.timeAmount,
                                 answerTimeout: timeout
-                            ) { session in try await session.inventory() }
+                            ) { session in
+                                // A peer that took the connection is alive while it
+                                // answers, whatever becomes of its announcements.
+                                table?.hold(peer.id)
+                                defer { table?.release(peer.id) }
+                                return try await session.inventory()
+                            }
                         }
                         return .answer((peer, entries))
                     } catch {
