@@ -68,6 +68,7 @@ struct ReceiptReport: Encodable {
         self.kind =
             switch receipt.offer.item.kind {
             case .file: "file"
+            case .collection: "folder"
             }
         self.id = receipt.offer.item.id.description
         self.name = receipt.offer.item.name.value

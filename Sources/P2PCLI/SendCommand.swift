@@ -3,11 +3,13 @@ import P2P
 import ServiceLifecycle
 import _NIOFileSystem
 
-/// `p2p send PATH...`: deliver files to other peers, which fetch them through the swarm.
+/// `p2p send PATH...`: deliver files and folders to other peers, which fetch them through
+/// the swarm.
 struct SendCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "send",
-        abstract: "Deliver files to peers that accept deliveries ('serve --accept'), and wait for their receipts.",
+        abstract:
+            "Deliver files or folders to peers that accept deliveries ('serve --accept'), and wait for their receipts.",
         discussion: """
             The targets fetch through the swarm, so each chunk leaves this peer about once. \
             Exits 0 when every target has verified everything and sent a receipt signed with \
@@ -15,7 +17,7 @@ struct SendCommand: AsyncParsableCommand {
             """
     )
 
-    @Argument(help: "The files to deliver.")
+    @Argument(help: "The files or folders to deliver (a folder arrives as a whole tree).")
     var paths: [String]
 
     @Option(
@@ -37,7 +39,7 @@ struct SendCommand: AsyncParsableCommand {
     @OptionGroup var options: CommonOptions
 
     func validate() throws {
-        guard !self.paths.isEmpty else { throw ValidationError("name at least one file to send") }
+        guard !self.paths.isEmpty else { throw ValidationError("name at least one file or folder to send") }
         if let timeout = self.timeout, !(timeout > 0 && timeout <= GetCommand.longestTimeout) {
             throw ValidationError("--timeout must be a positive number of seconds, not \(timeout)")
         }
@@ -72,8 +74,7 @@ struct SendCommand: AsyncParsableCommand {
             var items: [DeliveryItem] = []
             for path in self.command.paths {
                 do {
-                    let manifest = try await store.share(file: FilePath(path))
-                    items.append(DeliveryItem(id: manifest.id, name: manifest.name, size: manifest.size))
+                    items.append(try await store.shareForDelivery(FilePath(path)))
                 } catch {
                     throw P2PError(code: error.code, "cannot send \(path): \(error)")
                 }
@@ -98,7 +99,7 @@ struct SendCommand: AsyncParsableCommand {
             case .delivered:
                 let names = tracker.targets.values.filter { $0.phase == .verified }.map(\.label).sorted()
                 if !self.command.json {
-                    let what = items.count == 1 ? "\(items[0].name)" : Format.count(items.count, "file")
+                    let what = items.count == 1 ? "\(items[0].name)" : Format.count(items.count, "item")
                     Console.out(
                         "delivered \(what) (\(Format.bytes(Int64(tracker.totalBytes)))) to "
                             + "\(Format.count(names.count, "peer")): \(names.joined(separator: ", ")), "

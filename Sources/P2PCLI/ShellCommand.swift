@@ -180,7 +180,7 @@ struct Shell: Service {
         }
     }
 
-    /// `send PATH [to NAME...]`: delivers one file, as `p2p send` does, until every target
+    /// `send PATH [to NAME...]`: delivers one file or folder, as `p2p send` does, until every target
     /// has sent its receipt (Ctrl-C stops waiting; the targets keep what they have).
     private func send(_ words: [String], current: CurrentDownload) async {
         guard let path = words.first, words.count == 1 || words.dropFirst().first == "to",
@@ -192,9 +192,9 @@ struct Shell: Service {
         let names = Array(words.dropFirst(2))
         let printer = DeliveryPrinter()
         let task = Task {
-            let manifest = try await store.share(file: FilePath(path))
+            let item = try await store.shareForDelivery(FilePath(path))
             return try await self.peer.deliver(
-                [DeliveryItem(id: manifest.id, name: manifest.name, size: manifest.size)],
+                [item],
                 to: names.isEmpty || names == ["all"] ? .all : .named(names),
                 timeout: nil,
                 update: { printer.show($0) }

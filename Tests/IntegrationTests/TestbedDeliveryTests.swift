@@ -168,6 +168,83 @@ struct TestbedDeliveryTests {
         }
     }
 
+    /// Every file under `root`, by path relative to it, with its SHA-256; and its folders.
+    static func tree(at root: URL) -> (files: [String: String], folders: Set<String>) {
+        var files: [String: String] = [:]
+        var folders: Set<String> = []
+        let prefix = root.standardizedFileURL.path + "/"
+        guard let walk = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isDirectoryKey]) else {
+            return (files, folders)
+        }
+        for case let url as URL in walk {
+            let relative = String(url.standardizedFileURL.path.dropFirst(prefix.count))
+            if (try? url.resourceValues(forKeys: [.isDirectoryKey]).isDirectory) == true {
+                folders.insert(relative)
+            } else {
+                files[relative] = TransferFixtures.sha256(of: url)
+            }
+        }
+        return (files, folders)
+    }
+
+    @Test("send FOLDER: a nested tree with an empty folder arrives whole at every accepting target, with receipts")
+    func folderToAll() async throws {
+        try await Testbed.with(hosts: 3, rate: "200mbit") { testbed in
+            let swarm = try TestSwarm()
+            defer { swarm.shutdown() }
+            let key = try Self.keyFile(swarm)
+            let folder = try swarm.workingDirectory(for: "h1").appendingPathComponent("build-42")
+            let files: [(String, Int)] = [
+                ("app.bin", 3 << 20), ("lib/core.so", 700_000), ("lib/plugins/a.so", 65_537),
+                ("lib/plugins/b.so", 1), ("docs/README.txt", 4_000),
+            ]
+            for (index, (path, size)) in files.enumerated() {
+                let url = folder.appendingPathComponent(path)
+                try FileManager.default.createDirectory(
+                    at: url.deletingLastPathComponent(),
+                    withIntermediateDirectories: true
+                )
+                try Data(TransferFixtures.bytes(size, seed: UInt64(20 + index))).write(to: url)
+            }
+            try FileManager.default.createDirectory(
+                at: folder.appendingPathComponent("logs/empty"),
+                withIntermediateDirectories: true
+            )
+            let sent = Self.tree(at: folder)
+            for (index, name) in [(2, "alpha"), (3, "beta")] {
+                _ = try await Self.receiver(
+                    index,
+                    ["--accept", "--name", name, "--secret-file", key],
+                    on: testbed,
+                    in: swarm
+                )
+            }
+            let delivery = try await Self.send(
+                [folder.path, "--to", "all", "--timeout", "60", "--json", "--secret-file", key],
+                on: testbed,
+                in: swarm
+            )
+            #expect(delivery.status == 0, "\(delivery.process.transcript())")
+            #expect(delivery.receipts.map(\.targetName).sorted() == ["alpha", "beta"])
+            let total = files.map(\.1).reduce(0, +)
+            #expect(delivery.receipts.allSatisfy { $0.name == "build-42" && $0.size == total }, "\(delivery.receipts)")
+            for host in ["h2", "h3"] {
+                let arrived = Self.tree(at: TransferFixtures.downloaded("build-42", peer: host, in: swarm))
+                #expect(arrived.files == sent.files, "\(host)")
+                #expect(arrived.folders == sent.folders, "\(host)")
+                #expect(TransferFixtures.partials(peer: host, in: swarm).isEmpty, "\(host)")
+            }
+            // Sent again: the folder is there, so the receipts come at once.
+            let again = try await Self.send(
+                [folder.path, "--to", "alpha", "--timeout", "20", "--json", "--secret-file", key],
+                on: testbed,
+                in: swarm
+            )
+            #expect(again.status == 0, "\(again.process.transcript())")
+            #expect(again.receipts.map(\.targetName) == ["alpha"])
+        }
+    }
+
     @Test("a target without --accept, and one with another key, get nothing; named, they make send fail saying why")
     func notAcceptingAndOtherKey() async throws {
         try await Testbed.with(hosts: 4) { testbed in

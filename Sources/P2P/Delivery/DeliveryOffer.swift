@@ -7,6 +7,9 @@ public struct DeliveryItem: Sendable, Hashable {
     public enum Kind: UInt8, Sendable, Hashable {
         /// One file: the id is its manifest's SHA-256.
         case file = 1
+        /// A folder (a collection): the id is its collection manifest's SHA-256, the size
+        /// its files' total.
+        case collection = 2
     }
 
     /// What sort of thing it is.

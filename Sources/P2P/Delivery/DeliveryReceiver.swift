@@ -78,9 +78,19 @@ public final class DeliveryReceiver: Sendable {
     ) async throws {
         let item = offer.item
         let existing: DeliveryAcceptance.Existing
-        if await self.store.hasComplete(item.id) {
+        let here: Bool
+        let conflict: String?
+        switch item.kind {
+        case .file:
+            here = await self.store.hasComplete(item.id)
+            conflict = await self.store.conflict(name: item.name, id: item.id)
+        case .collection:
+            here = await self.store.hasCollection(item.id)
+            conflict = await self.store.conflict(folderName: item.name, id: item.id)
+        }
+        if here {
             existing = .sameItem
-        } else if let conflict = await self.store.conflict(name: item.name, id: item.id) {
+        } else if let conflict {
             existing = .different(conflict)
         } else {
             existing = .nothing
@@ -115,30 +125,13 @@ public final class DeliveryReceiver: Sendable {
     ) async throws {
         let item = offer.item
         let held = HeldBytes()
-        let outcome: Result<DownloadResult, any Error> = await withTaskGroup(
-            of: Result<DownloadResult, any Error>?.self
-        ) { group in
+        let outcome: Result<Void, any Error> = await withTaskGroup(of: Result<Void, any Error>?.self) { group in
             group.addTask {
                 do {
-                    return .success(
-                        try await self.downloader.download(
-                            name: nil,
-                            idPrefix: item.id.description,
-                            timeout: offer.waitSeconds > 0 ? .seconds(offer.waitSeconds) : nil,
-                            progress: { progress in
-                                held.count.store(UInt64(max(progress.bytesHeld, 0)), ordering: .relaxed)
-                            },
-                            admit: { manifest in
-                                guard manifest.name == item.name, manifest.size == item.size else {
-                                    throw P2PError(
-                                        code: .corrupt,
-                                        "the file offered as \(item.name) (\(item.size) bytes) is "
-                                            + "\(manifest.name) (\(manifest.size) bytes) by its manifest"
-                                    )
-                                }
-                            }
-                        )
-                    )
+                    try await self.fetch(item, within: offer.waitSeconds > 0 ? .seconds(offer.waitSeconds) : nil) {
+                        held.count.store($0, ordering: .relaxed)
+                    }
+                    return .success(())
                 } catch {
                     return .failure(error)
                 }
@@ -158,7 +151,7 @@ public final class DeliveryReceiver: Sendable {
                 }
                 return nil
             }
-            var outcome: Result<DownloadResult, any Error> = .failure(CancellationError())
+            var outcome: Result<Void, any Error> = .failure(CancellationError())
             for await result in group {
                 guard let result else { continue }
                 outcome = result
@@ -176,6 +169,61 @@ public final class DeliveryReceiver: Sendable {
             self.logger.info("delivery not finished", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             try await outbound.write(
                 TransferMessage.deliveryRefused(DeliveryRefusal(.failed, "could not finish: \(error)")).frame()
+            )
+        }
+    }
+
+    /// Fetches an offered item through the swarm, as `get` would: a file with the peer's
+    /// own download, a folder as `get FOLDER` does; either is checked against the offer's
+    /// name and size (from the verified manifest) before anything is written.
+    /// - Parameters:
+    ///   - item: what was offered.
+    ///   - timeout: how long the sender waits.
+    ///   - held: told the bytes held so far.
+    private func fetch(
+        _ item: DeliveryItem,
+        within timeout: Duration?,
+        held: @escaping @Sendable (UInt64) -> Void
+    ) async throws {
+        let notTheOffered = { @Sendable (kind: String, name: FileName, size: UInt64) in
+            P2PError(
+                code: .corrupt,
+                "the \(kind) offered as \(item.name) (\(item.size) bytes) is \(name) (\(size) bytes) by its manifest"
+            )
+        }
+        switch item.kind {
+        case .file:
+            _ = try await self.downloader.download(
+                name: nil,
+                idPrefix: item.id.description,
+                timeout: timeout,
+                progress: { held(UInt64(max($0.bytesHeld, 0))) },
+                admit: { manifest in
+                    guard manifest.name == item.name, manifest.size == item.size else {
+                        throw notTheOffered("file", manifest.name, manifest.size)
+                    }
+                }
+            )
+        case .collection:
+            let deadline = timeout.map { ContinuousClock.now + $0 }
+            let found = try await self.downloader.lookUpItem(
+                name: nil,
+                idPrefix: item.id.description,
+                deadline: deadline,
+                foldersOnly: true
+            )
+            guard case .collection(let collection) = found else {
+                throw P2PError(code: .notFound, "no peer offers the folder \(item.name) (\(item.id.short))")
+            }
+            _ = try await self.downloader.downloadCollection(
+                collection,
+                timeout: deadline.map { $0 - ContinuousClock.now },
+                progress: { held(UInt64(max($0.bytesHeld, 0))) },
+                admit: { manifest in
+                    guard manifest.id == item.id, manifest.name == item.name, manifest.totalSize == item.size else {
+                        throw notTheOffered("folder", manifest.name, manifest.totalSize)
+                    }
+                }
             )
         }
     }

@@ -231,6 +231,8 @@ extension Downloader {
     ///   - collection: the collection, from `lookUpItem`.
     ///   - timeout: give up after this long, keeping what was fetched; `nil` for never.
     ///   - progress: called as files are placed.
+    ///   - admit: called with the verified collection manifest before anything is written;
+    ///     what it throws ends the download (a delivery checks the folder is the one offered).
     /// - Returns: what was fetched, and where the folder is.
     /// - Throws: `P2PError`: `corrupt`, `protocolViolation` or `badName` when no peer gives
     ///   a valid collection manifest (saying what was wrong with it); `fileExists` when
@@ -239,7 +241,8 @@ extension Downloader {
     public func downloadCollection(
         _ collection: SwarmCollection,
         timeout: Duration? = nil,
-        progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in }
+        progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in },
+        admit: @Sendable (CollectionManifest) throws -> Void = { _ in }
     ) async throws -> CollectionDownloadResult {
         let started = ContinuousClock.now
         let deadline = timeout.map { started + $0 }
@@ -251,6 +254,7 @@ extension Downloader {
                     + "by its manifest; refused"
             )
         }
+        try admit(manifest)
         let downloads = self.store.configuration.downloadsDirectory
         let target = downloads.appending(manifest.name.value)
         if await self.store.collectionPath(of: manifest.id) == target {

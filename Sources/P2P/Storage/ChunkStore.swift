@@ -174,13 +174,18 @@ public actor ChunkStore {
             }
         }
         var collections: [FileID: (manifest: CollectionManifest, root: FilePath)] = [:]
+        // Folders named one by one first, as files are; then the folders' subfolders.
+        var folders: [(FilePath, FileName)] = self.namedFolderPaths.compactMap { path in
+            path.lastComponent.flatMap { try? FileName($0.string) }.map { (path, $0) }
+        }
         for directory in [self.configuration.shareDirectory, self.configuration.downloadsDirectory] {
-            for (root, name) in await self.subfolders(in: directory) {
-                guard let (collection, members) = await self.collection(at: root, named: name) else { continue }
-                if collections[collection.id] == nil { collections[collection.id] = (collection, root) }
-                for (manifest, path) in members where found[manifest.id] == nil {
-                    found[manifest.id] = CompleteFile(manifest: manifest, path: path)
-                }
+            folders += await self.subfolders(in: directory)
+        }
+        for (root, name) in folders {
+            guard let (collection, members) = await self.collection(at: root, named: name) else { continue }
+            if collections[collection.id] == nil { collections[collection.id] = (collection, root) }
+            for (manifest, path) in members where found[manifest.id] == nil {
+                found[manifest.id] = CompleteFile(manifest: manifest, path: path)
             }
         }
         self.collections = collections
@@ -258,6 +263,34 @@ public actor ChunkStore {
         }
         return shared.manifest
     }
+
+    /// Offers one folder from outside the share folder as a collection (`p2p send FOLDER`),
+    /// from now on, as a subfolder of the share folder would be.
+    /// - Parameter path: the folder; a real folder (not a symbolic link) whose name the
+    ///   network takes.
+    /// - Returns: its collection manifest.
+    /// - Throws: `P2PError` (`badName`, `notFound`) saying what is wrong with it.
+    public func share(folder path: FilePath) async throws(P2PError) -> CollectionManifest {
+        guard let component = path.lastComponent else { throw P2PError(code: .badName, "\(path) names no folder") }
+        _ = try FileName(component.string)
+        let info = try? await FileSystem.shared.info(forFileAt: path, infoAboutSymbolicLink: true)
+        guard let info, info.type == .directory else {
+            throw P2PError(
+                code: .notFound,
+                info == nil ? "\(path) does not exist" : "\(path) is not a folder (links are not followed)"
+            )
+        }
+        if !self.namedFolderPaths.contains(path) { self.namedFolderPaths.append(path) }
+        await self.rescan()
+        guard let shared = self.collections.values.first(where: { $0.root == path }) else {
+            throw P2PError(code: .notFound, "\(path) could not be read as a folder to share")
+        }
+        return shared.manifest
+    }
+
+    /// Folders offered one by one, besides the share and downloads folders' subfolders
+    /// (`share(folder:)`).
+    private var namedFolderPaths: [FilePath] = []
 
     /// Files offered one by one, besides the folders' (`share(file:)`).
     private var namedFilePaths: [FilePath] = []
@@ -678,6 +711,24 @@ public actor ChunkStore {
     ///   of what is there (with its file id when it is a file this peer offers).
     public func conflict(for manifest: Manifest) async -> String? {
         await self.conflict(name: manifest.name, id: manifest.id)
+    }
+
+    /// Whether the collection `id` is here whole (a folder shared or downloaded).
+    public func hasCollection(_ id: FileID) -> Bool { self.collections[id] != nil }
+
+    /// What stands at `name` in the downloads folder if it is not the folder of collection
+    /// `id`, in words; `nil` if nothing or that very folder does.
+    public func conflict(folderName name: FileName, id: FileID) async -> String? {
+        let target = self.configuration.downloadsDirectory.appending(name.value)
+        guard let info = try? await FileSystem.shared.info(forFileAt: target, infoAboutSymbolicLink: true) else {
+            return nil
+        }
+        if self.collections[id]?.root == target { return nil }
+        switch info.type {
+        case .directory: return "\(target) holds another folder"
+        case .symlink: return "\(target) is a symbolic link"
+        default: return "\(target) is a file"
+        }
     }
 
     /// What stands at `name` in the downloads folder if it is not the file `id`, in words;

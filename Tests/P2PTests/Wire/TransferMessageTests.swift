@@ -59,6 +59,14 @@ struct TransferMessageTests {
                     waitSeconds: 60
                 )
             ),
+            .deliveryOffer(
+                DeliveryOffer(
+                    number: [UInt8](repeating: 8, count: DeliveryOffer.numberLength),
+                    sender: PeerID(high: 1, low: 2),
+                    target: PeerID(high: 3, low: 4),
+                    item: DeliveryItem(kind: .collection, id: id, name: try! FileName("build-42"), size: 3 << 20)
+                )
+            ),
             .deliveryAccepted,
             .deliveryRefused(DeliveryRefusal(.diskSpace, "too little free space")),
             .deliveryProgress(bytes: 1 << 40),
