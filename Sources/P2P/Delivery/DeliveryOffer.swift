@@ -102,9 +102,8 @@ public struct DeliveryOffer: Sendable, Hashable {
             let nameBytes = payload.readBytes(length: Int(nameLength))
         else { throw bad("truncated offer") }
         guard let kind = DeliveryItem.Kind(rawValue: kindValue) else { throw bad("unknown kind \(kindValue)") }
-        guard let text = String(validating: nameBytes, as: UTF8.self) else { throw bad("name is not UTF-8") }
         let name: FileName
-        do { name = try FileName(text) } catch { throw bad(error.message) }
+        do { name = try FileName(utf8: nameBytes) } catch { throw bad(error.message) }
         guard payload.readableBytes == 0 else { throw bad("\(payload.readableBytes) trailing bytes") }
         return DeliveryOffer(
             number: number,

@@ -23,6 +23,16 @@ public struct FileName: Hashable, Sendable, Comparable, CustomStringConvertible 
         self.value = value
     }
 
+    /// Validates a name as a peer sent it: UTF-8 bytes that must pass the rules too.
+    /// - Parameter bytes: the name's bytes.
+    /// - Throws: `P2PError` with code `badName`, saying what is wrong.
+    public init(utf8 bytes: [UInt8]) throws(P2PError) {
+        guard let text = String(validating: bytes, as: UTF8.self) else {
+            throw P2PError(code: .badName, "name is not UTF-8")
+        }
+        try self.init(text)
+    }
+
     /// What is wrong with `value` as a file name, or `nil` if nothing is.
     public static func problem(with value: String) -> String? {
         let bytes = Array(value.utf8)

@@ -354,11 +354,8 @@ public enum TransferMessage: Sendable, Equatable {
                     let chunkSize = payload.readInteger(as: UInt32.self),
                     let chunkCount = payload.readInteger(as: UInt32.self)
                 else { throw bad("truncated entry") }
-                guard let nameText = String(validating: nameBytes, as: UTF8.self) else {
-                    throw bad("name is not UTF-8")
-                }
                 let name: FileName
-                do { name = try FileName(nameText) } catch { throw bad(error.message) }
+                do { name = try FileName(utf8: nameBytes) } catch { throw bad(error.message) }
                 guard chunkSize > 0, Int(chunkSize) <= ChunkSizing.maximumChunkSize,
                     Int(chunkCount) == ChunkSizing.chunkCount(fileSize: size, chunkSize: Int(chunkSize))
                 else { throw bad("chunk count \(chunkCount) does not fit size \(size)") }
@@ -472,11 +469,8 @@ public enum TransferMessage: Sendable, Equatable {
                     let fileCount = payload.readInteger(as: UInt32.self),
                     let totalSize = payload.readInteger(as: UInt64.self)
                 else { throw bad("truncated collection") }
-                guard let nameText = String(validating: nameBytes, as: UTF8.self) else {
-                    throw bad("name is not UTF-8")
-                }
                 let name: FileName
-                do { name = try FileName(nameText) } catch { throw bad(error.message) }
+                do { name = try FileName(utf8: nameBytes) } catch { throw bad(error.message) }
                 guard Int(fileCount) <= CollectionManifest.maximumEntryCount,
                     Int(fileCount) * FileID.byteCount <= payload.readableBytes
                 else { throw bad("\(fileCount) member ids cannot fit") }
