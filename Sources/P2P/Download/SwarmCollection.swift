@@ -64,7 +64,7 @@ public enum SwarmItem: Sendable {
             (name == nil || collection.name.value == name)
                 && (prefix.map { collection.id.description.hasPrefix($0) } ?? true)
         }
-        // Only files match: what a name means among files is decided as it always was.
+        // Only files match: the name means what it means for a file download (`Downloader.resolve`).
         if matchingCollections.isEmpty {
             do {
                 return .file(try Downloader.resolve(name: name, idPrefix: idPrefix, in: files))
