@@ -12,6 +12,7 @@ BT = REPO / "scripts" / "bench" / "bt.py"
 BT_PORT = 6881
 PAYLOAD_BPS = 100e6 * 1448 / 1514  # 95.64 Mbit/s of TCP payload through tbf at 100mbit
 NOMINAL_BPS = 100e6
+KiB = 1 << 10
 MiB = 1 << 20
 GiB = 1 << 30
 RSS_TARGET_KIB = 64 * 1024

@@ -294,9 +294,10 @@ def await_reports(procs, t0, deadline):
     return done, reports
 
 
-def crowd_problems(bench, procs, reports, paths, source, size, rundir):
+def crowd_problems(bench, procs, reports, paths, source, size, rundir, verify=None):
     """Stops a crowd's processes and checks each one's copy (`paths[k]`, or the `path` of
-    its report). Returns what went wrong; keeps the failed ones' output."""
+    its report) against `source`, or with `verify(path)` when given. Returns what went
+    wrong; keeps the failed ones' output."""
     for g in procs:
         g.send(signal.SIGTERM)
     for g in procs:
@@ -307,7 +308,8 @@ def crowd_problems(bench, procs, reports, paths, source, size, rundir):
         if reports[k] is None:
             problems.append(f"{who}: no report (exit {g.status}): {g.stderr_tail(5)}")
         else:
-            p = bench.verify_copy(paths[k] or reports[k]["path"], source, size)
+            path = paths[k] or reports[k]["path"]
+            p = verify(path) if verify else bench.verify_copy(path, source, size)
             if p:
                 problems.append(f"{who}: {p}")
     if problems:

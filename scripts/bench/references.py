@@ -188,11 +188,12 @@ def bittorrent_available():
     return subprocess.run(["/usr/bin/python3", "-c", "import libtorrent"], capture_output=True).returncode == 0
 
 
-def make_torrent(path, base):
-    """A torrent of `path` for the BitTorrent reference: 256 KiB pieces, as p2p's chunks."""
+def make_torrent(path, base, piece_length=256 * 1024):
+    """A torrent of `path` (a file or a folder) for the BitTorrent reference: 256 KiB pieces
+    unless told, as p2p's chunks."""
     base.mkdir(parents=True, exist_ok=True)
     torrent = base / f"{path.name}.torrent"
-    run(["/usr/bin/python3", BT, "torrent", path, torrent, "--piece-length", 256 * 1024], timeout=600)
+    run(["/usr/bin/python3", BT, "torrent", path, torrent, "--piece-length", piece_length], timeout=600)
     return torrent
 
 
@@ -218,10 +219,12 @@ def bt_uploaded(seeder):
         return None
 
 
-def bt_crowd_once(bench, tb, downloaders, peers, torrent, name, size, source, rundir, timeout, seeder=None):
+def bt_crowd_once(bench, tb, downloaders, peers, torrent, name, size, source, rundir, timeout, seeder=None,
+                  verify=None):
     """libtorrent downloaders on testbed hosts `downloaders`, released together, each given
     the address of every host in `peers` but its own (there is no tracker); done = its
-    JSON line (every piece hash-checked). With `seeder`, also what it uploaded, per F."""
+    JSON line (every piece hash-checked). With `seeder`, also what it uploaded, per F;
+    with `verify`, the copies are checked by it rather than against `source`."""
     uploaded_before = bt_uploaded(seeder) if seeder else None
     def get(i, barrier):
         d = rundir / f"b{i}"
@@ -235,7 +238,7 @@ def bt_crowd_once(bench, tb, downloaders, peers, torrent, name, size, source, ru
     gets, t0 = start_together(lambda barrier: [get(i, barrier) for i in downloaders])
     done, reports = await_reports(gets, t0, t0 + timeout + 30)
     paths = [rundir / f"b{i}" / name for i in downloaders]
-    problems = crowd_problems(bench, gets, reports, paths, source, size, rundir)
+    problems = crowd_problems(bench, gets, reports, paths, source, size, rundir, verify)
     times = sorted(t for t in done if t is not None and t == t)
     factor = None
     if uploaded_before is not None:

@@ -170,6 +170,36 @@ def summarize(results):
                    f"{ratio(f['p2p'], f['curl'])} curl"
                    + (f"; {ratio(f['p2p'], f['bittorrent'])} BitTorrent" if f.get("bittorrent") else ""))
             lines.append(f"| {lbl} | {p2p} | {ref} | {rat} | ≤ 1.10× payload | {load_note(results, 'flash', f'N={key}')} |")
+            if f.get("send") or f.get("send_failures"):
+                lbl = (f"send, 1 → {f['n']} accepting targets (`p2p send --to`, keyed, so encrypted), "
+                       f"100 Mbit/s each, {f['size'] / MiB:.0f} MiB, until every receipt")
+                p2p = f"{fmt_mr(f['send'])}{fail_note(f['send_failures'], 'runs')}"
+                if f.get("send_cpu"):
+                    p2p += f"; CPU of sender and targets {fmt_mr(f['send_cpu'])}"
+                ref = (f"as the flash crowd above, same runs: bound {f['bound_payload']:.2f} s payload; "
+                       f"curl {fmt_mr(f['curl'])}" + (f"; BitTorrent {fmt_mr(f['bittorrent'])}" if f.get("bittorrent") else "")
+                       + f"; p2p get --seed {fmt_mr(f['p2p'])}")
+                rat = (f"bound + {f['send']['median'] - f['bound_payload']:.2f} s; "
+                       f"{ratio(f['send'], f['bound_payload'])} payload; {ratio(f['send'], f['curl'])} curl"
+                       + (f"; {ratio(f['send'], f['bittorrent'])} BitTorrent" if f.get("bittorrent") else "")
+                       if f.get("send") else "—")
+                lines.append(f"| {lbl} | {p2p} | {ref} | {rat} | ≤ bound + 1 s | "
+                             f"{load_note(results, 'flash', f'N={key}')} |")
+    fo = sc.get("folder")
+    if fo:
+        lbl = (f"folder of {fo['files']} files ({fo['size'] / MiB:.1f} MiB, 1–64 KiB each), 1 → {fo['n']} "
+               f"accepting targets (`p2p send`), 100 Mbit/s each")
+        p2p = f"{fmt_mr(fo['send'])}{fail_note(fo['send_failures'], 'runs')}"
+        if fo.get("send_cpu"):
+            p2p += f"; CPU of sender and targets {fmt_mr(fo['send_cpu'])}"
+        ref = (f"Kumar–Ross bound {fo['bound_payload']:.2f} s payload; every target pulling every file from one "
+               f"nginx (curl, one connection each) {fmt_mr(fo['curl'])}{fail_note(fo['curl_failures'], 'curl runs')}"
+               + (f"; BitTorrent (libtorrent, one torrent, 16 KiB pieces) {fmt_mr(fo['bittorrent'])}"
+                  f"{fail_note(fo['bittorrent_failures'], 'BitTorrent runs')}" if fo.get("runs", {}).get("bittorrent")
+                  else ""))
+        rat = (f"{ratio(fo['send'], fo['bound_payload'])} payload bound; {ratio(fo['send'], fo['curl'])} curl"
+               + (f"; {ratio(fo['send'], fo['bittorrent'])} BitTorrent" if fo.get("bittorrent") else ""))
+        lines.append(f"| {lbl} | {p2p} | {ref} | {rat} | < 3 s | {load_note(results, 'folder')} |")
     mem = sc.get("memory")
     if mem:
         d = mem.get("downloader") or {}

@@ -22,8 +22,9 @@ signalled, by PID (and each child gets PR_SET_PDEATHSIG, so none outlives us).
 #   testbed.py           the namespace testbed (scripts/testbed.sh), rate limits
 #   p2p.py               the program under test: command lines, seeders, one timed `get`
 #   references.py        nginx and curl, iperf3, aria2c, BitTorrent (bt.py runs libtorrent)
-#   scenario_*.py        one module per scenario: single, encrypted, multi, flash, memory,
-#                        discovery, micro
+#   delivery.py          `p2p send` to accepting targets, timed; test folders and their check
+#   scenario_*.py        one module per scenario: single, encrypted, multi, flash, folder,
+#                        memory, discovery, micro
 #   report.py            results.json, runs.tsv, the Markdown table, the flash-crowd plot
 #   common.py            paths, sizes, rates, logging, median (min–max)
 
@@ -43,6 +44,7 @@ from report import plot_flash, summarize
 from scenario_discovery import scenario_discovery
 from scenario_encrypted import scenario_encrypted
 from scenario_flash import scenario_flash
+from scenario_folder import scenario_folder
 from scenario_memory import scenario_memory
 from scenario_micro import scenario_micro
 from scenario_multi import scenario_multi
@@ -50,8 +52,9 @@ from scenario_single import scenario_single
 from state import Bench
 from testbed import down_all
 
-SCENARIOS = ["single", "encrypted", "multi", "flash", "memory", "discovery", "micro"]
+SCENARIOS = ["single", "encrypted", "multi", "flash", "folder", "memory", "discovery", "micro"]
 SCENARIO_FUNCS = {"encrypted": scenario_encrypted, "multi": scenario_multi, "flash": scenario_flash,
+                  "folder": scenario_folder,
                   "memory": scenario_memory, "discovery": scenario_discovery, "micro": scenario_micro}
 
 

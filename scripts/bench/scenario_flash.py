@@ -1,11 +1,13 @@
 """Flash crowd: 1 seeder and N downloaders released together, every host rate-limited,
-against the Kumar–Ross bound, curl from the seeder's nginx, and a BitTorrent swarm."""
+against the Kumar–Ross bound, curl from the seeder's nginx, and a BitTorrent swarm; then the
+same file pushed to the same N hosts with `p2p send` (SPEC §10), beside the same references."""
 
 import re
 import time
 from pathlib import Path
 
 from common import MiB, NOMINAL_BPS, PAYLOAD_BPS, log, median_range
+from delivery import send_once
 from p2p import await_ready, p2p_argv, start_seeder
 from processes import Proc, await_reports, crowd_problems, proc_status, start_together
 from references import (bittorrent_available, bt_crowd_once, flash_curl_once, iperf_fanin_once, make_torrent,
@@ -81,7 +83,7 @@ def scenario_flash(bench):
             cs_bound = n * bits / PAYLOAD_BPS
             timeout = int(max(120, 12 * kr(PAYLOAD_BPS)))
             cs_timeout = int(max(120, 3 * cs_bound))
-            runs = {"p2p": [], "curl": [], "bittorrent": []}
+            runs = {"p2p": [], "curl": [], "bittorrent": [], "send": []}
             for r in range(bench.runs):
                 rd = base / f"n{n}-run{r}"
                 bench.meter_start(warm=n * size)
@@ -106,6 +108,14 @@ def scenario_flash(bench):
                     bench.record("flash", f"N={n}", "bittorrent", r, res["last"] if res["ok"] else "failed",
                                  res["ok"], times=res["times"], seeder_upload_factor=res["seeder_upload_factor"])
                     bench.cleanup_dir(rd)
+                # The same file delivered by `p2p send` from the seeder's host to the N hosts.
+                time.sleep(1)
+                res = send_once(bench, tb, 1, range(2, n + 2), source, size, rd / "send", timeout,
+                                lambda downloads: bench.verify_copy(downloads / source.name, source, size))
+                runs["send"].append(res)
+                bench.record("flash", f"N={n}", "p2p send", r, res["last"] if res["ok"] else "failed", res["ok"],
+                             sender_cpu=res["sender_cpu"], targets_cpu=res["targets_cpu"])
+                bench.cleanup_dir(rd)
             ok = lambda xs: [x for x in xs if x["ok"]]
             out[str(n)] = {
                 "n": n, "size": size, "runs": runs,
@@ -118,6 +128,10 @@ def scenario_flash(bench):
                 "bound_payload": kr(PAYLOAD_BPS), "bound_nominal": kr(NOMINAL_BPS),
                 "client_server_bound_payload": cs_bound,
                 "p2p_failures": len(runs["p2p"]) - len(ok(runs["p2p"])),
+                "send": median_range([x["last"] for x in ok(runs["send"])]),
+                "send_failures": len(runs["send"]) - len(ok(runs["send"])),
+                "send_cpu": median_range([x["sender_cpu"] + x["targets_cpu"] for x in ok(runs["send"])
+                                          if x["sender_cpu"] is not None]),
                 "curl_failures": len(runs["curl"]) - len(ok(runs["curl"])),
                 "seeder_upload_factor": median_range([x.get("seeder_upload_factor") for x in ok(runs["p2p"])]),
                 "downloader_vmhwm_kib": median_range([max(h for h in x["vmhwm_kib"] if h) for x in runs["p2p"]
