@@ -20,7 +20,11 @@
 #   flash      1 seeder + 8 and + 15 downloaders, every host 100mbit egress,
 #              128 MiB, all released together; Kumar-Ross bound; every
 #              downloader curl-ing from the seeder's nginx at once; a BitTorrent
-#              swarm (libtorrent, scripts/bench/bt.py) on the same hosts
+#              swarm (libtorrent, scripts/bench/bt.py) on the same hosts;
+#              then the same file pushed with `p2p send` to the same hosts
+#   folder     a folder of 1,000 files of 1-64 KiB sent from 1 host to 8 (100mbit
+#              each); references every target curl-ing every file from one nginx,
+#              and libtorrent with one multi-file torrent
 #   memory     peak RSS (VmHWM) of a peer downloading 4 GiB (loopback), and of a
 #              seeder serving 8 peers (testbed)
 #   discovery  join / stop / kill latency on loopback, 50 trials
