@@ -211,12 +211,15 @@ struct TestbedDeliveryTests {
                 withIntermediateDirectories: true
             )
             let sent = Self.tree(at: folder)
+            var receivers: [PeerProcess] = []
             for (index, name) in [(2, "alpha"), (3, "beta")] {
-                _ = try await Self.receiver(
-                    index,
-                    ["--accept", "--name", name, "--secret-file", key],
-                    on: testbed,
-                    in: swarm
+                receivers.append(
+                    try await Self.receiver(
+                        index,
+                        ["--accept", "--name", name, "--secret-file", key],
+                        on: testbed,
+                        in: swarm
+                    )
                 )
             }
             let delivery = try await Self.send(
@@ -233,6 +236,18 @@ struct TestbedDeliveryTests {
                 #expect(arrived.files == sent.files, "\(host)")
                 #expect(arrived.folders == sent.folders, "\(host)")
                 #expect(TransferFixtures.partials(peer: host, in: swarm).isEmpty, "\(host)")
+            }
+            // The four small files travelled as one pack, fetched through the swarm as a
+            // file; app.bin on its own: two downloads at each target, no more.
+            for receiver in receivers {
+                let log = Self.stderr(receiver)
+                let downloads = log.split(separator: "\n").filter {
+                    $0.contains("download started") && !$0.contains("folder download started")
+                }
+                #expect(downloads.count == 2, "\(log)")
+                #expect(downloads.contains { $0.contains("p2p-pack") }, "\(log)")
+                #expect(downloads.contains { $0.contains("app.bin") }, "\(log)")
+                #expect(!log.contains("the folder's pack failed"), "\(log)")
             }
             // Sent again: the folder is there, so the receipts come at once.
             let again = try await Self.send(

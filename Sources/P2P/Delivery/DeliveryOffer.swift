@@ -20,13 +20,18 @@ public struct DeliveryItem: Sendable, Hashable {
     public var name: FileName
     /// Its total size in bytes.
     public var size: UInt64
+    /// For a folder, the file id of its pack (`CollectionPack`): its small files end to
+    /// end as one swarm file, which the sender offers beside the folder. The folder's
+    /// files are checked against the folder's manifest whatever the pack holds.
+    public var pack: FileID?
 
     /// Creates an item.
-    public init(kind: Kind = .file, id: FileID, name: FileName, size: UInt64) {
+    public init(kind: Kind = .file, id: FileID, name: FileName, size: UInt64, pack: FileID? = nil) {
         self.kind = kind
         self.id = id
         self.name = name
         self.size = size
+        self.pack = pack
     }
 }
 
@@ -66,10 +71,11 @@ public struct DeliveryOffer: Sendable, Hashable {
     }
 
     /// The payload: number, sender id, target id, kind u8, item id, size u64, name length
-    /// u16, name (the wait is in the frame header).
+    /// u16, name, then for a folder with a pack the pack's file id (the wait is in the
+    /// frame header).
     func payload(allocator: ByteBufferAllocator) -> ByteBuffer {
         let name = Array(self.item.name.value.utf8)
-        var payload = allocator.buffer(capacity: 16 + 32 + 1 + 32 + 8 + 2 + name.count)
+        var payload = allocator.buffer(capacity: 16 + 32 + 1 + 32 + 8 + 2 + name.count + FileID.byteCount)
         payload.writeBytes(self.number)
         payload.writePeerID(self.sender)
         payload.writePeerID(self.target)
@@ -78,6 +84,7 @@ public struct DeliveryOffer: Sendable, Hashable {
         payload.writeInteger(self.item.size)
         payload.writeInteger(UInt16(name.count))
         payload.writeBytes(name)
+        if let pack = self.item.pack { payload.writeBytes(pack.bytes) }
         return payload
     }
 
@@ -104,12 +111,16 @@ public struct DeliveryOffer: Sendable, Hashable {
         guard let kind = DeliveryItem.Kind(rawValue: kindValue) else { throw bad("unknown kind \(kindValue)") }
         let name: FileName
         do { name = try FileName(utf8: nameBytes) } catch { throw bad(error.message) }
+        var pack: FileID? = nil
+        if kind == .collection, payload.readableBytes == FileID.byteCount {
+            pack = FileID(bytes: payload.readBytes(length: FileID.byteCount)!)
+        }
         guard payload.readableBytes == 0 else { throw bad("\(payload.readableBytes) trailing bytes") }
         return DeliveryOffer(
             number: number,
             sender: sender,
             target: target,
-            item: DeliveryItem(kind: kind, id: FileID(bytes: idBytes)!, name: name, size: size),
+            item: DeliveryItem(kind: kind, id: FileID(bytes: idBytes)!, name: name, size: size, pack: pack),
             waitSeconds: waitSeconds
         )
     }

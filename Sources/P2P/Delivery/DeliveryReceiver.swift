@@ -223,7 +223,8 @@ public final class DeliveryReceiver: Sendable {
                     guard manifest.id == item.id, manifest.name == item.name, manifest.totalSize == item.size else {
                         throw notTheOffered("folder", manifest.name, manifest.totalSize)
                     }
-                }
+                },
+                pack: item.pack
             )
         }
     }

@@ -233,6 +233,9 @@ extension Downloader {
     ///   - progress: called as files are placed.
     ///   - admit: called with the verified collection manifest before anything is written;
     ///     what it throws ends the download (a delivery checks the folder is the one offered).
+    ///   - pack: the file id of the folder's pack (`CollectionPack`), when a sender offers
+    ///     one: its small files are fetched as that one file, then cut apart; whatever the
+    ///     pack did not bring is fetched file by file.
     /// - Returns: what was fetched, and where the folder is.
     /// - Throws: `P2PError`: `corrupt`, `protocolViolation` or `badName` when no peer gives
     ///   a valid collection manifest (saying what was wrong with it); `fileExists` when
@@ -242,7 +245,8 @@ extension Downloader {
         _ collection: SwarmCollection,
         timeout: Duration? = nil,
         progress: @escaping @Sendable (DownloadProgress) -> Void = { _ in },
-        admit: @Sendable (CollectionManifest) throws -> Void = { _ in }
+        admit: @Sendable (CollectionManifest) throws -> Void = { _ in },
+        pack: FileID? = nil
     ) async throws -> CollectionDownloadResult {
         let started = ContinuousClock.now
         let deadline = timeout.map { started + $0 }
@@ -275,7 +279,50 @@ extension Downloader {
             )
         }
         let tree = Self.collectionTree(of: manifest.id, downloads: downloads)
-        let placed = try await self.prepareTree(tree, for: manifest)
+        var placed = try await self.prepareTree(tree, for: manifest)
+        var bytesFromPeer: [PeerID: Int64] = [:]
+        var pathsFromPack = 0
+        var cutFiles: [ChunkStore.CutFile] = []
+        if let pack, let layout = CollectionPack(manifest), !layout.paths.isSubset(of: placed) {
+            let packPaths = layout.paths
+            let placedBytes = manifest.files.reduce(Int64(0)) {
+                $0 + (placed.contains($1.path) && !packPaths.contains($1.path) ? Int64($1.size) : 0)
+            }
+            do {
+                let fromPack = try await self.fetchPack(
+                    pack,
+                    layout,
+                    of: collection,
+                    into: tree,
+                    skipping: placed,
+                    deadline: deadline,
+                    progress: { packProgress in
+                        var folderProgress = packProgress
+                        folderProgress.name = manifest.name.value
+                        folderProgress.totalBytes = Int64(manifest.totalSize)
+                        folderProgress.bytesHeld = min(packProgress.bytesHeld + placedBytes, folderProgress.totalBytes)
+                        progress(folderProgress)
+                    }
+                )
+                cutFiles = fromPack.files
+                let cutPaths = Set(fromPack.files.map(\.path))
+                pathsFromPack = cutPaths.subtracting(placed).count
+                placed.formUnion(cutPaths)
+                bytesFromPeer.merge(fromPack.bytesFromPeer, uniquingKeysWith: +)
+            } catch let error as P2PError where error.code != .timedOut && !Task.isCancelled {
+                // The files the pack would have brought are fetched one by one instead,
+                // after whatever it did bring is found in the tree again.
+                self.logger.warning(
+                    "the folder's pack failed",
+                    metadata: [
+                        "collection.id": "\(manifest.id.short)", "file.id": "\(pack.short)", "error": "\(error)",
+                    ]
+                )
+                let found = try await self.prepareTree(tree, for: manifest)
+                pathsFromPack = found.subtracting(placed).count
+                placed = found
+            }
+        }
         var plan = CollectionFetchPlan(
             manifest: manifest,
             placed: placed,
@@ -286,7 +333,7 @@ extension Downloader {
             metadata: [
                 "collection.id": "\(manifest.id.short)", "collection.name": "\(manifest.name)",
                 "collection.files": "\(manifest.files.count)", "collection.size": "\(manifest.totalSize)",
-                "files.held": "\(plan.pathsAlreadyPlaced)",
+                "files.held": "\(plan.pathsAlreadyPlaced - pathsFromPack)", "files.from.pack": "\(pathsFromPack)",
             ]
         )
         // The members' holders, from the inventories of the peers that offer the folder.
@@ -298,7 +345,6 @@ extension Downloader {
             )
         )
         let holdersByID = Dictionary(holders.map { ($0.id, $0.holders) }, uniquingKeysWith: { first, _ in first })
-        var bytesFromPeer: [PeerID: Int64] = [:]
         let outcome: CollectionFetchPlan.Action? = try await withThrowingTaskGroup(
             of: (FileID, Result<[PeerID: Int64], P2PError>).self
         ) { tasks in
@@ -365,23 +411,72 @@ extension Downloader {
             throw P2PError(code: .storage, "the download of \(manifest.name) stopped before it was complete")
         }
         try Self.moveTreeIntoPlace(tree, to: target)
+        await self.store.remember(cutFiles, in: target)
         await self.store.rescan()
         let seconds = (ContinuousClock.now - started).seconds
         self.logger.info(
             "folder download complete",
             metadata: [
                 "collection.id": "\(manifest.id.short)", "file.path": "\(target)", "seconds": "\(seconds)",
-                "files.fetched": "\(plan.pathsPlaced)",
+                "files.fetched": "\(plan.pathsPlaced + pathsFromPack)",
             ]
         )
         return CollectionDownloadResult(
             manifest: manifest,
             path: target,
             seconds: seconds,
-            filesFetched: plan.pathsPlaced,
-            filesAlreadyHeld: plan.pathsAlreadyPlaced,
+            filesFetched: plan.pathsPlaced + pathsFromPack,
+            filesAlreadyHeld: plan.pathsAlreadyPlaced - pathsFromPack,
             bytesFromPeer: bytesFromPeer
         )
+    }
+
+    /// Fetches a folder's pack through the swarm, as any file (unless it is here already),
+    /// and cuts it into the tree.
+    /// - Returns: the files the pack brought, and the bytes received from each peer.
+    private func fetchPack(
+        _ id: FileID,
+        _ layout: CollectionPack,
+        of collection: SwarmCollection,
+        into tree: FilePath,
+        skipping placed: Set<CollectionPath>,
+        deadline: ContinuousClock.Instant?,
+        progress: @escaping @Sendable (DownloadProgress) -> Void
+    ) async throws -> (files: [ChunkStore.CutFile], bytesFromPeer: [PeerID: Int64]) {
+        var bytesFromPeer: [PeerID: Int64] = [:]
+        if await !self.store.hasComplete(id) {
+            // The folder's holders offered the pack with it: they are asked first.
+            var holders = Dictionary(uniqueKeysWithValues: collection.holders.map { ($0, ChunkBitmap.full(count: 1)) })
+            let file = SwarmFile(
+                id: id,
+                name: CollectionPack.fileName,
+                size: layout.size,
+                chunkCount: 1,
+                holders: holders,
+                availableChunks: 0
+            )
+            let manifest = try await self.fetchManifest(file, deadline: deadline)
+            guard manifest.name == CollectionPack.fileName, manifest.size == layout.size else {
+                throw P2PError(
+                    code: .corrupt,
+                    "the pack \(id.short) is '\(manifest.name)' of \(manifest.size) bytes by its manifest, not "
+                        + "'\(CollectionPack.fileName)' of the \(layout.size) bytes its folder packs"
+                )
+            }
+            await self.store.expectPack(id)
+            holders = holders.mapValues { _ in .full(count: manifest.chunkCount) }
+            let result = try await self.assemble(
+                manifest,
+                holders: holders,
+                started: .now,
+                deadline: deadline,
+                destination: await self.store.packPath(of: id),
+                progress: progress
+            )
+            bytesFromPeer = result.bytesFromPeer
+        }
+        let files = try await self.store.cutPack(id, layout, into: tree, skipping: placed)
+        return (files, bytesFromPeer)
     }
 
     /// Gets the collection manifest from a peer that lists the collection, checked by

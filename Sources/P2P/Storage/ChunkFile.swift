@@ -274,8 +274,8 @@ public actor ChunkFile {
         let held = self.bitmap
         let sums = self.verifiedSums
         let dataPath = self.dataPath
-        // The file is read back in as many contiguous parts as there are cores, hashed at
-        // once: SHA-256 is most of the cost, and the download is done with the cores.
+        // The file is read back in as many contiguous parts as there are cores, at once:
+        // the reads wait on the device, and the fingerprints on a core each.
         let lanes = max(1, min(System.coreCount, manifest.chunkCount))
         let perLane = (manifest.chunkCount + lanes - 1) / lanes
         var failed: [Int] = []

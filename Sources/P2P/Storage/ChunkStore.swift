@@ -2,6 +2,14 @@ import Logging
 import NIOCore
 import _NIOFileSystem
 
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Musl)
+import Musl
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// One file a peer offers, and which of its chunks it holds.
 public struct InventoryEntry: Sendable, Equatable {
     /// The file's manifest summary and id.
@@ -48,7 +56,7 @@ public actor ChunkStore {
         var path: FilePath
     }
 
-    private let logger: Logger
+    let logger: Logger
     private let manifestCache: ManifestCache
     private var complete: [FileID: CompleteFile] = [:]
     private var readHandles: [FileID: ReadFileHandle] = [:]
@@ -63,6 +71,19 @@ public actor ChunkStore {
     private var knownManifests: [FileID: Manifest] = [:]
     /// The folders shared as collections, by collection id, with where each is.
     private var collections: [FileID: (manifest: CollectionManifest, root: FilePath)] = [:]
+    /// Packs (`CollectionPack`) this peer serves, made here for a delivery or fetched for
+    /// one: served as any complete file, never listed, kept while the peer runs.
+    private var packs: [FileID: CompleteFile] = [:]
+    /// Packs being fetched: their chunks are served, never listed.
+    private var packDownloads: Set<FileID> = []
+    /// When each fetched pack was cut into its folder: it is served a while longer, for
+    /// targets still fetching it, then removed.
+    private var packsCut: [FileID: ContinuousClock.Instant] = [:]
+    /// How long a pack stays served after it was cut into its folder.
+    static let packLinger: Duration = .seconds(60)
+    /// How old a pack file must be for a starting peer to take it for one an earlier run
+    /// left (a younger one may be another running peer's that shares the downloads folder).
+    static let stalePackAge: Duration = .seconds(600)
     /// The encoded size of the manifests `remember` added.
     private var knownManifestBytes = 0
 
@@ -83,6 +104,92 @@ public actor ChunkStore {
     /// - Returns: the path of its partial file.
     public func partialPath(of id: FileID) -> FilePath {
         self.partialDataDirectory.appending("\(id).partial")
+    }
+
+    /// Where the pack `id` is kept while this peer runs: beside the partial files, on the
+    /// file system a fetched pack is assembled on.
+    /// - Parameter id: the pack's file id.
+    public func packPath(of id: FileID) -> FilePath {
+        self.partialDataDirectory.appending("\(id).pack")
+    }
+
+    /// The folder packs are written in (made if missing, refused if it is a link).
+    func packDirectory() async throws -> FilePath {
+        try await LinkRefusingFiles.requireFolder(self.partialDataDirectory)
+        return self.partialDataDirectory
+    }
+
+    /// Serves a pack written here, from now on, without listing it.
+    /// - Parameters:
+    ///   - manifest: the pack's manifest.
+    ///   - path: where it is.
+    func servePack(_ manifest: Manifest, at path: FilePath) {
+        let file = CompleteFile(manifest: manifest, path: path)
+        self.packs[manifest.id] = file
+        self.complete[manifest.id] = file
+    }
+
+    /// Takes the manifests of files cut from a pack into a folder now at `root`, so that
+    /// the rescan that shares the folder does not hash them again.
+    /// - Parameters:
+    ///   - files: what `cutPack` returned.
+    ///   - root: where the folder is now.
+    public func remember(_ files: [CutFile], in root: FilePath) async {
+        for file in files {
+            let path = file.path.components.reduce(root) { $0.appending($1.value) }
+            // Keyed as the rescan will look: by what the file system says of the file now.
+            guard let info = try? await FileSystem.shared.info(forFileAt: path, infoAboutSymbolicLink: true),
+                info.type == .regular
+            else { continue }
+            await self.manifestCache.remember(
+                file.manifest,
+                of: path,
+                size: info.size,
+                modified: Int64(info.lastDataModificationTime.seconds) * 1_000_000_000
+                    + Int64(info.lastDataModificationTime.nanoseconds)
+            )
+        }
+    }
+
+    /// Marks the download of `id` as a pack's: its chunks are served as they arrive, and
+    /// neither it nor the finished pack is ever listed.
+    /// - Parameter id: the pack's file id, whose manifest is checked to be a pack's.
+    public func expectPack(_ id: FileID) async {
+        self.packDownloads.insert(id)
+        await self.retirePacks(cutBefore: .now - Self.packLinger)
+    }
+
+    /// Notes that a fetched pack has been cut into its folder: it is removed once it has
+    /// lingered `packLinger`, when the next pack starts or the store closes.
+    /// - Parameter id: the pack's file id.
+    public func packCut(_ id: FileID) {
+        if self.packs[id] != nil { self.packsCut[id] = .now }
+    }
+
+    /// Removes the fetched packs cut into their folders before `instant`.
+    func retirePacks(cutBefore instant: ContinuousClock.Instant) async {
+        for (id, cut) in self.packsCut where cut < instant {
+            self.packsCut[id] = nil
+            guard let pack = self.packs.removeValue(forKey: id) else { continue }
+            self.complete[id] = nil
+            if let handle = self.readHandles.removeValue(forKey: id) {
+                await closeEvenIfCancelled { try await handle.close() }
+            }
+            _ = try? await FileSystem.shared.removeItem(at: pack.path)
+        }
+    }
+
+    /// Removes the packs an earlier run left: a pack is served only by the run that made
+    /// or fetched it, and removed when that run closes its store.
+    private func removeStalePacks() async {
+        let now = Int64(time(nil))
+        for (path, name, info) in await self.regularFiles(in: self.partialDataDirectory)
+        where name.value.hasSuffix(".pack") || name.value.hasSuffix(".pack-building") {
+            guard now - Int64(info.lastDataModificationTime.seconds) > Self.stalePackAge.components.seconds else {
+                continue
+            }
+            _ = try? await FileSystem.shared.removeItem(at: path)
+        }
     }
     private var cacheDirectory: FilePath { self.configuration.stateDirectory.appending("cache") }
 
@@ -119,6 +226,7 @@ public actor ChunkStore {
             }
         }
         let store = ChunkStore(configuration: configuration, logger: logger)
+        await store.removeStalePacks()
         await store.reopenCache()
         await store.reopenPartials()
         await store.rescan()
@@ -189,6 +297,7 @@ public actor ChunkStore {
             }
         }
         self.collections = collections
+        for (id, pack) in self.packs where found[id] == nil { found[id] = pack }
         for (id, _) in self.complete where found[id] == nil || found[id]?.path != self.complete[id]?.path {
             if let handle = self.readHandles.removeValue(forKey: id) {
                 await closeEvenIfCancelled { try await handle.close() }
@@ -354,18 +463,12 @@ public actor ChunkStore {
         var skipped = scan.skipped
         var members: [CollectionManifest.Member] = []
         var manifests: [(Manifest, FilePath)] = []
-        for file in scan.files {
-            do {
-                let manifest = try await self.manifestCache.manifest(
-                    of: file.path,
-                    name: file.relative.name,
-                    size: file.info.size,
-                    modified: Int64(file.info.lastDataModificationTime.seconds) * 1_000_000_000
-                        + Int64(file.info.lastDataModificationTime.nanoseconds)
-                )
+        for (file, result) in zip(scan.files, await Self.manifests(of: scan.files, cache: self.manifestCache)) {
+            switch result {
+            case .success(let manifest):
                 members.append(CollectionManifest.Member(path: file.relative, fileID: manifest.id, size: manifest.size))
                 manifests.append((manifest, file.path))
-            } catch {
+            case .failure(let error):
                 skipped.append((file.path, "cannot be read: \(error)"))
             }
         }
@@ -382,6 +485,52 @@ public actor ChunkStore {
             return nil
         }
     }
+
+    /// The manifests of a folder's files, in order, from the cache or hashed, several at
+    /// once: for a folder of many small files the time goes to opening, reading and
+    /// closing each and writing its cache record, which overlap.
+    private static func manifests(
+        of files: [FolderScan.File],
+        cache: ManifestCache
+    ) async -> [Result<Manifest, P2PError>] {
+        var results = [Result<Manifest, P2PError>](
+            repeating: .failure(P2PError(code: .storage, "not hashed")),
+            count: files.count
+        )
+        await withTaskGroup(of: (Int, Result<Manifest, P2PError>).self) { group in
+            var next = 0
+            func start() {
+                let index = next
+                let file = files[index]
+                next += 1
+                group.addTask {
+                    do {
+                        let manifest = try await cache.manifest(
+                            of: file.path,
+                            name: file.relative.name,
+                            size: file.info.size,
+                            modified: Int64(file.info.lastDataModificationTime.seconds) * 1_000_000_000
+                                + Int64(file.info.lastDataModificationTime.nanoseconds)
+                        )
+                        return (index, .success(manifest))
+                    } catch let error as P2PError {
+                        return (index, .failure(error))
+                    } catch {
+                        return (index, .failure(P2PError(code: .storage, "\(error)")))
+                    }
+                }
+            }
+            while next < min(files.count, Self.filesHashedAtOnce) { start() }
+            while let (index, result) = await group.next() {
+                results[index] = result
+                if next < files.count { start() }
+            }
+        }
+        return results
+    }
+
+    /// How many files of a folder are hashed at once.
+    static let filesHashedAtOnce = 8
 
     /// The collections (shared folders) this peer offers, by name.
     public func collectionList() -> [CollectionEntry] {
@@ -425,6 +574,7 @@ public actor ChunkStore {
             else { continue }
             self.downloads[manifest.id] = file
             self.knownManifests[manifest.id] = manifest
+            if manifest.name == CollectionPack.fileName { self.packDownloads.insert(manifest.id) }
         }
     }
 
@@ -434,7 +584,7 @@ public actor ChunkStore {
     /// progress and of the cache.
     public func inventory() async -> [InventoryEntry] {
         var entries: [FileID: InventoryEntry] = [:]
-        for (id, file) in self.complete {
+        for (id, file) in self.complete where self.packs[id] == nil {
             entries[id] = InventoryEntry(
                 id: id,
                 name: file.manifest.name,
@@ -445,6 +595,7 @@ public actor ChunkStore {
         }
         for chunkFile in Array(self.downloads.values) + Array(self.cached.values) {
             let manifest = chunkFile.manifest
+            if self.packDownloads.contains(manifest.id) || self.packs[manifest.id] != nil { continue }
             guard entries[manifest.id] == nil else {
                 if var entry = entries[manifest.id], !entry.bitmap.isComplete {
                     for index in await chunkFile.bitmap.indices { entry.bitmap.insert(index) }
@@ -834,6 +985,7 @@ public actor ChunkStore {
             }
         }
         self.complete[id] = CompleteFile(manifest: manifest, path: target)
+        if self.packDownloads.remove(id) != nil { self.packs[id] = CompleteFile(manifest: manifest, path: target) }
         if let cache = self.cached.removeValue(forKey: id) {
             self.cachedBytes -= await cache.heldBytes
             await cache.close(removingRecord: true)
@@ -862,6 +1014,8 @@ public actor ChunkStore {
     public func close() async {
         for handle in self.readHandles.values { await closeEvenIfCancelled { try await handle.close() } }
         self.readHandles.removeAll()
+        for pack in self.packs.values { _ = try? await FileSystem.shared.removeItem(at: pack.path) }
+        self.packs.removeAll()
         for file in self.downloads.values { await file.close() }
         self.downloads.removeAll()
         for file in self.cached.values { await file.close() }

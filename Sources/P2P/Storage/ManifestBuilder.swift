@@ -89,6 +89,44 @@ public actor ManifestCache {
         }
     }
 
+    /// The manifest of bytes held in memory, as `hash(path:name:)` makes a file's.
+    /// - Parameters:
+    ///   - bytes: the file's bytes.
+    ///   - name: the name it is shared under.
+    /// - Returns: its manifest.
+    public static func hash(bytes: ByteBuffer, name: FileName) throws(P2PError) -> Manifest {
+        try bytes.withUnsafeReadableBytes { (all) throws(P2PError) in try Self.hash(bytes: all, name: name) }
+    }
+
+    /// The manifest of bytes held in memory, as `hash(path:name:)` makes a file's.
+    /// - Parameters:
+    ///   - bytes: the file's bytes.
+    ///   - name: the name it is shared under.
+    /// - Returns: its manifest.
+    public static func hash(bytes: UnsafeRawBufferPointer, name: FileName) throws(P2PError) -> Manifest {
+        let chunkSize = ChunkSizing.chunkSize(forFileSize: UInt64(bytes.count))
+        var hashes: [UInt8] = []
+        var start = 0
+        repeat {
+            let end = min(start + chunkSize, bytes.count)
+            hashes.append(contentsOf: SHA256.hash(data: UnsafeRawBufferPointer(rebasing: bytes[start..<end])))
+            start = end
+        } while start < bytes.count
+        return try Manifest(name: name, size: UInt64(bytes.count), chunkSize: chunkSize, chunkHashes: hashes)
+    }
+
+    /// Takes a manifest made elsewhere for the file at `path` (the bytes it was made from
+    /// were just written there), so that the next look at the file does not hash it again.
+    /// Kept in memory only: a restart hashes the file once more.
+    /// - Parameters:
+    ///   - manifest: the file's manifest.
+    ///   - path: the file.
+    ///   - size: its size now.
+    ///   - modified: its modification time now, in nanoseconds.
+    public func remember(_ manifest: Manifest, of path: FilePath, size: Int64, modified: Int64) {
+        self.memory[path.string] = (size, modified, manifest)
+    }
+
     private static func cacheKey(path: String, size: Int64, modified: Int64) -> String {
         let digest = SHA256.hash(data: Array("\(path)\u{0}\(size)\u{0}\(modified)".utf8))
         return digest.map { String(format: $0) }.joined()

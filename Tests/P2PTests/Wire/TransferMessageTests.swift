@@ -67,6 +67,20 @@ struct TransferMessageTests {
                     item: DeliveryItem(kind: .collection, id: id, name: try! FileName("build-42"), size: 3 << 20)
                 )
             ),
+            .deliveryOffer(
+                DeliveryOffer(
+                    number: [UInt8](repeating: 9, count: DeliveryOffer.numberLength),
+                    sender: PeerID(high: 1, low: 2),
+                    target: PeerID(high: 3, low: 4),
+                    item: DeliveryItem(
+                        kind: .collection,
+                        id: id,
+                        name: try! FileName("build-43"),
+                        size: 3 << 20,
+                        pack: FileID(bytes: [UInt8](repeating: 0xAB, count: 32))!
+                    )
+                )
+            ),
             .deliveryAccepted,
             .deliveryRefused(DeliveryRefusal(.diskSpace, "too little free space")),
             .deliveryProgress(bytes: 1 << 40),
@@ -209,6 +223,22 @@ struct TransferMessageTests {
         for frame in cases {
             #expect(throws: P2PError.self) { try TransferMessage(frame: frame) }
         }
+    }
+
+    @Test("a file offered with a pack is refused: only a folder has one")
+    func packOnlyForFolders() throws {
+        let offer = DeliveryOffer(
+            number: [UInt8](repeating: 7, count: DeliveryOffer.numberLength),
+            sender: PeerID(high: 1, low: 2),
+            target: PeerID(high: 3, low: 4),
+            item: DeliveryItem(
+                id: FileID(bytes: [UInt8](repeating: 1, count: 32))!,
+                name: try FileName("image.iso"),
+                size: 5,
+                pack: FileID(bytes: [UInt8](repeating: 2, count: 32))!
+            )
+        )
+        #expect(throws: P2PError.self) { try TransferMessage(frame: TransferMessage.deliveryOffer(offer).frame()) }
     }
 
     @Test("inventory entries with unsafe names or inconsistent sizes are refused")
