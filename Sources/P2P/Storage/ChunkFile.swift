@@ -332,10 +332,25 @@ public actor ChunkFile {
         reading direct: borrowing DirectReadBack
     ) async throws -> [Int] {
         var failed: [Int] = []
-        for index in chunks where held.contains(index) {
-            let range = manifest.range(ofChunk: index)
-            let sum = try await direct.fingerprint(length: Int(range.count), at: range.lowerBound)
-            if sum != sums[index] { failed.append(index) }
+        var index = chunks.lowerBound
+        // Bounded: every pass moves `index` on by at least one chunk.
+        while index < chunks.upperBound {
+            guard held.contains(index) else {
+                index += 1
+                continue
+            }
+            // A run of held chunks, as many as one read takes.
+            var lengths = [manifest.length(ofChunk: index)]
+            var next = index + 1
+            while next < chunks.upperBound, held.contains(next),
+                lengths.reduce(0, +) + manifest.length(ofChunk: next) <= direct.capacity
+            {
+                lengths.append(manifest.length(ofChunk: next))
+                next += 1
+            }
+            let read = try await direct.fingerprints(of: lengths, at: manifest.range(ofChunk: index).lowerBound)
+            for (offset, sum) in read.enumerated() where sum != sums[index + offset] { failed.append(index + offset) }
+            index = next
         }
         return failed
     }

@@ -11,7 +11,8 @@ import Darwin
 #endif
 
 /// Reads chunks of a finished download back from the device around the page cache
-/// (`O_DIRECT`), into one aligned buffer reused for every chunk, and fingerprints them
+/// (`O_DIRECT`), several at a time into one aligned buffer reused for every read, and
+/// fingerprints them
 /// (`InternetChecksum.wordSum`): the read-back before the rename (`ChunkFile`).
 ///
 /// Why direct: the chunks were written directly, so none of them is in the page cache, and
@@ -23,8 +24,16 @@ import Darwin
 struct DirectReadBack: ~Copyable {
     private let descriptor: SystemPackage.FileDescriptor
     private let threadPool: NIOThreadPool
-    /// The buffer every chunk is read into: one chunk, rounded up to whole blocks.
+    /// The buffer every read lands in: `spanBytes`, or one chunk if larger, in whole blocks.
     private let buffer: UnsafeMutableRawBufferPointer
+
+    /// How many bytes one read asks for: several chunks at once cost one trip to the
+    /// thread pool and let the device stream (1 GiB read here in 0.46 s by 256 KiB reads,
+    /// 0.31 s by 4 MiB ones).
+    static let spanBytes = 4 << 20
+
+    /// The most bytes `fingerprints` reads at once.
+    var capacity: Int { self.buffer.count }
 
     /// Opens `path` for direct reads of chunks up to `chunkSize` bytes.
     /// - Returns: the reader, or `nil` where this platform or file system has no direct
@@ -42,7 +51,7 @@ struct DirectReadBack: ~Copyable {
             )
         else { return nil }
         let alignment = DirectChunkWriter.alignment
-        let capacity = (chunkSize + alignment - 1) / alignment * alignment
+        let capacity = (max(chunkSize, Self.spanBytes) + alignment - 1) / alignment * alignment
         self.descriptor = descriptor
         self.threadPool = threadPool
         self.buffer = UnsafeMutableRawBufferPointer.allocate(byteCount: capacity, alignment: alignment)
@@ -55,36 +64,59 @@ struct DirectReadBack: ~Copyable {
 
     /// The fingerprint of `length` bytes at `offset`, read from the device.
     /// - Returns: the fingerprint; `nil` if fewer bytes are there (a file cut short).
-    /// - Throws: the device's error, `DirectReadBack.Refused` if the file system refuses
-    ///   this direct read or the offset is not on a block boundary (chunks of a size that
-    ///   is not a multiple of a block), or `CancellationError`.
+    /// - Throws: as `fingerprints(of:at:)`.
     func fingerprint(length: Int, at offset: Int64) async throws -> UInt64? {
-        guard length <= self.buffer.count, offset % Int64(DirectChunkWriter.alignment) == 0 else { throw Refused() }
+        try await self.fingerprints(of: [length], at: offset)[0]
+    }
+
+    /// The fingerprints of consecutive chunks starting at `offset`, read from the device
+    /// in one read (their lengths add up to at most `capacity`), each taken on the thread
+    /// that read it.
+    /// - Parameters:
+    ///   - lengths: each chunk's length, in file order.
+    ///   - offset: where the first starts.
+    /// - Returns: one fingerprint per chunk; `nil` for a chunk the file is too short for.
+    /// - Throws: the device's error, `DirectReadBack.Refused` if the file system refuses
+    ///   this direct read, the chunks do not fit the buffer, or the offset is not on a
+    ///   block boundary (chunks of a size that is not a multiple of a block), or
+    ///   `CancellationError`.
+    func fingerprints(of lengths: [Int], at offset: Int64) async throws -> [UInt64?] {
+        let total = lengths.reduce(0, +)
+        guard total <= self.buffer.count, offset % Int64(DirectChunkWriter.alignment) == 0 else { throw Refused() }
         try Task.checkCancellation()
         let alignment = DirectChunkWriter.alignment
-        let request = (length + alignment - 1) / alignment * alignment
+        let request = (total + alignment - 1) / alignment * alignment
         let fd = self.descriptor.rawValue
         // The buffer is this reader's alone and outlives the call, which the caller awaits.
         let address = UInt(bitPattern: self.buffer.baseAddress)
-        let (read, error) = try await self.threadPool.runIfActive { () -> (Int, Int32) in
-            let destination = UnsafeMutableRawPointer(bitPattern: address)
-            var total = 0
+        let (sums, error) = try await self.threadPool.runIfActive { () -> ([UInt64?], Int32) in
+            guard let destination = UnsafeMutableRawPointer(bitPattern: address) else { return ([], EINVAL) }
+            var read = 0
             // Bounded: each pass reads more bytes, or ends the loop.
-            while total < request {
-                let result = pread(fd, destination.map { $0 + total }, request - total, off_t(offset) + off_t(total))
+            while read < request {
+                let result = pread(fd, destination + read, request - read, off_t(offset) + off_t(read))
                 if result < 0 {
                     if errno == EINTR { continue }
-                    return (total, errno)
+                    return ([], errno)
                 }
                 if result == 0 { break }
-                total += result
+                read += result
             }
-            return (total, 0)
+            var sums: [UInt64?] = []
+            var start = 0
+            for length in lengths {
+                sums.append(
+                    start + length <= read
+                        ? InternetChecksum.wordSum(UnsafeRawBufferPointer(start: destination + start, count: length))
+                        : nil
+                )
+                start += length
+            }
+            return (sums, 0)
         }
         if error == EINVAL { throw Refused() }
         if error != 0 { throw IOError(errnoCode: error, reason: "pread") }
-        guard read >= length else { return nil }
-        return InternetChecksum.wordSum(UnsafeRawBufferPointer(rebasing: self.buffer[0..<length]))
+        return sums
     }
 
     /// The file system refuses a direct read (alignment it does not take, for one).

@@ -32,6 +32,28 @@ struct DirectReadBackTests {
         }
     }
 
+    @Test("several chunks read at once: each its own fingerprint, none for a chunk past the end, too many refused")
+    func severalAtOnce() async throws {
+        var generator = SeededGenerator(seed: 43)
+        let bytes = generator.bytes(3 * 65_536 + 1000)
+        let (folder, path) = try DirectChunkWriterTests.file(size: 0)
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try Data(bytes).write(to: folder.appendingPathComponent("data"))
+        guard let reader = DirectReadBack(path, chunkSize: 65_536) else {
+            Issue.record("no direct reads where direct writes work")
+            return
+        }
+        let sum = { (range: Range<Int>) in bytes[range].withUnsafeBytes { InternetChecksum.wordSum($0) } }
+        let whole = try await reader.fingerprints(of: [65_536, 65_536, 65_536, 1000], at: 0)
+        #expect(whole == [sum(0..<65_536), sum(65_536..<131_072), sum(131_072..<196_608), sum(196_608..<bytes.count)])
+        // Past the end of the file: the last (short) chunk is there, a full one is not.
+        let tail = try await reader.fingerprints(of: [65_536, 65_536], at: 131_072)
+        #expect(tail == [sum(131_072..<196_608), nil])
+        await #expect(throws: DirectReadBack.Refused.self) {
+            _ = try await reader.fingerprints(of: [reader.capacity, 4096], at: 0)
+        }
+    }
+
     @Test("a chunk the file is too short for has no fingerprint; an offset off a block boundary is refused")
     func shortFileAndUnalignedOffset() async throws {
         let (folder, path) = try DirectChunkWriterTests.file(size: 70_000)
