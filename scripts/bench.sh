@@ -30,8 +30,8 @@
 #   discovery  join / stop / kill latency on loopback, 50 trials
 #   micro      release-mode `p2p-microbench`, if the tree has one
 #
-# --quick: 1 run each and small files (64 MiB, 32 MiB, 16 MiB with N = 4, 256 MiB
-# for memory and encrypted, 5 discovery trials): a couple of minutes. Full: about 30-60 min
+# --quick: 1 run each and small files (64 MiB, 32 MiB, 16 MiB with N = 4, 100 files to 4, 256 MiB
+# for memory and encrypted, 5 discovery trials): a couple of minutes. Full: about 45 min
 # with today's p2p (most of it the client-server flash-crowd reference).
 #
 # What it does: installs missing Debian packages (nginx, curl, iperf3, aria2,
