@@ -93,6 +93,28 @@ struct TestbedDeliveryTests {
         return Int(line[range.upperBound...].prefix { $0.isNumber }) ?? 0
     }
 
+    /// Starts `serve --accept` with the key in each host, under the name given, one after
+    /// the other.
+    static func acceptingReceivers(
+        _ hosts: [(Int, String)],
+        key: String,
+        on testbed: Testbed,
+        in swarm: TestSwarm
+    ) async throws -> [PeerProcess] {
+        var receivers: [PeerProcess] = []
+        for (index, name) in hosts {
+            receivers.append(
+                try await Self.receiver(
+                    index,
+                    ["--accept", "--name", name, "--secret-file", key],
+                    on: testbed,
+                    in: swarm
+                )
+            )
+        }
+        return receivers
+    }
+
     static func stderr(_ process: PeerProcess) -> String {
         process.lines(.stderr).map(\.text).joined(separator: "\n")
     }
@@ -113,17 +135,12 @@ struct TestbedDeliveryTests {
             let key = try Self.keyFile(swarm)
             let image = try Self.fileToSend("image.iso", size: 12 << 20, seed: 7, peer: "h1", in: swarm)
             let notes = try Self.fileToSend("notes.txt", size: 300_000, seed: 8, peer: "h1", in: swarm)
-            var receivers: [PeerProcess] = []
-            for (index, name) in [(2, "alpha"), (3, "beta"), (4, "gamma")] {
-                receivers.append(
-                    try await Self.receiver(
-                        index,
-                        ["--accept", "--name", name, "--secret-file", key],
-                        on: testbed,
-                        in: swarm
-                    )
-                )
-            }
+            let receivers = try await Self.acceptingReceivers(
+                [(2, "alpha"), (3, "beta"), (4, "gamma")],
+                key: key,
+                on: testbed,
+                in: swarm
+            )
             let toAll = try await Self.send(
                 [image.path, "--to", "all", "--timeout", "60", "--json", "--secret-file", key],
                 on: testbed,
@@ -211,17 +228,12 @@ struct TestbedDeliveryTests {
                 withIntermediateDirectories: true
             )
             let sent = Self.tree(at: folder)
-            var receivers: [PeerProcess] = []
-            for (index, name) in [(2, "alpha"), (3, "beta")] {
-                receivers.append(
-                    try await Self.receiver(
-                        index,
-                        ["--accept", "--name", name, "--secret-file", key],
-                        on: testbed,
-                        in: swarm
-                    )
-                )
-            }
+            let receivers = try await Self.acceptingReceivers(
+                [(2, "alpha"), (3, "beta")],
+                key: key,
+                on: testbed,
+                in: swarm
+            )
             let delivery = try await Self.send(
                 [folder.path, "--to", "all", "--timeout", "60", "--json", "--secret-file", key],
                 on: testbed,

@@ -447,22 +447,14 @@ extension Downloader {
         if await !self.store.hasComplete(id) {
             // The folder's holders offered the pack with it: they are asked first.
             var holders = Dictionary(uniqueKeysWithValues: collection.holders.map { ($0, ChunkBitmap.full(count: 1)) })
-            let file = SwarmFile(
-                id: id,
-                name: CollectionPack.fileName,
+            let manifest = try await self.fetchManifest(
+                of: id,
+                named: CollectionPack.fileName,
                 size: layout.size,
-                chunkCount: 1,
                 holders: holders,
-                availableChunks: 0
+                deadline: deadline,
+                describing: "the pack \(id.short)"
             )
-            let manifest = try await self.fetchManifest(file, deadline: deadline)
-            guard manifest.name == CollectionPack.fileName, manifest.size == layout.size else {
-                throw P2PError(
-                    code: .corrupt,
-                    "the pack \(id.short) is '\(manifest.name)' of \(manifest.size) bytes by its manifest, not "
-                        + "'\(CollectionPack.fileName)' of the \(layout.size) bytes its folder packs"
-                )
-            }
             await self.store.expectPack(id)
             holders = holders.mapValues { _ in .full(count: manifest.chunkCount) }
             let result = try await self.assemble(
@@ -598,22 +590,14 @@ extension Downloader {
         if let held = await self.store.path(of: fetch.fileID) {
             try await Self.copyVerified(held, to: first, fetch: fetch)
         } else {
-            let file = SwarmFile(
-                id: fetch.fileID,
-                name: fetch.name,
+            let manifest = try await self.fetchManifest(
+                of: fetch.fileID,
+                named: fetch.name,
                 size: fetch.size,
-                chunkCount: holders.values.first?.count ?? 0,
                 holders: holders,
-                availableChunks: 0
+                deadline: deadline,
+                describing: "the file at '\(fetch.paths[0])' (id \(fetch.fileID.short))"
             )
-            let manifest = try await self.fetchManifest(file, deadline: deadline)
-            guard manifest.name == fetch.name, manifest.size == fetch.size else {
-                throw P2PError(
-                    code: .corrupt,
-                    "the file at '\(fetch.paths[0])' (id \(fetch.fileID.short)) is '\(manifest.name)' of "
-                        + "\(manifest.size) bytes by its manifest, not '\(fetch.name)' of \(fetch.size) bytes; refused"
-                )
-            }
             let result = try await self.assemble(
                 manifest,
                 holders: holders,
@@ -628,6 +612,38 @@ extension Downloader {
             try await Self.copyVerified(first, to: Self.path(of: other, in: tree), fetch: fetch)
         }
         return bytesFromPeer
+    }
+
+    /// Gets the manifest of a file a folder names (a member, or its pack), checked to
+    /// carry the name and size the folder gives it.
+    /// - Parameter describing: the file, in words, for the error.
+    /// - Throws: `P2PError` (`corrupt`) naming what the manifest says instead; what
+    ///   `fetchManifest` throws.
+    private func fetchManifest(
+        of id: FileID,
+        named name: FileName,
+        size: UInt64,
+        holders: [PeerID: ChunkBitmap],
+        deadline: ContinuousClock.Instant?,
+        describing what: String
+    ) async throws -> Manifest {
+        let file = SwarmFile(
+            id: id,
+            name: name,
+            size: size,
+            chunkCount: holders.values.first?.count ?? 0,
+            holders: holders,
+            availableChunks: 0
+        )
+        let manifest = try await self.fetchManifest(file, deadline: deadline)
+        guard manifest.name == name, manifest.size == size else {
+            throw P2PError(
+                code: .corrupt,
+                "\(what) is '\(manifest.name)' of \(manifest.size) bytes by its manifest, not '\(name)' of "
+                    + "\(size) bytes; refused"
+            )
+        }
+        return manifest
     }
 
     /// Copies a file this peer holds into the tree and checks the copy against the file
