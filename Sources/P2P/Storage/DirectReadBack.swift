@@ -62,13 +62,6 @@ struct DirectReadBack: ~Copyable {
         try? self.descriptor.close()
     }
 
-    /// The fingerprint of `length` bytes at `offset`, read from the device.
-    /// - Returns: the fingerprint; `nil` if fewer bytes are there (a file cut short).
-    /// - Throws: as `fingerprints(of:at:)`.
-    func fingerprint(length: Int, at offset: Int64) async throws -> UInt64? {
-        try await self.fingerprints(of: [length], at: offset)[0]
-    }
-
     /// The fingerprints of consecutive chunks starting at `offset`, read from the device
     /// in one read (their lengths add up to at most `capacity`), each taken on the thread
     /// that read it.

@@ -94,15 +94,6 @@ public actor ManifestCache {
     ///   - bytes: the file's bytes.
     ///   - name: the name it is shared under.
     /// - Returns: its manifest.
-    public static func hash(bytes: ByteBuffer, name: FileName) throws(P2PError) -> Manifest {
-        try bytes.withUnsafeReadableBytes { (all) throws(P2PError) in try Self.hash(bytes: all, name: name) }
-    }
-
-    /// The manifest of bytes held in memory, as `hash(path:name:)` makes a file's.
-    /// - Parameters:
-    ///   - bytes: the file's bytes.
-    ///   - name: the name it is shared under.
-    /// - Returns: its manifest.
     public static func hash(bytes: UnsafeRawBufferPointer, name: FileName) throws(P2PError) -> Manifest {
         let chunkSize = ChunkSizing.chunkSize(forFileSize: UInt64(bytes.count))
         var hashes: [UInt8] = []

@@ -27,7 +27,7 @@ struct DirectReadBackTests {
         }
         for (chunk, range) in [(0, 0..<65_536), (1, 65_536..<131_072), (3, 196_608..<bytes.count)] {
             let expected = bytes[range].withUnsafeBytes { InternetChecksum.wordSum($0) }
-            let sum = try await reader.fingerprint(length: range.count, at: Int64(range.lowerBound))
+            let sum = try await reader.fingerprints(of: [range.count], at: Int64(range.lowerBound))[0]
             #expect(sum == expected, "chunk \(chunk)")
         }
     }
@@ -62,9 +62,9 @@ struct DirectReadBackTests {
             Issue.record("no direct reads where direct writes work")
             return
         }
-        #expect(try await reader.fingerprint(length: 65_536, at: 65_536) == nil)
+        #expect(try await reader.fingerprints(of: [65_536], at: 65_536) == [nil])
         await #expect(throws: DirectReadBack.Refused.self) {
-            _ = try await reader.fingerprint(length: 4096, at: 100)
+            _ = try await reader.fingerprints(of: [4096], at: 100)
         }
     }
 }
