@@ -4,12 +4,13 @@
 #
 # Usage:
 #   scripts/bench.sh [--quick] [--runs N] [--trials N] [--flash-n N]...
+#                    [--crowd-n N] [--crowd-rate RATE]
 #                    [--idle-wait S] [--idle-threshold CORES] [--no-warm] [--no-build]
 #                    [scenario...]
 #   scripts/bench/run.py --summarize bench-results/latest/results.json
 #                    (prints the table of an earlier run again)
 #
-# Scenarios (default: all, in this order):
+# Scenarios (default: all but crowd, in this order):
 #   single     1 peer -> 1 peer, 1 GiB, no rate limit, on 2 testbed hosts and on
 #              loopback; references curl -o from nginx, iperf3 one stream
 #   encrypted  1 peer -> 1 peer on loopback, 1 GiB, without and with a network
@@ -29,10 +30,18 @@
 #              seeder serving 8 peers (testbed)
 #   discovery  join / stop / kill latency on loopback, 50 trials
 #   micro      release-mode `p2p-microbench`, if the tree has one
+#   crowd      only when named (about 10 min a run): 1 seeder + 63 downloaders
+#              (--crowd-n), every host --crowd-rate egress (default 25mbit), 128 MiB,
+#              all released together; Kumar-Ross bound at that rate; a libtorrent
+#              swarm on the same hosts; peak RSS, CPU-seconds and established TCP
+#              connections (sampled every 1 s) of every process. If `p2p get --help`
+#              has --relay-partners, p2p runs with its default and with
+#              --relay-partners 0 (full mesh). `scripts/bench.sh crowd`: 3 runs
 #
 # --quick: 1 run each and small files (64 MiB, 32 MiB, 16 MiB with N = 4, 100 files to 4, 256 MiB
-# for memory and encrypted, 5 discovery trials): a couple of minutes. Full: about 45 min
-# with today's p2p (most of it the client-server flash-crowd reference).
+# for memory and encrypted, 5 discovery trials; crowd: 16 MiB with N = 6): a couple of minutes.
+# Full: about 45 min with today's p2p (most of it the client-server flash-crowd reference),
+# plus about 10 min per run of crowd if named.
 #
 # What it does: installs missing Debian packages (nginx, curl, iperf3, aria2,
 # python3-matplotlib, python3-libtorrent, iproute2), builds the release binary once
@@ -78,7 +87,7 @@ while (($#)); do
         --quick) quick=1; pass+=("$1"); shift ;;
         --no-warm) pass+=("$1"); shift ;;
         --no-build) build=0; shift ;;
-        --runs|--trials|--flash-n|--announce-interval|--log-level|--idle-wait|--idle-threshold)
+        --runs|--trials|--flash-n|--crowd-n|--crowd-rate|--announce-interval|--log-level|--idle-wait|--idle-threshold)
             (($# >= 2)) || { echo "$prog: $1 needs a value" >&2; exit 2; }
             pass+=("$1" "$2"); shift 2 ;;
         --*) echo "$prog: unknown option $1 (see --help)" >&2; exit 2 ;;

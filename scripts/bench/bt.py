@@ -6,16 +6,19 @@ python3-libtorrent), run by scripts/bench/run.py in a testbed host.
       writes a .torrent for FILE (libtorrent's default v1+v2 hybrid, no tracker)
   bt.py seed TORRENT --save DIR --listen ADDR:PORT [--stats FILE]
       checks DIR's copy of the file (every piece hashed), prints "ready", then seeds until
-      SIGTERM; with --stats, keeps FILE (JSON, {"uploaded": bytes}) at the payload it has
-      uploaded so far, five times a second
-  bt.py get TORRENT --save DIR --listen ADDR:PORT --peer ADDR:PORT... [--timeout S]
+      SIGTERM; with --stats, keeps FILE (JSON, {"uploaded": bytes, "peers": n, "utp": n}) at
+      the payload it has uploaded so far, five times a second, and at the peers it is connected
+      to (and how many of them over uTP, not TCP), once a second
+  bt.py get TORRENT --save DIR --listen ADDR:PORT --peer ADDR:PORT... [--timeout S] [--stats FILE]
       downloads from the peers given, prints one JSON line ({"seconds": ..., "size": ...}) once
       every piece has been downloaded and has passed its hash check, then goes on uploading to
-      the others until SIGTERM (as `p2p get --seed` does)
+      the others until SIGTERM (as `p2p get --seed` does); --stats as for seed
 
 Only libtorrent's defaults, except what a LAN without a tracker needs: DHT, local peer
 discovery, UPnP and NAT-PMP are off (nothing is sent anywhere but the peers given), and each
 downloader is told every other peer's address, since there is no tracker to learn them from.
+With those defaults libtorrent connects over uTP (on UDP) where it can, so counting a peer's
+TCP sockets misses most of its links; --stats counts them all.
 Every loop is bounded by --timeout.
 """
 import argparse
@@ -49,10 +52,20 @@ def make_torrent(path, out, piece_length):
         f.write(lt.bencode(torrent.generate()))
 
 
-def write_stats(path, uploaded):
+# peer_info::utp_socket (bit 17 of its flags in libtorrent 2.0); the Python binding has no name for it.
+UTP_SOCKET = 1 << 17
+
+
+def peer_counts(handle):
+    """Peers connected (handshake done), and how many of them over uTP (UDP) rather than TCP."""
+    peers = [p for p in handle.get_peer_info() if not p.flags & (lt.peer_info.connecting | lt.peer_info.handshake)]
+    return {"peers": len(peers), "utp": sum(1 for p in peers if p.flags & UTP_SOCKET)}
+
+
+def write_stats(path, stats):
     """Replaces `path` at once, so that a reader never sees half of it."""
     with open(f"{path}.new", "w") as f:
-        json.dump({"uploaded": uploaded}, f)
+        json.dump(stats, f)
     os.replace(f"{path}.new", path)
 
 
@@ -76,10 +89,9 @@ def main():
         p.add_argument("--save", required=True)
         p.add_argument("--listen", required=True)
         p.add_argument("--timeout", type=float, default=600)
+        p.add_argument("--stats")
         if name == "get":
             p.add_argument("--peer", action="append", default=[])
-        else:
-            p.add_argument("--stats")
     a = ap.parse_args()
     if a.cmd == "torrent":
         make_torrent(a.file, a.out, a.piece_length)
@@ -99,6 +111,8 @@ def main():
     announced = False
     next_connect = 0.0
     next_stats = 0.0
+    next_counts = 0.0
+    counts = {}
     while not stopping and time.monotonic() < deadline:
         now = time.monotonic()
         if peers and now >= next_connect:
@@ -122,8 +136,11 @@ def main():
             elif a.cmd == "get" and status.is_seeding:
                 print(json.dumps({"seconds": time.monotonic() - start, "size": status.total_wanted}), flush=True)
                 announced = True
-        if a.cmd == "seed" and a.stats and now >= next_stats:
-            write_stats(a.stats, handle.status().total_payload_upload)
+        if a.stats and now >= next_stats:
+            if now >= next_counts:
+                counts = peer_counts(handle)
+                next_counts = now + 1.0
+            write_stats(a.stats, {"uploaded": handle.status().total_payload_upload, **counts})
             next_stats = now + 0.2
     if not announced:
         print("bt.py: timed out", file=sys.stderr, flush=True)

@@ -1,10 +1,13 @@
 """The program under test: its command lines, seeders, and one timed `p2p get`."""
 
+import re
 import shutil
+import subprocess
 import time
+from pathlib import Path
 
 from common import log
-from processes import Proc, parse_json_line, thread_cpu, wait_for_text
+from processes import Proc, parse_json_line, run, thread_cpu, wait_for_text
 
 
 def p2p_argv(bench, cmd, iface, disc_port, base, share=None, extra=()):
@@ -16,6 +19,15 @@ def p2p_argv(bench, cmd, iface, disc_port, base, share=None, extra=()):
             "--discovery-port", disc_port, "--share", share,
             "--downloads", base / "downloads", "--state", base / "state",
             "--distribute-interval", "0", "--log-level", bench.args.log_level]
+
+
+def has_option(bench, cmd, option):
+    """Whether `p2p CMD --help` mentions `option` (an option the binary may not have yet)."""
+    try:
+        r = run([bench.p2p, cmd, "--help"], timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return option in r.stdout + r.stderr
 
 
 def start_seeder(bench, host, iface, disc_port, base, share, options=()):
@@ -89,3 +101,17 @@ def p2p_get_once(bench, host, iface, disc_port, name, size, source, rundir, seed
             if (rundir / f).exists():
                 shutil.copy(rundir / f, keep / f)
     return res
+
+
+def seeder_upload_factor(gets, reports, size):
+    """What the seeder on 198.18.0.1 uploaded to a crowd of `get`s, per F: the bytes their
+    reports say came from it, found by its short id in a downloader's "peer joined" log line."""
+    for g in gets:
+        m = re.search(r"peer\.address=198\.18\.0\.1:\d+.*remote\.peer\.id=([0-9a-f]+).*peer joined|"
+                      r"remote\.peer\.id=([0-9a-f]+).*peer\.address=198\.18\.0\.1:\d+.*peer joined",
+                      Path(g.stderr_path).read_text(errors="replace"))
+        if m:
+            short = m.group(1) or m.group(2)
+            return sum(v for r in reports if r for k, v in (r.get("bytesFromPeers") or {}).items()
+                       if k.startswith(short)) / size
+    return None

@@ -11,7 +11,9 @@ import os
 import re
 import shutil
 import signal
+import statistics
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -251,6 +253,35 @@ def busy_cores(a, b):
     return round((1 - (b[1] - a[1]) / total) * (os.cpu_count() or 1), 2)
 
 
+def tcp_established(pid):
+    """Established TCP connections PID holds: its socket fds whose inodes the TCP tables of
+    its own network namespace (/proc/PID/net/tcp and tcp6) list in state 01. None if the
+    process is gone."""
+    inodes = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if link.startswith("socket:["):
+            inodes.add(link[8:-1])
+    n = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            f = line.split()  # sl local remote st tx:rx tr:when retrnsmt uid timeout inode ...
+            if len(f) > 9 and f[3] == "01" and f[9] in inodes:
+                n += 1
+    return n
+
+
 # ---------------------------------------------------------------- crowds: processes released together
 
 
@@ -322,3 +353,118 @@ def crowd_problems(bench, procs, reports, paths, source, size, rundir, verify=No
                 if Path(f).exists():
                     shutil.copy(f, keep / d.name / Path(f).name)
     return problems
+
+
+class CrowdMeter:
+    """What a crowd's processes hold and spend: every `interval` s from `start` (the release)
+    to `done`, on a thread of its own (so that sampling does not delay the runner noticing a
+    report), the established TCP connections of each downloader and of the seeder (and,
+    for a process with a `stats_path`, the peers its own stats say it is connected to:
+    libtorrent counts its uTP links there); at `done` (the crowd finished, not yet stopped),
+    each one's peak RSS (VmHWM) and CPU (utime + stime from /proc/PID/stat), the seeder's CPU
+    counted from the release on; and the machine's busy cores from the release to `done`."""
+
+    def __init__(self, seeder=None, interval=1.0):
+        self.seeder = seeder
+        self.interval = interval
+        self.procs = []
+        self.tcp = []  # one list a sample: the connections of each downloader, then the seeder's
+        self.peers = []  # the same, from the processes' own stats (None where they have none)
+        self.sample_seconds = []  # how long each sample took
+        self.sampler_cpu = 0.0
+        self._stop = threading.Event()
+        self._thread = None
+
+    def start(self, procs):
+        """At the release of `procs` (the downloaders)."""
+        self.procs = list(procs) + ([self.seeder] if self.seeder else [])
+        self.seeder_cpu0 = proc_cpu(self.seeder.pid) if self.seeder else None
+        t = os.times()
+        self.own_cpu0 = t.user + t.system
+        self.cpu0 = cpu_snap()
+        self.t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._sample_loop, name="crowd-meter", daemon=True)
+        self._thread.start()
+
+    def _sample_loop(self):
+        cpu0 = time.thread_time()
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            t = time.monotonic()
+            self.tcp.append([tcp_established(p.pid) for p in self.procs])
+            self.peers.append([_stats_peers(p) for p in self.procs])
+            self.sample_seconds.append(time.monotonic() - t)
+            next_t = max(next_t + self.interval, time.monotonic())
+            self._stop.wait(next_t - time.monotonic())
+        self.sampler_cpu = time.thread_time() - cpu0
+
+    def stop(self):
+        """Ends the sampling (also when the run broke off before `done`)."""
+        self._stop.set()
+
+    def done(self):
+        """After the crowd is done (every report in, or the deadline), before it is stopped."""
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=30)
+        self.busy_cores = busy_cores(self.cpu0, cpu_snap())
+        self.seconds = time.monotonic() - self.t0
+        self.vmhwm = [proc_status(p.pid, "VmHWM") for p in self.procs]
+        self.cpu = [proc_cpu(p.pid) for p in self.procs]
+        t = os.times()
+        self.own_cpu = t.user + t.system - self.own_cpu0
+
+    def result(self):
+        known = lambda xs: [x for x in xs if x is not None]
+        med = lambda xs: statistics.median(known(xs)) if known(xs) else None
+        n = len(self.procs) - (1 if self.seeder else 0)
+        vmhwm, cpu = self.vmhwm[:n], self.cpu[:n]
+        seeder_cpu = None
+        if self.seeder and self.cpu[n] is not None and self.seeder_cpu0 is not None:
+            seeder_cpu = round(self.cpu[n] - self.seeder_cpu0, 2)
+        res = {
+            "downloader_vmhwm_kib": vmhwm,
+            "downloader_vmhwm_max_kib": max(known(vmhwm), default=None),
+            "downloader_vmhwm_median_kib": med(vmhwm),
+            "seeder_vmhwm_kib": self.vmhwm[n] if self.seeder else None,
+            "downloader_cpu_s": [round(c, 2) if c is not None else None for c in cpu],
+            "crowd_cpu_s": round(sum(known(cpu)), 2) if known(cpu) else None,
+            "crowd_cpu_missing": n - len(known(cpu)),
+            "seeder_cpu_s": seeder_cpu,
+            "busy_cores_release_to_done": self.busy_cores,
+            "seconds_release_to_done": round(self.seconds, 2),
+            "conn_samples": len(self.tcp),
+            "runner_cpu_s": round(self.own_cpu, 2),  # this runner's own, the sampling's included
+            "sampler_cpu_s": round(self.sampler_cpu, 2),
+            "sample_seconds_median": round(statistics.median(self.sample_seconds), 3) if self.sample_seconds else None,
+            "sample_seconds_max": round(max(self.sample_seconds, default=0), 3),
+        }
+        # Connections: each downloader's peak and median over the run, the seeder's peak, and
+        # the largest sum over all of them at one sample (every connection is between two of
+        # them, so that counts both ends).
+        for prefix, samples in (("conn", self.tcp), ("peers", self.peers)):
+            if not any(v is not None for s in samples for v in s):
+                continue
+            each = [[s[k] for s in samples if s[k] is not None] for k in range(len(self.procs))]
+            peaks = [max(v) if v else None for v in each[:n]]
+            res.update({
+                f"{prefix}_peak_each": peaks,
+                f"{prefix}_median_each": [statistics.median(v) if v else None for v in each[:n]],
+                f"{prefix}_peak_max": max(known(peaks), default=None),
+                f"{prefix}_peak_median": med(peaks),
+                f"{prefix}_seeder_peak": max(each[n], default=None) if self.seeder else None,
+                f"{prefix}_total_peak": max((sum(known(s)) for s in samples), default=None),
+                f"{prefix}_totals": [sum(known(s)) for s in samples],
+            })
+        return res
+
+
+def _stats_peers(proc):
+    """The peers a process's own stats file (its `stats_path`, if any) says it is connected to."""
+    path = getattr(proc, "stats_path", None)
+    if path is None:
+        return None
+    try:
+        return json.loads(Path(path).read_text()).get("peers")
+    except (OSError, ValueError):
+        return None

@@ -220,11 +220,12 @@ def bt_uploaded(seeder):
 
 
 def bt_crowd_once(bench, tb, downloaders, peers, torrent, name, size, source, rundir, timeout, seeder=None,
-                  verify=None):
+                  verify=None, meter=None):
     """libtorrent downloaders on testbed hosts `downloaders`, released together, each given
     the address of every host in `peers` but its own (there is no tracker); done = its
     JSON line (every piece hash-checked). With `seeder`, also what it uploaded, per F;
-    with `verify`, the copies are checked by it rather than against `source`."""
+    with `verify`, the copies are checked by it rather than against `source`; with `meter`
+    (a CrowdMeter), the downloaders are measured from the release until they are done."""
     uploaded_before = bt_uploaded(seeder) if seeder else None
     def get(i, barrier):
         d = rundir / f"b{i}"
@@ -234,9 +235,18 @@ def bt_crowd_once(bench, tb, downloaders, peers, torrent, name, size, source, ru
         for j in peers:
             if j != i:
                 argv += ["--peer", f"{tb.addr(j)}:{BT_PORT}"]
-        return Proc(argv, host=tb.host(i), stdout=d / "stdout", stderr=d / "stderr", barrier_fd=barrier)
+        if meter:
+            argv += ["--stats", d / "stats.json"]  # its own count of peers, TCP and uTP
+        p = Proc(argv, host=tb.host(i), stdout=d / "stdout", stderr=d / "stderr", barrier_fd=barrier)
+        if meter:
+            p.stats_path = d / "stats.json"
+        return p
     gets, t0 = start_together(lambda barrier: [get(i, barrier) for i in downloaders])
+    if meter:
+        meter.start(gets)
     done, reports = await_reports(gets, t0, t0 + timeout + 30)
+    if meter:
+        meter.done()
     paths = [rundir / f"b{i}" / name for i in downloaders]
     problems = crowd_problems(bench, gets, reports, paths, source, size, rundir, verify)
     times = sorted(t for t in done if t is not None and t == t)
@@ -246,4 +256,5 @@ def bt_crowd_once(bench, tb, downloaders, peers, torrent, name, size, source, ru
         after = bt_uploaded(seeder)
         factor = (after - uploaded_before) / size if after is not None else None
     return {"last": max(times) if times and not problems else None, "times": times,
-            "seeder_upload_factor": factor, "ok": not problems, "problem": "; ".join(problems) or None}
+            "seeder_upload_factor": factor, "ok": not problems, "problem": "; ".join(problems) or None,
+            "failed_downloads": len(problems)}

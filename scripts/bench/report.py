@@ -5,7 +5,7 @@ import json
 import os
 import statistics
 
-from common import MiB, RSS_TARGET_KIB
+from common import GiB, MiB, RSS_TARGET_KIB
 
 
 def save(bench):
@@ -185,6 +185,9 @@ def summarize(results):
                        if f.get("send") else "—")
                 lines.append(f"| {lbl} | {p2p} | {ref} | {rat} | ≤ bound + 1 s | "
                              f"{load_note(results, 'flash', f'N={key}')} |")
+    cr = sc.get("crowd")
+    if cr:
+        lines += crowd_rows(results, cr)
     fo = sc.get("folder")
     if fo:
         lbl = (f"folder of {fo['files']} files ({fo['size'] / MiB:.1f} MiB, 1–64 KiB each), 1 → {fo['n']} "
@@ -243,6 +246,78 @@ def summarize(results):
     if results.get("notes"):
         out += "\n\nnotes:\n" + "\n".join(f"- {n}" for n in results["notes"])
     return out
+
+
+CROWD_NAMES = {"p2p": "default relay overlay", "p2p_mesh": "full mesh, `--relay-partners 0`"}
+
+
+def crowd_rows(results, cr):
+    """The crowd scenario's rows: last done per p2p variant, then peak RSS, CPU-seconds and
+    connections of every variant, each beside libtorrent's from the same runs."""
+    n, bound, nominal = cr["n"], cr["bound_payload"], cr["bound_nominal"]
+    head = f"crowd, 1 + {n}, {cr['rate']} each, {cr['size'] / MiB:.0f} MiB"
+    keys = [k for k in cr["variants"] if cr.get(k)]
+    bt = cr.get("bittorrent") if cr["runs"].get("bittorrent") else None
+    load = load_note(results, "crowd")
+    mib = lambda m: fmt_mr(m, "MiB", 1, 1 / 1024)
+    count = lambda m: fmt_mr(m, "", 0)
+    name = lambda k: f"{CROWD_NAMES.get(k, k)}: " if len(keys) > 1 else ""
+    delivered_gib = n * cr["size"] / GiB
+    rows = []
+    for k in keys:
+        v = cr[k]
+        p2p = (f"{fmt_mr(v['last'])}{fail_note(v['failures'], 'runs')}"
+               + (f" ({v['failed_downloads']} downloads failed)" if v["failed_downloads"] else ""))
+        if v.get("seeder_upload_factor"):
+            p2p += f"; seeder uploaded {fmt_mr(v['seeder_upload_factor'], '', 2)} × F"
+        ref = f"Kumar–Ross bound {bound:.2f} s payload / {nominal:.2f} s nominal"
+        if bt:
+            ref += (f"; BitTorrent (libtorrent, 256 KiB pieces) {fmt_mr(bt['last'])} ({ratio(bt['last'], bound)} bound"
+                    + (f", seeder uploaded {fmt_mr(bt['seeder_upload_factor'], '', 2)} × F"
+                       if bt.get("seeder_upload_factor") else "") + ")"
+                    + fail_note(bt["failures"], "BitTorrent runs"))
+        rat = (f"{ratio(v['last'], bound)} payload, {ratio(v['last'], nominal)} nominal"
+               + (f"; {ratio(v['last'], bt['last'])} BitTorrent" if bt else ""))
+        rows.append(f"| {head}, last done (p2p, {CROWD_NAMES.get(k, k)}) | {p2p} | {ref} | {rat} | "
+                    f"≤ 1.10× payload | {load} |")
+
+    def side(v):
+        return {
+            "rss": (f"downloaders max {mib(v['downloader_vmhwm_max_kib'])}, median "
+                    f"{mib(v['downloader_vmhwm_median_kib'])}; seeder {mib(v['seeder_vmhwm_kib'])}"),
+            "cpu": (f"{n} downloaders {fmt_mr(v['crowd_cpu_s'])} together"
+                    + (f" = {v['crowd_cpu_s']['median'] / delivered_gib:.2f} s per GiB received"
+                       if v.get("crowd_cpu_s") else "")
+                    + f", seeder {fmt_mr(v['seeder_cpu_s'])}; machine {fmt_mr(v['busy_cores'], 'cores', 1)} busy"),
+            "conn": (f"per downloader max {count(v['conn_peak_max'])}, median {count(v['conn_peak_median'])} "
+                     f"(each one's peak); seeder {count(v['conn_seeder_peak'])}; all at once "
+                     f"{count(v['conn_total_peak'])}"
+                     + (f"; its own count of peers (TCP and uTP): per downloader max {count(v['peers_peak_max'])}, "
+                        f"median {count(v['peers_peak_median'])}; seeder {count(v['peers_seeder_peak'])}; all at "
+                        f"once {count(v['peers_total_peak'])}" if v.get("peers_peak_max") else "")),
+        }
+    worst_rss = max((cr[k]["downloader_vmhwm_max_kib"]["max"] for k in keys if cr[k]["downloader_vmhwm_max_kib"]),
+                    default=None)
+    p2p_side = {k: side(cr[k]) for k in keys}
+    bt_side = side(bt) if bt else None
+    first = cr[keys[0]] if keys else None
+    measures = (
+        ("rss", "peak RSS (VmHWM) of each downloader and of the seeder",
+         f"{worst_rss / RSS_TARGET_KIB:.2f}× target (largest)" if worst_rss else "—", "< 64 MiB"),
+        ("cpu", "CPU-seconds (utime + stime, release to last done; seeder from the release)",
+         "; ".join(f"{name(k)}{ratio(cr[k]['crowd_cpu_s'], bt['crowd_cpu_s'])} BitTorrent's downloaders"
+                   for k in keys) if bt else "—", ""),
+        ("conn", "established TCP connections, sampled every 1 s (all at once: both ends counted)",
+         "; ".join(f"{name(k)}{ratio(cr[k]['conn_total_peak'], bt.get('peers_total_peak') or bt['conn_total_peak'])}"
+                   f" BitTorrent's links all at once" for k in keys) if bt else "—", "bounded per peer (SPEC §12)"),
+    )
+    for what, label, rat, target in measures:
+        if not first:
+            break
+        p2p = "; ".join(f"{name(k)}{p2p_side[k][what]}" for k in keys)
+        ref = f"BitTorrent: {bt_side[what]}" if bt_side else "—"
+        rows.append(f"| {head}: {label} | {p2p} | {ref} | {rat} | {target} | {load if what == 'cpu' else ''} |")
+    return rows
 
 
 def plot_flash(fl, path):

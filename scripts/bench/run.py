@@ -24,7 +24,7 @@ signalled, by PID (and each child gets PR_SET_PDEATHSIG, so none outlives us).
 #   references.py        nginx and curl, iperf3, aria2c, BitTorrent (bt.py runs libtorrent)
 #   delivery.py          `p2p send` to accepting targets, timed; test folders and their check
 #   scenario_*.py        one module per scenario: single, encrypted, multi, flash, folder,
-#                        memory, discovery, micro
+#                        memory, discovery, micro, and crowd (only when named)
 #   report.py            results.json, runs.tsv, the Markdown table, the flash-crowd plot
 #   common.py            paths, sizes, rates, logging, median (min–max)
 
@@ -41,6 +41,7 @@ import report
 from common import REPO, log
 from processes import kill_all
 from report import plot_flash, summarize
+from scenario_crowd import scenario_crowd
 from scenario_discovery import scenario_discovery
 from scenario_encrypted import scenario_encrypted
 from scenario_flash import scenario_flash
@@ -50,21 +51,27 @@ from scenario_micro import scenario_micro
 from scenario_multi import scenario_multi
 from scenario_single import scenario_single
 from state import Bench
-from testbed import down_all
+from testbed import down_all, rate_bps
 
-SCENARIOS = ["single", "encrypted", "multi", "flash", "folder", "memory", "discovery", "micro"]
+SCENARIOS = ["single", "encrypted", "multi", "flash", "folder", "memory", "discovery", "micro", "crowd"]
+# Run only when named: the 64-host crowd takes about 10 min a run.
+OPT_IN = ["crowd"]
 SCENARIO_FUNCS = {"encrypted": scenario_encrypted, "multi": scenario_multi, "flash": scenario_flash,
                   "folder": scenario_folder,
-                  "memory": scenario_memory, "discovery": scenario_discovery, "micro": scenario_micro}
+                  "memory": scenario_memory, "discovery": scenario_discovery, "micro": scenario_micro,
+                  "crowd": scenario_crowd}
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)} (default: all)")
+    ap.add_argument("scenarios", nargs="*", help=f"any of {', '.join(SCENARIOS)} "
+                    f"(default: all but {', '.join(OPT_IN)})")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--runs", type=int)
     ap.add_argument("--trials", type=int)
     ap.add_argument("--flash-n", type=int, action="append")
+    ap.add_argument("--crowd-n", type=int, help="downloaders in the crowd scenario (default: 63; 6 with --quick)")
+    ap.add_argument("--crowd-rate", default="25mbit", help="every crowd host's egress limit (tc rate; default 25mbit)")
     ap.add_argument("--announce-interval", type=float, default=2.0)
     ap.add_argument("--log-level", default="info")
     ap.add_argument("--idle-wait", type=float, help="seconds to wait, before each measured run, for the machine "
@@ -85,10 +92,16 @@ def main():
         if args.plot_out and res["scenarios"].get("flash"):
             plot_flash(res["scenarios"]["flash"], args.plot_out)
         return 0
-    scen = args.scenarios or SCENARIOS
+    scen = args.scenarios or [s for s in SCENARIOS if s not in OPT_IN]
     for s in scen:
         if s not in SCENARIOS:
             ap.error(f"unknown scenario {s!r}; choose from {', '.join(SCENARIOS)}")
+    try:
+        rate_bps(args.crowd_rate)
+    except ValueError as e:
+        ap.error(f"--crowd-rate: {e}")
+    if args.crowd_n is not None and not 1 <= args.crowd_n <= 249:
+        ap.error("--crowd-n: need 1..249 (the testbed has at most 250 hosts)")
     processes.PIDFILE = args.pidfile
     if args.idle_wait is None:
         args.idle_wait = 0.0 if args.quick else 60.0

@@ -2,13 +2,11 @@
 against the Kumar–Ross bound, curl from the seeder's nginx, and a BitTorrent swarm; then the
 same file pushed to the same N hosts with `p2p send` (SPEC §10), beside the same references."""
 
-import re
 import time
-from pathlib import Path
 
 from common import MiB, NOMINAL_BPS, PAYLOAD_BPS, log, median_range
 from delivery import send_once
-from p2p import await_ready, p2p_argv, start_seeder
+from p2p import await_ready, p2p_argv, seeder_upload_factor, start_seeder
 from processes import Proc, await_reports, crowd_problems, proc_status, start_together
 from references import (bittorrent_available, bt_crowd_once, flash_curl_once, iperf_fanin_once, make_torrent,
                         start_bt_seeder, start_nginx)
@@ -26,19 +24,8 @@ def flash_p2p_once(bench, tb, n, name, size, source, rundir, timeout):
     hwm = [proc_status(g.pid, "VmHWM") for g in gets]
     problems = crowd_problems(bench, gets, reports, [None] * n, source, size, rundir)
     times = [t for t in done if t is not None and t == t]
-    # How much the seeder uploaded: its short id from a downloader's "peer joined" log line.
-    seeder_bytes = None
-    for g in gets:
-        m = re.search(r"peer\.address=198\.18\.0\.1:\d+.*remote\.peer\.id=([0-9a-f]+).*peer joined|"
-                      r"remote\.peer\.id=([0-9a-f]+).*peer\.address=198\.18\.0\.1:\d+.*peer joined",
-                      Path(g.stderr_path).read_text(errors="replace"))
-        if m:
-            short = m.group(1) or m.group(2)
-            seeder_bytes = sum(v for r in reports if r for k, v in (r.get("bytesFromPeers") or {}).items()
-                               if k.startswith(short))
-            break
     return {"last": max(times) if times and not problems else None, "times": sorted(times),
-            "seeder_upload_factor": seeder_bytes / size if seeder_bytes is not None else None,
+            "seeder_upload_factor": seeder_upload_factor(gets, reports, size),
             "bytes_from_peers": [r.get("bytesFromPeers") if r else None for r in reports],
             "seconds": [r.get("seconds") if r else None for r in reports],
             "ok": not problems, "problem": "; ".join(problems) or None,
