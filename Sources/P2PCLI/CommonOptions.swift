@@ -57,6 +57,14 @@ struct CommonOptions: ParsableArguments {
     @Option(help: "Bytes per second served to other peers at most (0 = no limit; suffixes k, M, G).")
     var uploadRate: ByteCountArgument = ByteCountArgument(0)
 
+    @Option(
+        help: ArgumentHelp(
+            "Most other downloaders of a file each downloader relays with (0 = every other).",
+            discussion: "A larger crowd relays along an overlay in which every chunk still reaches everyone."
+        )
+    )
+    var relayPartners: Int = Downloader.Configuration().maximumRelayPartners
+
     @Option(help: "Transfer connections served at once, from all peers.")
     var maxConnections: Int = 256
 
@@ -125,6 +133,9 @@ struct CommonOptions: ParsableArguments {
         }
         if let name = self.name, let problem = PeerName.problem(with: name) {
             throw ValidationError("refused --name '\(name)': \(problem)")
+        }
+        guard (0...1024).contains(self.relayPartners) else {
+            throw ValidationError("--relay-partners must be between 0 and 1024, not \(self.relayPartners)")
         }
         guard self.maxConnections >= 1, self.maxConnectionsPerPeer >= 1 else {
             throw ValidationError("--max-connections and --max-connections-per-peer must be at least 1")
@@ -201,6 +212,8 @@ struct CommonOptions: ParsableArguments {
             createShareDirectory: self.share == "./shared",
             createDownloadsDirectory: self.downloads == "./downloads"
         )
+        var download = Downloader.Configuration()
+        download.maximumRelayPartners = self.relayPartners
         return PeerConfiguration(
             networkKey: try self.networkKey(),
             discovery: try self.discoveryConfiguration(),
@@ -209,6 +222,7 @@ struct CommonOptions: ParsableArguments {
                 interval: .milliseconds(Int64(self.distributeInterval * 1000)),
                 bytesPerSecond: self.distributeRate.bytes
             ),
+            download: download,
             transferPort: observer ? 0 : self.port,
             uploadBytesPerSecond: self.uploadRate.bytes,
             limits: TransferServer.Limits(

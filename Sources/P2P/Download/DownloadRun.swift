@@ -95,6 +95,17 @@ final class DownloadRun: Sendable {
 
     func claimWorker(_ peer: PeerID) -> Bool { self.state.withLock { $0.claimWorker(peer, now: .now) } }
 
+    /// The peers in the swarm now; the relay overlay over its downloaders, if it changed
+    /// (the workers are woken to see whether they still have a partner).
+    func see(_ peers: [PeerID], me: PeerID, maximumPartners: Int) -> RelayMembership? {
+        let changed = self.state.withLock { $0.see(peers, me: me, maximumPartners: maximumPartners) }
+        if changed != nil { self.wake(.everyone) }
+        return changed
+    }
+
+    /// Whether this peer works with `peer` in the relay overlay.
+    func worksWith(_ peer: PeerID) -> Bool { self.state.withLock { $0.worksWith(peer) } }
+
     func releaseWorker(_ peer: PeerID) { self.event { $0.releaseWorker(peer, now: .now) } }
 
     func markTried(_ peer: KnownPeer) {

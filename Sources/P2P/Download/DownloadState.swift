@@ -49,6 +49,14 @@ package struct DownloadState {
     private var retryAfter: [PeerID: ContinuousClock.Instant] = [:]
     /// The pause before the next retry of each peer.
     private var backoff: [PeerID: Duration] = [:]
+    /// Where this peer stands among the file's downloaders: whom it works with and relays
+    /// to. `nil` until the swarm is first seen: then every peer may have a worker.
+    package private(set) var membership: RelayMembership? = nil
+    /// Peers whose first word of the file was that they hold all of it: seeders, never
+    /// counted among the downloaders, even if they go on to hold less (a restart).
+    private var seeders: Set<PeerID> = []
+    /// Peers whose holdings have been heard.
+    private var heard: Set<PeerID> = []
 
     /// The first pause before a peer whose worker ended gets a new one; it doubles each
     /// time, up to `longestRetryPause`, so an unreachable peer or one without the file is
@@ -76,9 +84,33 @@ package struct DownloadState {
 
     // MARK: Workers
 
+    /// The peers in the swarm now (this peer's view): the downloaders among them, with
+    /// this one, form the relay overlay.
+    /// - Returns: the membership, if it changed.
+    package mutating func see(
+        _ peers: some Sequence<PeerID>,
+        me: PeerID,
+        maximumPartners: Int
+    ) -> RelayMembership? {
+        let membership = RelayMembership(
+            me: me,
+            downloaders: peers.filter { !self.seeders.contains($0) },
+            maximumPartners: maximumPartners
+        )
+        guard membership != self.membership else { return nil }
+        self.membership = membership
+        return membership
+    }
+
+    /// Whether this peer works with `peer` in the relay overlay (every peer until the
+    /// swarm is seen, and in a full mesh).
+    package func worksWith(_ peer: PeerID) -> Bool {
+        self.membership?.worksWith(peer) ?? true
+    }
+
     /// Whether `peer` may have a worker now; records it as working if so.
     package mutating func claimWorker(_ peer: PeerID, now: ContinuousClock.Instant) -> Bool {
-        guard !self.dropped.contains(peer), !self.workers.contains(peer) else { return false }
+        guard !self.dropped.contains(peer), !self.workers.contains(peer), self.worksWith(peer) else { return false }
         if let retry = self.retryAfter[peer], now < retry { return false }
         self.workers.insert(peer)
         return true
@@ -110,6 +142,9 @@ package struct DownloadState {
 
     /// A peer's holdings, from its inventory.
     package mutating func update(_ peer: PeerID, holding: ChunkBitmap, now: Double) -> Wake {
+        if self.heard.insert(peer).inserted && holding.count == self.scheduler.chunkCount && holding.isComplete {
+            self.seeders.insert(peer)
+        }
         self.scheduler.update(peer, holding: holding, now: now)
         return .everyone
     }

@@ -38,7 +38,10 @@ extension Downloader {
                 }
                 defer { watchdog.cancel() }
                 link.expect(.inventory)
-                try await sender.send([.relayRequest(run.manifest.id), .fileInventoryRequest(run.manifest.id)])
+                try await sender.send([
+                    .relayRequest(run.manifest.id, requester: self.relayHub.me),
+                    .fileInventoryRequest(run.manifest.id),
+                ])
                 try await withThrowingTaskGroup(of: Void.self) { tasks in
                     tasks.addTask { try await self.sendRequests(to: id, link: link, sender: sender, run: run) }
                     try await self.receive(from: id, session: &session, link: link, run: run)
@@ -46,7 +49,9 @@ extension Downloader {
                 }
             }
         } catch {
-            if !run.isFinished && !Task.isCancelled {
+            if !run.worksWith(id) {
+                self.logger.debug("no longer a relay partner", metadata: ["remote.peer.id": "\(id.short)"])
+            } else if !run.isFinished && !Task.isCancelled {
                 self.logger.info(
                     "stopped downloading from peer",
                     metadata: [
@@ -74,6 +79,12 @@ extension Downloader {
         var lastRefresh = ContinuousClock.now
         var sentHeld = false
         while !run.isFinished && !Task.isCancelled {
+            // The relay overlay moved this peer's partners: the connection goes (the
+            // receiving half ends with it), and its requests go back to the scheduler.
+            guard run.worksWith(id) else {
+                sender.close()
+                return
+            }
             var requests: [TransferMessage] = []
             let now = ContinuousClock.now
             if pacing.isRefreshDue(
@@ -261,6 +272,13 @@ extension Downloader {
             }
             return
         }
+        if arrival == .relayed {
+            // Claimed before it is forwarded: a chunk that came twice goes on once.
+            guard run.claimChunk(chunk, from: id) else { return }
+            self.relayHub.forward(bytes, chunk: chunk, of: run.manifest.id, receivedFrom: id)
+            try await self.write(bytes, chunk: chunk, from: id, run: run, as: arrival)
+            return
+        }
         if arrival == .assigned {
             if let piece = lastPiece {
                 self.relayHub.forwardPiece(
@@ -275,6 +293,17 @@ extension Downloader {
             }
         }
         guard run.claimChunk(chunk, from: id) else { return }
+        try await self.write(bytes, chunk: chunk, from: id, run: run, as: arrival)
+    }
+
+    /// Writes a verified chunk claimed for writing, and counts it.
+    private func write(
+        _ bytes: ByteBuffer,
+        chunk: Int,
+        from id: PeerID,
+        run: DownloadRun,
+        as arrival: ChunkArrival
+    ) async throws {
         do {
             try await run.file.write(bytes, chunk: chunk)
         } catch {

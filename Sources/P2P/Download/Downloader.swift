@@ -37,6 +37,11 @@ public final class Downloader: Sendable {
         /// How long a chunk seen at another downloader may take to arrive relayed before it
         /// is asked for (see `ChunkScheduler`).
         public var relayGrace: Duration = .milliseconds(1500)
+        /// The most other downloaders of a file this peer relays with (SPEC §12): a crowd
+        /// larger than this plus one relays along `RelayOverlay`, each downloader to and
+        /// from its partners only, and forwards what it got relayed on to partners that
+        /// need it; a smaller one is a full mesh. Zero: a full mesh whatever the size.
+        public var maximumRelayPartners = 16
         /// Bad chunks tolerated from one peer before it is dropped.
         public var maximumBadChunks = 3
         /// How long to wait for any one answer.
@@ -358,7 +363,25 @@ public final class Downloader: Sendable {
             var lastWorker = ContinuousClock.now
             // A cancelled task's waits return at once: without the check, this loop spun.
             while !run.isFinished && !Task.isCancelled {
-                for peer in self.table.servingPeers() where run.claimWorker(peer.id) {
+                let peers = self.table.servingPeers()
+                if let membership = run.see(
+                    peers.map(\.id),
+                    me: self.relayHub.me,
+                    maximumPartners: self.configuration.maximumRelayPartners
+                ) {
+                    self.relayHub.setMembership(membership, of: run.manifest.id)
+                    // A crowd past the partner budget is worth a line; a full mesh is the rule.
+                    self.logger.log(
+                        level: membership.isFullMesh ? .debug : .info,
+                        "relay overlay",
+                        metadata: [
+                            "file.id": "\(run.manifest.id.short)", "downloaders": "\(membership.members.count)",
+                            "overlay": "\(membership.overlay.bases.map(String.init).joined(separator: "x"))",
+                            "partners": "\(membership.partners.count)",
+                        ]
+                    )
+                }
+                for peer in peers where run.claimWorker(peer.id) {
                     group.addTask {
                         await self.work(with: peer, on: run)
                         run.releaseWorker(peer.id)

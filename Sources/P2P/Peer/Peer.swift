@@ -85,7 +85,7 @@ public final class Peer: Service, Sendable {
         var store: ChunkStore? = nil
         var server: TransferServer? = nil
         var deliveries: DeliveryReceiver? = nil
-        let relayHub = RelayHub()
+        let relayHub = RelayHub(me: id)
         let table = PeerTable()
         if let storage = configuration.storage {
             let opened = try await ChunkStore.open(configuration: storage, logger: logger)

@@ -1,9 +1,11 @@
 import NIOCore
 import Synchronization
 
-/// Forwards the chunks a seeder hands this peer to every other peer downloading the same
+/// Forwards the chunks a seeder hands this peer to the other peers downloading the same
 /// file (SPEC §7, flash crowd): the seeder sends each chunk once, to one downloader, and
-/// that downloader's upload spreads it.
+/// that downloader's upload spreads it. In a crowd that fits the partner budget it goes to
+/// every other downloader; in a larger one along the relay overlay (SPEC §12,
+/// `RelayMembership`): to the downloader's partners, who forward it on to theirs.
 ///
 /// Peers that download a file send a relay request on each connection they open; the
 /// server side of that connection subscribes here and writes what is forwarded back on
@@ -62,12 +64,18 @@ public final class RelayHub: Sendable {
     }
 
     private let state: Mutex<State>
+    /// The peer this hub forwards for: its rank among a file's downloaders follows from
+    /// its id.
+    public let me: PeerID
     /// The most bytes queued for one subscriber; more are dropped.
     public var maximumQueuedBytes: Int { self.state.withLock { $0.routing.maximumQueuedBytes } }
 
     /// Creates a hub.
-    /// - Parameter maximumQueuedBytes: the bound on each subscriber's queue.
-    public init(maximumQueuedBytes: Int = 2 << 20) {
+    /// - Parameters:
+    ///   - me: the id of the peer it forwards for (a fresh one for a hub on its own).
+    ///   - maximumQueuedBytes: the bound on each subscriber's queue.
+    public init(me: PeerID = .random(), maximumQueuedBytes: Int = 2 << 20) {
+        self.me = me
         self.state = Mutex(State(routing: RelayRouting(maximumQueuedBytes: maximumQueuedBytes)))
     }
 
@@ -94,10 +102,14 @@ public final class RelayHub: Sendable {
     }
 
     /// Subscribes a connection to the chunks of `file` forwarded from now on.
-    public func subscribe(to file: FileID) -> Subscription {
+    /// - Parameters:
+    ///   - file: the file.
+    ///   - peer: the downloader on the other end, as its relay request says: where this
+    ///     peer's downloads follow the relay overlay, only partners get chunks.
+    public func subscribe(to file: FileID, from peer: PeerID? = nil) -> Subscription {
         let (stream, continuation) = AsyncStream.makeStream(of: Relayed.self, bufferingPolicy: .unbounded)
         let (id, missed) = self.state.withLock { state in
-            let subscribed = state.routing.subscribe(to: file)
+            let subscribed = state.routing.subscribe(to: file, from: peer)
             state.streams[subscribed.id] = continuation
             return subscribed
         }
@@ -116,21 +128,35 @@ public final class RelayHub: Sendable {
         self.state.withLock { $0.routing.endDownload(of: file) }
     }
 
+    /// Where this peer stands among the downloaders of `file`, which it downloads: from
+    /// now on its chunks go to the partners the relay overlay names.
+    func setMembership(_ membership: RelayMembership, of file: FileID) {
+        self.state.withLock { $0.routing.setMembership(membership, of: file) }
+    }
+
     /// Whether `chunk` of `file`, downloaded here, has been forwarded: it was verified
     /// here, and is on disk or about to be (forwarding comes before the write).
     public func hasForwarded(_ chunk: Int, of file: FileID) -> Bool {
         self.state.withLock { $0.routing.hasForwarded(chunk, of: file) }
     }
 
-    /// Queues a verified chunk for every subscriber of its file.
+    /// Queues a verified chunk for the subscribers of its file that take it: every one, for
+    /// a chunk the seeder handed out here in a full mesh; the partners the relay overlay
+    /// names otherwise.
+    /// - Parameters:
+    ///   - bytes: the chunk.
+    ///   - chunk: its number.
+    ///   - file: the file.
+    ///   - source: the partner it came relayed from; `nil` if the seeder handed it out here.
     /// - Returns: how many subscribers it was queued for.
     @discardableResult
-    public func forward(_ bytes: ByteBuffer, chunk: Int, of file: FileID) -> Int {
+    public func forward(_ bytes: ByteBuffer, chunk: Int, of file: FileID, receivedFrom source: PeerID? = nil) -> Int {
         // A whole chunk is a first piece that also completes it.
         self.queue(
             Relayed(file: file, chunk: chunk, kind: .chunk, bytes: bytes),
             offset: 0,
-            chunkLength: bytes.readableBytes
+            chunkLength: bytes.readableBytes,
+            receivedFrom: source
         )
     }
 
@@ -156,14 +182,15 @@ public final class RelayHub: Sendable {
 
     /// Queues `relayed` for the subscribers the routing gives it to.
     /// - Returns: how many subscribers it was queued for.
-    private func queue(_ relayed: Relayed, offset: Int, chunkLength: Int) -> Int {
+    private func queue(_ relayed: Relayed, offset: Int, chunkLength: Int, receivedFrom source: PeerID? = nil) -> Int {
         self.state.withLock { state in
             let takers = state.routing.route(
                 chunk: relayed.chunk,
                 of: relayed.file,
                 offset: offset,
                 length: relayed.bytes.readableBytes,
-                chunkLength: chunkLength
+                chunkLength: chunkLength,
+                receivedFrom: source
             )
             for id in takers { state.streams[id]?.yield(relayed) }
             return takers.count

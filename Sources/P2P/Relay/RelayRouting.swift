@@ -7,6 +7,8 @@
 package struct RelayRouting {
     private struct Subscriber {
         var file: FileID
+        /// The downloader it is, as its relay request says; `nil` if it did not say.
+        var peer: PeerID?
         var queuedBytes = 0
         /// Chunks whose first pieces were queued here and whose last is still to come: the
         /// rest of each follows, whatever the queue's length, so that a chunk is taken whole
@@ -19,6 +21,13 @@ package struct RelayRouting {
         /// Downloads of the file running here (the library allows more than one).
         var downloads: Int
         var chunks: ChunkBitmap
+        /// Where this peer stands among the file's downloaders; `nil` until the download
+        /// says: then every subscriber takes what the seeder hands out here, and nothing
+        /// relayed goes further.
+        var membership: RelayMembership? = nil
+        /// The partner each chunk forwarded onward came from (absent: the seeder handed
+        /// it out here).
+        var sources: [Int: PeerID] = [:]
     }
 
     private struct Waiter {
@@ -41,12 +50,29 @@ package struct RelayRouting {
     // MARK: Subscribers
 
     /// A new subscriber to `file`.
-    /// - Returns: its number, and the chunks of the file forwarded before it (which it will
-    ///   not get), or `nil` if the file is not being downloaded here.
-    package mutating func subscribe(to file: FileID) -> (id: UInt64, missed: ChunkBitmap?) {
+    /// - Parameters:
+    ///   - file: the file.
+    ///   - peer: the downloader subscribing, if it said.
+    /// - Returns: its number, and the chunks of the file forwarded before it that it would
+    ///   have been given (which it will not get now), or `nil` if the file is not being
+    ///   downloaded here.
+    package mutating func subscribe(to file: FileID, from peer: PeerID? = nil) -> (id: UInt64, missed: ChunkBitmap?) {
         self.nextSubscriber += 1
-        self.subscribers[self.nextSubscriber] = Subscriber(file: file)
-        return (self.nextSubscriber, self.forwarded[file]?.chunks)
+        self.subscribers[self.nextSubscriber] = Subscriber(file: file, peer: peer)
+        guard let record = self.forwarded[file] else { return (self.nextSubscriber, nil) }
+        guard let membership = record.membership else { return (self.nextSubscriber, record.chunks) }
+        var missed = ChunkBitmap(count: record.chunks.count)
+        for chunk in record.chunks.indices
+        where Self.takes(peer, membership.onward(receivedFrom: record.sources[chunk])) {
+            missed.insert(chunk)
+        }
+        return (self.nextSubscriber, missed)
+    }
+
+    /// Whether a subscriber that is `peer` is among `onward` (`nil`: everyone).
+    private static func takes(_ peer: PeerID?, _ onward: Set<PeerID>?) -> Bool {
+        guard let onward else { return true }
+        return peer.map(onward.contains) ?? false
     }
 
     /// A subscriber's connection ended.
@@ -100,6 +126,17 @@ package struct RelayRouting {
         self.forwarded[file] = record.downloads > 0 ? record : nil
     }
 
+    /// Where this peer stands among the downloaders of `file`, downloaded here: from now on
+    /// chunks go to the subscribers the overlay names.
+    package mutating func setMembership(_ membership: RelayMembership, of file: FileID) {
+        self.forwarded[file]?.membership = membership
+    }
+
+    /// Where this peer stands among the downloaders of `file`, if the download said.
+    package func membership(of file: FileID) -> RelayMembership? {
+        self.forwarded[file]?.membership
+    }
+
     /// Whether `chunk` of `file`, downloaded here, has been forwarded.
     package func hasForwarded(_ chunk: Int, of file: FileID) -> Bool {
         self.forwarded[file]?.chunks.contains(chunk) ?? false
@@ -110,8 +147,13 @@ package struct RelayRouting {
     /// `length` bytes of `chunk` starting at `offset` are forwarded: at offset 0 to each
     /// subscriber of `file` with room for the whole chunk, later to those that took the
     /// chunk's first piece.
-    /// - Parameter eligible: which subscribers may take the chunk at all (the relay
-    ///   overlay's onward partners); all of them by default.
+    /// With the file's membership known, only the subscribers the overlay sends the chunk
+    /// on to take it.
+    /// - Parameters:
+    ///   - source: the partner the chunk came relayed from; `nil` if the seeder handed it
+    ///     out here.
+    ///   - eligible: which subscribers may take the chunk at all (the simulator's own
+    ///     overlay); all of them by default.
     /// - Returns: the subscribers to deliver it to.
     package mutating func route(
         chunk: Int,
@@ -119,12 +161,24 @@ package struct RelayRouting {
         offset: Int,
         length: Int,
         chunkLength: Int,
+        receivedFrom source: PeerID? = nil,
         eligible: (UInt64) -> Bool = { _ in true }
     ) -> [UInt64] {
         let completes = offset + length >= chunkLength
-        if offset == 0 { self.forwarded[file]?.chunks.insert(chunk) }
+        let onward: Set<PeerID>?
+        if let membership = self.forwarded[file]?.membership {
+            onward = membership.onward(receivedFrom: source)
+        } else {
+            // Without a membership only what the seeder hands out is forwarded.
+            onward = source == nil ? nil : []
+        }
+        if offset == 0, onward?.isEmpty != true {
+            self.forwarded[file]?.chunks.insert(chunk)
+            self.forwarded[file]?.sources[chunk] = source
+        }
         var takers: [UInt64] = []
-        for (id, var subscriber) in self.subscribers where subscriber.file == file && eligible(id) {
+        for (id, var subscriber) in self.subscribers
+        where subscriber.file == file && eligible(id) && Self.takes(subscriber.peer, onward) {
             if offset == 0 {
                 guard subscriber.queuedBytes + chunkLength <= self.maximumQueuedBytes else { continue }
                 if !completes { subscriber.piecesOpen.insert(chunk) }

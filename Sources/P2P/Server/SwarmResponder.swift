@@ -131,12 +131,12 @@ public struct SwarmResponder: TransferResponder {
                     } else {
                         try await outbound.write(answer.frame())
                     }
-                case .relayRequest(let id):
+                case .relayRequest(let id, let requester):
                     guard subscriptions[id] == nil else { continue }
                     guard subscriptions.count < Self.maximumFilesPerConnection else {
                         throw P2PError(code: .protocolViolation, "relay requests for too many files")
                     }
-                    let subscription = self.relayHub.subscribe(to: id)
+                    let subscription = self.relayHub.subscribe(to: id, from: requester)
                     subscriptions[id] = subscription
                     if let missed = subscription.missed, missed.setCount > 0 {
                         try await outbound.write(TransferMessage.unrelayed(id, chunks: missed.bytes).frame())

@@ -50,8 +50,10 @@ public enum TransferMessage: Sendable, Equatable {
     case pushedChunk(FileID, chunk: Int, bytes: ByteBuffer)
     /// A request that cannot be answered.
     case failure(FileID?, chunk: Int, reason: FailureReason, message: String)
-    /// Asks the receiver to forward the chunks of the file it is assigned by a seeder.
-    case relayRequest(FileID)
+    /// Asks the receiver to forward the chunks of the file it is assigned by a seeder;
+    /// `requester` is the asking downloader's peer id, which places it in the relay
+    /// overlay (absent: a peer that relays in a full mesh only).
+    case relayRequest(FileID, requester: PeerID? = nil)
     /// Asks a seeder for the next chunk it has handed nobody; `held` is the sender's chunk
     /// bitmap bytes (empty when it holds nothing), so that it is not handed what it has.
     ///
@@ -180,8 +182,14 @@ public enum TransferMessage: Sendable, Equatable {
             return Frame(type: .chunkData, chunkNumber: UInt32(chunk), payload: Self.prefixed(id, bytes, allocator))
         case .pushedChunk(let id, let chunk, let bytes):
             return Frame(type: .pushedChunk, chunkNumber: UInt32(chunk), payload: Self.prefixed(id, bytes, allocator))
-        case .relayRequest(let id):
-            return Frame(type: .relayRequest, payload: ByteBuffer(bytes: id.bytes))
+        case .relayRequest(let id, let requester):
+            var payload = allocator.buffer(capacity: FileID.byteCount + 16)
+            payload.writeBytes(id.bytes)
+            if let requester {
+                payload.writeInteger(requester.high)
+                payload.writeInteger(requester.low)
+            }
+            return Frame(type: .relayRequest, payload: payload)
         case .workRequest(let id, let held, let pieceLength):
             return Frame(
                 type: .workRequest,
@@ -393,8 +401,14 @@ public enum TransferMessage: Sendable, Equatable {
             self = .failure(id == Self.noFile ? nil : id, chunk: chunk, reason: reason, message: message)
         case .relayRequest:
             let id = try readID()
+            var requester: PeerID? = nil
+            if payload.readableBytes > 0 {
+                guard let high = payload.readInteger(as: UInt64.self), let low = payload.readInteger(as: UInt64.self)
+                else { throw bad("truncated requester") }
+                requester = PeerID(high: high, low: low)
+            }
             try requireEnd()
-            self = .relayRequest(id)
+            self = .relayRequest(id, requester: requester)
         case .workRequest:
             let id = try readID()
             self = .workRequest(id, held: Array(payload.readableBytesView), pieceLength: chunk)

@@ -86,9 +86,9 @@ private struct LyingResponder: TransferResponder {
         var nextAssigned = 0
         for try await frame in inbound {
             switch try TransferMessage(frame: frame) {
-            case .relayRequest(let id) where self.lie == .misfitUnrelayedNotice:
+            case .relayRequest(let id, _) where self.lie == .misfitUnrelayedNotice:
                 try await outbound.write(TransferMessage.unrelayed(id, chunks: [0xFF, 0xFF, 0xFF]).frame())
-            case .relayRequest(let id) where self.lie == .repeatedUnrelayedNotice:
+            case .relayRequest(let id, _) where self.lie == .repeatedUnrelayedNotice:
                 let notice = TransferMessage.unrelayed(id, chunks: [0x80])
                 try await outbound.write(contentsOf: [notice.frame(), notice.frame()])
             case .relayRequest:

@@ -166,4 +166,44 @@ struct DownloadStateTests {
         let exhaustedAgain = state.workExhausted(now: 2)
         #expect(exhaustedAgain.missing == nil)
     }
+
+    @Test("in a crowd past the partner budget a downloader works with its partners and the seeder, no one else")
+    func overlayChoosesWorkers() throws {
+        let chunks = 8
+        var state = DownloadState(
+            manifest: try self.manifest(chunks: chunks),
+            have: ChunkBitmap(count: chunks),
+            relayGrace: .seconds(1)
+        )
+        let crowd = RelayMembershipTests.peers(30)
+        let me = crowd[0]
+        _ = state.update(self.seeder, holding: .full(count: chunks), now: 0)
+        // Before the swarm is seen, anyone may have a worker.
+        #expect(state.worksWith(crowd[5]))
+        let seen = state.see(crowd + [self.seeder], me: me, maximumPartners: 8)
+        let membership = try #require(seen)
+        #expect(!membership.isMember(self.seeder), "the seeder is not a downloader")
+        #expect(membership.members.count == 30)
+        let again = state.see(crowd + [self.seeder], me: me, maximumPartners: 8)
+        #expect(again == nil, "an unchanged view is no news")
+        let seederClaimed = state.claimWorker(self.seeder, now: .now)
+        #expect(seederClaimed)
+        for peer in crowd where peer != me {
+            let claimed = state.claimWorker(peer, now: .now)
+            #expect(claimed == membership.partners.contains(peer))
+        }
+        // A downloader that finishes stays a downloader: its first word was a partial file.
+        let partner = membership.partners.sorted()[0]
+        _ = state.update(partner, holding: ChunkBitmap(count: chunks), now: 0)
+        _ = state.update(partner, holding: .full(count: chunks), now: 1)
+        let afterFinish = state.see(crowd + [self.seeder], me: me, maximumPartners: 8)
+        #expect(afterFinish == nil)
+        // A small crowd is a full mesh again.
+        let smaller = state.see(Array(crowd.prefix(10)) + [self.seeder], me: me, maximumPartners: 8)
+        let small = try #require(smaller)
+        #expect(!small.isFullMesh && small.members.count == 10)
+        let fewer = state.see(Array(crowd.prefix(5)) + [self.seeder], me: me, maximumPartners: 8)
+        let few = try #require(fewer)
+        #expect(few.isFullMesh && crowd.prefix(5).dropFirst().allSatisfy(state.worksWith))
+    }
 }

@@ -77,4 +77,69 @@ struct RelayRoutingTests {
         let goneAgain = routing.unsubscribe(b)
         #expect(goneAgain.wasSubscribed == false)
     }
+
+    @Test("with a membership, chunks go to the overlay's partners; a late subscriber misses only what it would get")
+    func overlayRouting() {
+        let peers = RelayMembershipTests.peers(30)
+        let me = peers[0]
+        let membership = RelayMembership(me: me, downloaders: peers, maximumPartners: 8)
+        // A partner in the highest digit: what comes from it goes on to the lower ones.
+        let partner = membership.partners.sorted().max {
+            membership.onward(receivedFrom: $0)!.count < membership.onward(receivedFrom: $1)!.count
+        }!
+        let stranger = peers.first { !membership.partners.contains($0) && $0 != me }!
+        var routing = RelayRouting(maximumQueuedBytes: 10_000)
+        routing.beginDownload(of: self.file, chunkCount: 8)
+        routing.setMembership(membership, of: self.file)
+        let partnerSub = routing.subscribe(to: self.file, from: partner).id
+        let strangerSub = routing.subscribe(to: self.file, from: stranger).id
+        let anonymous = routing.subscribe(to: self.file).id
+        // Handed out here: to partners only.
+        let rootTakers = routing.route(chunk: 0, of: self.file, offset: 0, length: 100, chunkLength: 100)
+        #expect(rootTakers == [partnerSub])
+        #expect(!rootTakers.contains(strangerSub) && !rootTakers.contains(anonymous))
+        // Relayed from the partner: on to the partners in the lower digits, never back.
+        let onward = membership.onward(receivedFrom: partner)!
+        #expect(!onward.isEmpty && !onward.contains(partner))
+        let relayedTakers = routing.route(
+            chunk: 1,
+            of: self.file,
+            offset: 0,
+            length: 100,
+            chunkLength: 100,
+            receivedFrom: partner
+        )
+        #expect(!relayedTakers.contains(partnerSub))
+        #expect(routing.hasForwarded(0, of: self.file))
+        #expect(routing.hasForwarded(1, of: self.file))
+        // A late partner of the lower digits missed both chunks; the partner the chunk came
+        // from only the one handed out here.
+        let lower = onward.sorted()[0]
+        let lowerMissed = routing.subscribe(to: self.file, from: lower).missed
+        #expect(lowerMissed?.indices == [0, 1])
+        let partnerMissed = routing.subscribe(to: self.file, from: partner).missed
+        #expect(partnerMissed?.indices == [0])
+        let strangerMissed = routing.subscribe(to: self.file, from: stranger).missed
+        #expect(strangerMissed?.indices == [])
+    }
+
+    @Test("without a membership a relayed chunk goes nowhere, as in the flash crowd's full mesh")
+    func relayedStaysWithoutMembership() {
+        var routing = RelayRouting(maximumQueuedBytes: 10_000)
+        routing.beginDownload(of: self.file, chunkCount: 4)
+        let subscriber = routing.subscribe(to: self.file, from: PeerID(high: 1, low: 1)).id
+        let source = PeerID(high: 2, low: 2)
+        let relayed = routing.route(
+            chunk: 0,
+            of: self.file,
+            offset: 0,
+            length: 10,
+            chunkLength: 10,
+            receivedFrom: source
+        )
+        #expect(relayed == [])
+        #expect(!routing.hasForwarded(0, of: self.file))
+        let handedOut = routing.route(chunk: 1, of: self.file, offset: 0, length: 10, chunkLength: 10)
+        #expect(handedOut == [subscriber])
+    }
 }

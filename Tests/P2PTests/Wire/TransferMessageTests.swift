@@ -38,6 +38,7 @@ struct TransferMessageTests {
             .failure(nil, chunk: 0, reason: .unknownFile, message: ""),
             .failure(id, chunk: 0, reason: .noWork, message: "every chunk handed out"),
             .relayRequest(id),
+            .relayRequest(id, requester: PeerID(high: 0x0102_0304_0506_0708, low: 0xF0E0_D0C0_B0A0_9080)),
             .workRequest(id, held: []),
             .workRequest(id, held: [0xC0, 0x01]),
             .workRequest(id, held: [0x80], pieceLength: 65_536),
@@ -193,6 +194,9 @@ struct TransferMessageTests {
             Frame(type: .failure, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 32) + [99])),
             Frame(type: .hello),
             Frame(type: .relayRequest, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 33))),
+            // A requester cut short, and one with a byte too many.
+            Frame(type: .relayRequest, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 47))),
+            Frame(type: .relayRequest, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 49))),
             Frame(type: .workRequest, payload: ByteBuffer(bytes: [1, 2])),
             Frame(type: .assignedChunk, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 31))),
             Frame(type: .unrelayed, payload: ByteBuffer(bytes: [UInt8](repeating: 0, count: 20))),
