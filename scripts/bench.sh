@@ -4,8 +4,9 @@
 #
 # Usage:
 #   scripts/bench.sh [--quick] [--runs N] [--trials N] [--flash-n N]...
-#                    [--crowd-n N] [--crowd-rate RATE]
+#                    [--crowd-n N] [--crowd-rate RATE] [--crowd-tools p2p,mesh,bittorrent]
 #                    [--idle-wait S] [--idle-threshold CORES] [--no-warm] [--no-build]
+#                    [--keep-logs]
 #                    [scenario...]
 #   scripts/bench/run.py --summarize bench-results/latest/results.json
 #                    (prints the table of an earlier run again)
@@ -85,9 +86,9 @@ while (($#)); do
     case "$1" in
         -h|--help) usage; exit 0 ;;
         --quick) quick=1; pass+=("$1"); shift ;;
-        --no-warm) pass+=("$1"); shift ;;
+        --no-warm|--keep-logs) pass+=("$1"); shift ;;
         --no-build) build=0; shift ;;
-        --runs|--trials|--flash-n|--crowd-n|--crowd-rate|--announce-interval|--log-level|--idle-wait|--idle-threshold)
+        --runs|--trials|--flash-n|--crowd-n|--crowd-rate|--crowd-tools|--announce-interval|--log-level|--idle-wait|--idle-threshold)
             (($# >= 2)) || { echo "$prog: $1 needs a value" >&2; exit 2; }
             pass+=("$1" "$2"); shift 2 ;;
         --*) echo "$prog: unknown option $1 (see --help)" >&2; exit 2 ;;

@@ -175,6 +175,32 @@ add_host() {  # ns veth bridge address broadcast
   run ip -n "$ns" link set dev eth0 up
 }
 
+# The kernel's ARP table is one for all network namespaces, and its garbage collector
+# starts refusing entries at net.ipv4.neigh.default.gc_thresh3 (1024 by default) in all:
+# past about 32 hosts that talk to each other (N × (N − 1) entries), new connections and
+# datagrams are dropped with "neighbor table overflow" in the kernel log, which no real
+# switch port does. Above this many hosts each host is given permanent entries for the
+# others on its subnet, which the collector does not count (and no ARP is sent).
+STATIC_NEIGHBOURS_ABOVE=16
+
+add_static_neighbours() {  # name n
+  local name="$1" n="$2" i j mac batch
+  local -a macs=()
+  for (( i = 1; i <= n; i++ )); do
+    mac="$(run ip -n "$(ns_name "$name" "$i")" -br link show dev eth0 | awk '{print $3}')"
+    [[ "$mac" =~ ^[0-9a-f:]{17}$ ]] || die "up: no MAC address for host $i's eth0 (got '$mac')"
+    macs[i]="$mac"
+  done
+  for (( i = 1; i <= n; i++ )); do
+    batch=""
+    for (( j = 1; j <= n; j++ )); do
+      (( j == i )) && continue
+      batch+="neigh replace $SUBNET_PREFIX.$j lladdr ${macs[j]} nud permanent dev eth0"$'\n'
+    done
+    printf '%s' "$batch" | run ip -n "$(ns_name "$name" "$i")" -batch -
+  done
+}
+
 set_rate() {  # ns rate|none
   local ns="$1" rate="$2"
   if [[ "$rate" == none ]]; then
@@ -293,6 +319,10 @@ cmd_up() {
       set_rate "$ns" "$rate"
     fi
   done
+
+  if (( n > STATIC_NEIGHBOURS_ABOVE )); then
+    add_static_neighbours "$name" "$n"
+  fi
 
   if (( m > 0 )); then
     add_second_subnet "$name" "$n" "$m" "$rate"

@@ -72,6 +72,10 @@ def main():
     ap.add_argument("--flash-n", type=int, action="append")
     ap.add_argument("--crowd-n", type=int, help="downloaders in the crowd scenario (default: 63; 6 with --quick)")
     ap.add_argument("--crowd-rate", default="25mbit", help="every crowd host's egress limit (tc rate; default 25mbit)")
+    ap.add_argument("--crowd-tools", default="p2p,mesh,bittorrent",
+                    help="which crowds to run, comma-separated: p2p (the default overlay), mesh (--relay-partners 0), "
+                         "bittorrent (default: all three)")
+    ap.add_argument("--keep-logs", action="store_true", help="keep each run's folders (logs, downloads) under --work")
     ap.add_argument("--announce-interval", type=float, default=2.0)
     ap.add_argument("--log-level", default="info")
     ap.add_argument("--idle-wait", type=float, help="seconds to wait, before each measured run, for the machine "
@@ -146,7 +150,8 @@ def main():
         down_all()
         b.results["meta"]["total_seconds"] = round(time.monotonic() - t_all, 1)
         report.save(b)
-        shutil.rmtree(b.work, ignore_errors=True)
+        if not args.keep_logs:
+            shutil.rmtree(b.work, ignore_errors=True)
     png = report.plot(b)
     if png and args.plot_out:
         shutil.copy(png, args.plot_out)

@@ -113,8 +113,11 @@ def scenario_crowd(bench):
     base = bench.work / "crowd"
     source = bench.data_file(size)
     # p2p's variants: (key, label, get options, serve options).
-    variants = [("p2p", "p2p", (), ())]
-    if has_option(bench, "get", "--relay-partners"):
+    tools = set(bench.args.crowd_tools.split(","))
+    variants = [("p2p", "p2p", (), ())] if "p2p" in tools else []
+    if "mesh" not in tools:
+        pass
+    elif has_option(bench, "get", "--relay-partners"):
         serve = ("--relay-partners", "0") if has_option(bench, "serve", "--relay-partners") else ()
         variants.append(("p2p_mesh", "p2p full mesh", ("--relay-partners", "0"), serve))
     else:
@@ -129,7 +132,9 @@ def scenario_crowd(bench):
         tb = Testbed("bchc", n + 1, rate=rate, tcp_ehash=TCP_EHASH)
         share = base / "share"
         bench.share_with(share, name, size)
-        if bittorrent_available():
+        if "bittorrent" not in tools:
+            pass
+        elif bittorrent_available():
             torrent = make_torrent(share / name, base / "bt")
             runs["bittorrent"] = []
         else:

@@ -73,6 +73,8 @@ class Bench:
         return None
 
     def cleanup_dir(self, d):
+        if self.args.keep_logs:
+            return
         shutil.rmtree(d, ignore_errors=True)
         run(["sync"], timeout=120, check=False)
 

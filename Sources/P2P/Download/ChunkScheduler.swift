@@ -92,6 +92,9 @@ package struct ChunkScheduler {
     /// Whether `peer` holds every chunk, as last heard.
     package func holdsAll(_ peer: PeerID) -> Bool { self.completeHolders.contains(peer) }
 
+    /// Whether any peer is known to hold every chunk.
+    package var knowsCompleteHolder: Bool { !self.completeHolders.isEmpty }
+
     package var chunkCount: Int { self.have.count }
     package var isComplete: Bool { self.have.isComplete }
     package var missing: [Int] { self.have.missing }

@@ -85,27 +85,33 @@ package struct DownloadState {
     // MARK: Workers
 
     /// The peers in the swarm now (this peer's view): the downloaders among them, with
-    /// this one, form the relay overlay.
+    /// this one and every downloader seen before in this download, form the relay
+    /// overlay. A peer once counted stays counted: a view that shrank whenever a peer's
+    /// announcements went missing for a while would move every downloader's partners
+    /// (and ranks must agree across downloaders); a downloader that really left leaves a
+    /// hole, whose chunks come from holders after the relay grace.
     /// - Returns: the membership, if it changed.
     package mutating func see(
         _ peers: some Sequence<PeerID>,
         me: PeerID,
         maximumPartners: Int
     ) -> RelayMembership? {
-        let membership = RelayMembership(
-            me: me,
-            downloaders: peers.filter { !self.seeders.contains($0) },
-            maximumPartners: maximumPartners
-        )
+        var downloaders = Set(self.membership?.members ?? [])
+        downloaders.formUnion(peers)
+        downloaders.subtract(self.seeders)
+        let membership = RelayMembership(me: me, downloaders: downloaders, maximumPartners: maximumPartners)
         guard membership != self.membership else { return nil }
         self.membership = membership
         return membership
     }
 
-    /// Whether this peer works with `peer` in the relay overlay (every peer until the
-    /// swarm is seen, and in a full mesh).
+    /// Whether this peer works with `peer` in the relay overlay: every peer until the
+    /// swarm is seen and in a full mesh; otherwise its partners and the seeders. While no
+    /// peer is known to hold the whole file, also any peer not heard from yet, which may be
+    /// the seeder (a seeder busy with a crowd can answer a lookup too late to be counted).
     package func worksWith(_ peer: PeerID) -> Bool {
-        self.membership?.worksWith(peer) ?? true
+        guard let membership = self.membership, !membership.worksWith(peer) else { return true }
+        return !self.scheduler.knowsCompleteHolder && !self.heard.contains(peer)
     }
 
     /// Whether `peer` may have a worker now; records it as working if so.

@@ -20,17 +20,18 @@ extension Downloader {
             // Bounded by `patience`, which gives up at the deadline.
             while true {
                 // The lookup need not wait for the slowest peer once the answers received
-                // name exactly one file: the rest get `lookupGrace` more, then are given up.
-                // A peer slower than that is not counted among the holders, so in a swarm
-                // where two files share a name it can change which one most peers seem to
-                // hold; once two files of the name have shown up, every peer is waited for.
+                // name exactly one file and a peer that holds all of it: the rest get
+                // `lookupGrace` more, then are given up. A peer slower than that is not
+                // counted among the holders, so in a swarm where two files share a name it
+                // can change which one most peers seem to hold; once two files of the name
+                // have shown up, every peer is waited for. In a crowd the first answers
+                // come from other downloaders, whose partial files name it too; the seeder,
+                // busy answering them all, is waited for: the download's relay overlay
+                // counts everyone but the peers known to hold the whole file.
                 let answers = await Self.inventories(
                     of: self.table.servingPeers(),
                     timeout: self.configuration.inventoryTimeout,
-                    enough: { answers in
-                        let files = Self.swarmFiles(answers)
-                        return Self.matching(name: name, idPrefix: idPrefix, in: files).count == 1
-                    },
+                    enough: { Self.settlesLookup($0, name: name, idPrefix: idPrefix) },
                     grace: self.configuration.lookupGrace,
                     settings: self.settings,
                     holdingIn: self.table
@@ -97,6 +98,14 @@ extension Downloader {
             }
             try await Task.sleep(for: max(wait, .milliseconds(250)))
         }
+    }
+
+    /// Whether the inventories received settle a lookup, so that the peers still to
+    /// answer need not be waited for: they name exactly one file of the name (or id
+    /// prefix), and some peer holds all of it.
+    static func settlesLookup(_ answers: [(KnownPeer, [InventoryEntry])], name: String?, idPrefix: String?) -> Bool {
+        let files = Self.matching(name: name, idPrefix: idPrefix, in: Self.swarmFiles(answers))
+        return files.count == 1 && files[0].holders.values.contains { $0.isComplete }
     }
 
     /// How long to look for a peer with a valid manifest when the download has no deadline.

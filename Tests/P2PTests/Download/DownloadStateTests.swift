@@ -198,12 +198,51 @@ struct DownloadStateTests {
         _ = state.update(partner, holding: .full(count: chunks), now: 1)
         let afterFinish = state.see(crowd + [self.seeder], me: me, maximumPartners: 8)
         #expect(afterFinish == nil)
-        // A small crowd is a full mesh again.
-        let smaller = state.see(Array(crowd.prefix(10)) + [self.seeder], me: me, maximumPartners: 8)
-        let small = try #require(smaller)
-        #expect(!small.isFullMesh && small.members.count == 10)
-        let fewer = state.see(Array(crowd.prefix(5)) + [self.seeder], me: me, maximumPartners: 8)
+        // A peer missing from the table for a while (lost announcements) keeps its rank.
+        let shrunk = state.see(Array(crowd.prefix(10)) + [self.seeder], me: me, maximumPartners: 8)
+        #expect(shrunk == nil, "the view never shrinks within a download")
+        // A crowd within the budget is a full mesh; it becomes an overlay as it grows.
+        var growing = DownloadState(
+            manifest: try self.manifest(chunks: chunks),
+            have: ChunkBitmap(count: chunks),
+            relayGrace: .seconds(1)
+        )
+        _ = growing.update(self.seeder, holding: .full(count: chunks), now: 0)
+        let fewer = growing.see(Array(crowd.prefix(5)) + [self.seeder], me: me, maximumPartners: 8)
         let few = try #require(fewer)
-        #expect(few.isFullMesh && crowd.prefix(5).dropFirst().allSatisfy(state.worksWith))
+        #expect(few.isFullMesh && crowd.prefix(5).dropFirst().allSatisfy(growing.worksWith))
+        let more = growing.see(crowd + [self.seeder], me: me, maximumPartners: 8)
+        let grown = try #require(more)
+        #expect(!grown.isFullMesh && grown.members.count == 30)
+    }
+
+    @Test("with no peer known to hold the whole file, any peer not heard from yet may be the seeder")
+    func unheardPeersMayBeTheSeeder() throws {
+        let chunks = 8
+        var state = DownloadState(
+            manifest: try self.manifest(chunks: chunks),
+            have: ChunkBitmap(count: chunks),
+            relayGrace: .seconds(1)
+        )
+        let crowd = RelayMembershipTests.peers(30)
+        let me = crowd[0]
+        // The lookup heard two other downloaders, not the seeder.
+        _ = state.update(crowd[1], holding: ChunkBitmap(count: chunks), now: 0)
+        _ = state.update(crowd[2], holding: ChunkBitmap(count: chunks), now: 0)
+        let seen = state.see(crowd + [self.seeder], me: me, maximumPartners: 8)
+        let membership = try #require(seen)
+        #expect(membership.isMember(self.seeder), "not known as a seeder yet: counted")
+        let stranger = try #require(crowd.dropFirst(3).first { !membership.partners.contains($0) })
+        #expect(state.worksWith(stranger) && state.worksWith(self.seeder), "unheard peers may be asked")
+        let heardStranger = [crowd[1], crowd[2]].first { !membership.partners.contains($0) }
+        if let heardStranger { #expect(!state.worksWith(heardStranger), "a downloader heard is not the seeder") }
+        // Its inventory says it holds everything: a seeder, out of the overlay, and the
+        // others not heard from are no longer asked.
+        _ = state.update(self.seeder, holding: .full(count: chunks), now: 1)
+        let corrected = state.see(crowd + [self.seeder], me: me, maximumPartners: 8)
+        let fixed = try #require(corrected)
+        #expect(!fixed.isMember(self.seeder) && fixed.members.count == 30)
+        #expect(state.worksWith(self.seeder))
+        #expect(!state.worksWith(stranger) || fixed.partners.contains(stranger))
     }
 }

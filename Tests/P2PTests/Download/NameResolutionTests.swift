@@ -24,6 +24,30 @@ struct NameResolutionTests {
         )
     }
 
+    @Test("a lookup is settled by one file of the name that some peer holds whole, not by partial copies alone")
+    func lookupWaitsForWholeHolder() throws {
+        let address = try SocketAddress(ipAddress: "127.0.0.1", port: 1)
+        let id = FileID(bytes: [UInt8](repeating: 3, count: 32))!
+        func entry(_ name: String, held: Int) throws -> InventoryEntry {
+            var bitmap = ChunkBitmap(count: 4)
+            for index in 0..<held { bitmap.insert(index) }
+            return InventoryEntry(
+                id: id,
+                name: try FileName(name),
+                size: 4 * 262_144,
+                chunkSize: 262_144,
+                bitmap: bitmap
+            )
+        }
+        let downloader = (KnownPeer.fixture(1, at: address), [try entry("crowd.bin", held: 1)])
+        let seeder = (KnownPeer.fixture(2, at: address), [try entry("crowd.bin", held: 4)])
+        let settles = { Downloader.settlesLookup($0, name: "crowd.bin", idPrefix: nil) }
+        #expect(!settles([downloader]), "another downloader's partial copy does not settle it")
+        #expect(settles([downloader, seeder]))
+        #expect(settles([seeder]))
+        #expect(!Downloader.settlesLookup([seeder], name: "other.bin", idPrefix: nil))
+    }
+
     @Test("different files of one name are never chosen between by how many peer ids hold each")
     func sameNameIsAlwaysAmbiguous() throws {
         let honest = try Self.file(1, name: "report.pdf", holders: 1)
