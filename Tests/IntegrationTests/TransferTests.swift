@@ -116,12 +116,16 @@ struct TransferTests {
         for seeder in [doomed, survivor] {
             _ = try await seeder.waitForLine(in: .stderr, containing: "peer ready", timeout: .seconds(30))
         }
-        let get = try swarm.launch(["get", "survive.bin", "--json"], name: "fetch")
-        // Kill the first seeder once the download is under way: told by its log line, which
-        // cannot be missed the way a poll of the partial record can (on a busy machine a
-        // 2-second download ran start to end between two polls).
-        _ = try await get.waitForLine(in: .stderr, containing: "download started", timeout: .seconds(20))
-        try await Task.sleep(for: .milliseconds(700))
+        let get = try swarm.launch(["get", "survive.bin", "--json", "--progress", "json"], name: "fetch")
+        // Kill the first seeder once both have sent chunks: told by a progress line that
+        // counts two active peers, which cannot be missed the way a poll of the partial
+        // record can (on a busy machine a 2-second download ran start to end between two
+        // polls), nor come too early the way a fixed wait after the start did under load.
+        _ = try await get.waitForLine(
+            in: .stdout,
+            matching: { $0.contains("\"type\":\"progress\"") && $0.contains("\"peers\":2") },
+            timeout: .seconds(20)
+        )
         doomed.kill()
         let status = try await get.waitForExit(timeout: .seconds(60))
         try? await get.waitForOutputToEnd(timeout: .seconds(5))
