@@ -299,7 +299,9 @@ final class Swarm {
             configuration: configuration
         )
         if state.scheduler.workSource == peerID {
-            let relaying = host.routing.subscriberCount(of: file) > 0
+            // Partners that have not subscribed yet soon will: what is handed out before
+            // they do is forwarded to nobody, and each of them fetches it on its own.
+            let relaying = host.routing.subscriberCount(of: file) > 0 || !self.overlay.partners(of: host.rank).isEmpty
             while link.pipeline.requestsInFlight < pacing.workRequestLimit(relaying: relaying, window: window) {
                 // Past one hop, partners forward others' chunks too: a downloader takes
                 // more work only while its whole relay queue is short as well.

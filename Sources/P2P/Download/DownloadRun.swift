@@ -106,6 +106,9 @@ final class DownloadRun: Sendable {
     /// Whether this peer works with `peer` in the relay overlay.
     func worksWith(_ peer: PeerID) -> Bool { self.state.withLock { $0.worksWith(peer) } }
 
+    /// Whether other downloaders will subscribe to what this peer is handed.
+    var hasRelayPartners: Bool { self.state.withLock { $0.hasRelayPartners } }
+
     func releaseWorker(_ peer: PeerID) { self.event { $0.releaseWorker(peer, now: .now) } }
 
     func markTried(_ peer: KnownPeer) {

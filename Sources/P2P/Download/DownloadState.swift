@@ -52,11 +52,17 @@ package struct DownloadState {
     /// Where this peer stands among the file's downloaders: whom it works with and relays
     /// to. `nil` until the swarm is first seen: then every peer may have a worker.
     package private(set) var membership: RelayMembership? = nil
+    /// Whether the relay overlay gives this peer partners: other downloaders that will
+    /// subscribe to what it is handed, whether or not they have yet.
+    package private(set) var hasRelayPartners = false
     /// Peers whose first word of the file was that they hold all of it: seeders, never
     /// counted among the downloaders, even if they go on to hold less (a restart).
     private var seeders: Set<PeerID> = []
     /// Peers whose holdings have been heard.
     private var heard: Set<PeerID> = []
+    /// The relay grace for one hop (seconds); a chunk's path through the overlay takes up
+    /// to one hop per digit, and the scheduler's grace is this times the digits.
+    private let relayGracePerHop: Double
 
     /// The first pause before a peer whose worker ended gets a new one; it doubles each
     /// time, up to `longestRetryPause`, so an unreachable peer or one without the file is
@@ -71,6 +77,7 @@ package struct DownloadState {
         scheduler.relaying = true
         scheduler.relayGrace = relayGrace.seconds
         self.scheduler = scheduler
+        self.relayGracePerHop = relayGrace.seconds
         self.bytesHeld = have.indices.reduce(Int64(0)) { $0 + Int64(manifest.length(ofChunk: $1)) }
     }
 
@@ -102,6 +109,10 @@ package struct DownloadState {
         let membership = RelayMembership(me: me, downloaders: downloaders, maximumPartners: maximumPartners)
         guard membership != self.membership else { return nil }
         self.membership = membership
+        self.hasRelayPartners = !membership.partners.isEmpty
+        // A chunk handed to a downloader that is not a partner comes through one or more
+        // partners in between, each with a queue of its own to wait in.
+        self.scheduler.relayGrace = self.relayGracePerHop * Double(membership.overlay.dimensions)
         return membership
     }
 

@@ -102,7 +102,9 @@ extension Downloader {
                 configuration: self.configuration
             )
             if run.isWorkSource(id) {
-                let relaying = self.relayHub.subscriberCount(of: file) > 0
+                // Partners that have not subscribed yet soon will: what is handed out
+                // before they do is forwarded to nobody, and each of them fetches it alone.
+                let relaying = self.relayHub.subscriberCount(of: file) > 0 || run.hasRelayPartners
                 while link.requestsInFlight < pacing.workRequestLimit(relaying: relaying, window: window) {
                     if relaying
                         && self.relayHub.signalWhenBacklog(

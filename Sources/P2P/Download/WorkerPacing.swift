@@ -18,9 +18,11 @@ package struct WorkerPacing: Sendable {
         !peerHoldsAll && sinceLastRefresh >= self.configuration.refreshInterval && !expectingInventory
     }
 
-    /// The most work requests in flight to the seeder. With nobody subscribed to this
-    /// peer's relays, work is just chunks, as fast as the window allows; otherwise two,
-    /// each asked only while this peer keeps up forwarding (`backlogBound`).
+    /// The most work requests in flight to the seeder. With nobody to relay to (no
+    /// subscriber, and no partner in the relay overlay to become one), work is just chunks,
+    /// as fast as the window allows; otherwise two, each asked only while this peer keeps
+    /// up forwarding (`backlogBound`). So a crowd's first requests do not each take a
+    /// window before anyone has subscribed: the chunks they brought would reach nobody.
     package func workRequestLimit(relaying: Bool, window: Int) -> Int {
         relaying ? 2 : window
     }

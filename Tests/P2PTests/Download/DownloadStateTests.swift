@@ -245,4 +245,51 @@ struct DownloadStateTests {
         #expect(state.worksWith(self.seeder))
         #expect(!state.worksWith(stranger) || fixed.partners.contains(stranger))
     }
+
+    @Test("the relay grace grows with the overlay's digits: a chunk may come through a partner in between")
+    func graceFollowsHops() throws {
+        let chunks = 8
+        var state = DownloadState(
+            manifest: try self.manifest(chunks: chunks),
+            have: ChunkBitmap(count: chunks),
+            relayGrace: .seconds(1)
+        )
+        let crowd = RelayMembershipTests.peers(30)
+        _ = state.update(self.seeder, holding: .full(count: chunks), now: 0)
+        #expect(state.scheduler.relayGrace == 1)
+        let seen = state.see(crowd + [self.seeder], me: crowd[0], maximumPartners: 8)
+        let membership = try #require(seen)
+        #expect(membership.overlay.dimensions >= 2)
+        #expect(state.scheduler.relayGrace == Double(membership.overlay.dimensions))
+        // A chunk a partner holds, seen at 0, is held back until the longer grace is over.
+        let partner = membership.partners.sorted()[0]
+        var held = ChunkBitmap(count: chunks)
+        held.insert(3)
+        _ = state.update(partner, holding: held, now: 0)
+        let early = state.next(for: partner, now: 1.5)
+        #expect(early == nil)
+        let late = state.next(for: partner, now: Double(membership.overlay.dimensions) + 0.1)
+        #expect(late == 3)
+    }
+
+    @Test("a downloader with partners paces its work as a relayer before anyone subscribes; one alone does not")
+    func partnersMakeARelayer() throws {
+        let chunks = 8
+        func fresh() throws -> DownloadState {
+            var state = DownloadState(
+                manifest: try self.manifest(chunks: chunks),
+                have: ChunkBitmap(count: chunks),
+                relayGrace: .seconds(1)
+            )
+            _ = state.update(self.seeder, holding: .full(count: chunks), now: 0)
+            return state
+        }
+        var alone = try fresh()
+        #expect(!alone.hasRelayPartners)
+        _ = alone.see([self.seeder], me: self.other, maximumPartners: 16)
+        #expect(!alone.hasRelayPartners, "just this peer and its seeder")
+        var crowd = try fresh()
+        _ = crowd.see([self.seeder, self.third], me: self.other, maximumPartners: 16)
+        #expect(crowd.hasRelayPartners)
+    }
 }
