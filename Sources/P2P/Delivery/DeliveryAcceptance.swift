@@ -109,12 +109,18 @@ public struct DeliveryAcceptance: Sendable {
             }
         }
         if let freeBytes {
-            let needed = item.size &+ UInt64(max(self.policy.keepFreeBytes, 0))
+            // A folder's pack lies on disk beside the files cut from it until the cut is
+            // done: its small files need room twice. The offer does not say how large the
+            // pack is, so the room counted is all it may be.
+            let packRoom = item.pack == nil ? 0 : min(item.size, CollectionPack.maximumSize)
+            let room = item.size &+ packRoom
+            let needed = room &+ UInt64(max(self.policy.keepFreeBytes, 0))
             if needed > UInt64(max(freeBytes, 0)) {
+                let what = packRoom > 0 ? "\(room) bytes with its pack" : "\(item.size) bytes"
                 return .refuse(
                     DeliveryRefusal(
                         .diskSpace,
-                        "too little free space: \(item.name) needs \(item.size) bytes, \(freeBytes) free, "
+                        "too little free space: \(item.name) needs \(what), \(freeBytes) free, "
                             + "keeping \(self.policy.keepFreeBytes) free"
                     )
                 )

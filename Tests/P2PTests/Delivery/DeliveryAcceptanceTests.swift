@@ -110,6 +110,23 @@ struct DeliveryAcceptanceTests {
         #expect(unknown == .fetch)
     }
 
+    @Test("a folder with a pack needs room for its small files twice: the pack and the files cut from it")
+    func freeSpaceWithPack() {
+        var acceptance = Self.acceptance(keepFree: 0)
+        let plain = F.item(4, name: "build", size: 10 << 20)
+        var packed = F.item(5, name: "build2", size: 10 << 20)
+        packed.kind = .collection
+        packed.pack = FileID(bytes: [UInt8](repeating: 9, count: 32))!
+        #expect(acceptance.decide(F.offer(plain), existing: .nothing, freeBytes: 15 << 20) == .fetch)
+        let refused = acceptance.decide(F.offer(packed), existing: .nothing, freeBytes: 15 << 20)
+        guard case .refuse(let refusal) = refused else {
+            Issue.record("expected a refusal, got \(refused)")
+            return
+        }
+        #expect(refusal.reason == .diskSpace && refusal.message.contains("\(20 << 20) bytes with its pack"))
+        #expect(acceptance.decide(F.offer(packed), existing: .nothing, freeBytes: 20 << 20) == .fetch)
+    }
+
     @Test("an item being fetched is refused as busy to a second offer, and taken again once that fetch ends")
     func oneFetchPerItem() {
         var acceptance = Self.acceptance(maximumBytes: 15 << 20)
