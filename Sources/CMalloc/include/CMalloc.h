@@ -13,13 +13,23 @@ typedef enum {
     c_malloc_mmap_threshold,
     /// `M_TRIM_THRESHOLD`: free memory at a heap's top is returned beyond this.
     c_malloc_trim_threshold,
+    /// `M_ARENA_MAX`: the most heaps (arenas) threads allocate from.
+    c_malloc_arena_max,
 } c_malloc_setting;
 
 /// `mallopt(setting, value)`: 1 if the allocator took the value, 0 if not, and 0 wherever
 /// the C library is not glibc.
 static inline int c_malloc_set(c_malloc_setting setting, int value) {
 #if defined(__GLIBC__)
-    return mallopt(setting == c_malloc_mmap_threshold ? M_MMAP_THRESHOLD : M_TRIM_THRESHOLD, value);
+    switch (setting) {
+    case c_malloc_mmap_threshold:
+        return mallopt(M_MMAP_THRESHOLD, value);
+    case c_malloc_trim_threshold:
+        return mallopt(M_TRIM_THRESHOLD, value);
+    case c_malloc_arena_max:
+        return mallopt(M_ARENA_MAX, value);
+    }
+    return 0;
 #else
     (void)setting;
     (void)value;

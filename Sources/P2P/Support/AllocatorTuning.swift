@@ -24,8 +24,15 @@ import Darwin
 /// less kernel time. The price is up to `trimThreshold` of freed memory kept
 /// (peak RSS +1–3 MiB in the memory benchmark).
 ///
+/// The heaps are also limited to two (`M_ARENA_MAX`; glibc's default is eight per core):
+/// each keeps up to `trimThreshold` of freed memory, and a peer's threads (event loops, the
+/// blocking pool, the concurrency pool) would otherwise each take one. In the crowd of 63
+/// (docs/benchmark-log.md, run AE) that took a downloader's median peak RSS from 81.5 to
+/// 68.4 MiB in the same time.
+///
 /// Settings a user made through the environment (`GLIBC_TUNABLES`' `glibc.malloc.*`, or
-/// `MALLOC_MMAP_THRESHOLD_` and `MALLOC_TRIM_THRESHOLD_`) are left as they are.
+/// `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` and `MALLOC_ARENA_MAX`) are left as
+/// they are.
 package enum AllocatorTuning {
     /// Blocks below this size always come from the heap: the buffers of chunks up to 4 MiB
     /// (files up to 256 GiB). Larger ones may get mappings of their own, which go back to
@@ -34,6 +41,8 @@ package enum AllocatorTuning {
     package static let mmapThreshold: Int32 = 8 << 20
     /// Free memory at the top of a heap is given back only beyond this.
     package static let trimThreshold: Int32 = 32 << 20
+    /// The most heaps threads allocate from.
+    package static let arenaLimit: Int32 = 2
 
     /// Applies the settings, unless the environment already tunes the allocator.
     /// - Parameter environment: looks up an environment variable (the process's own by
@@ -42,9 +51,18 @@ package enum AllocatorTuning {
     ///   or where the allocator is not glibc's (nothing changes there).
     @discardableResult
     package static func apply(environment: (String) -> String? = Self.processEnvironment) -> Bool {
+        if !Self.limitsArenasByUser(environment: environment) {
+            _ = c_malloc_set(c_malloc_arena_max, Self.arenaLimit)
+        }
         guard !Self.isTunedByUser(environment: environment) else { return false }
         return c_malloc_set(c_malloc_mmap_threshold, Self.mmapThreshold) == 1
             && c_malloc_set(c_malloc_trim_threshold, Self.trimThreshold) == 1
+    }
+
+    /// Whether the environment sets how many heaps glibc makes.
+    static func limitsArenasByUser(environment: (String) -> String?) -> Bool {
+        environment("MALLOC_ARENA_MAX") != nil
+            || environment("GLIBC_TUNABLES")?.contains("glibc.malloc.arena_max") == true
     }
 
     /// Whether the environment sets glibc's mapping or trim threshold.

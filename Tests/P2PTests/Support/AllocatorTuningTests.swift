@@ -73,5 +73,12 @@ struct AllocatorTuningTests {
         #expect(tuned(["MALLOC_MMAP_THRESHOLD_": "65536"]))
         #expect(tuned(["MALLOC_TRIM_THRESHOLD_": "0"]))
         #expect(!AllocatorTuning.apply(environment: { $0 == "MALLOC_TRIM_THRESHOLD_" ? "0" : nil }))
+        func arenas(_ environment: [String: String]) -> Bool {
+            AllocatorTuning.limitsArenasByUser(environment: { environment[$0] })
+        }
+        #expect(!arenas([:]))
+        #expect(!arenas(["GLIBC_TUNABLES": "glibc.malloc.trim_threshold=1048576"]))
+        #expect(arenas(["MALLOC_ARENA_MAX": "8"]))
+        #expect(arenas(["GLIBC_TUNABLES": "glibc.pthread.rseq=0:glibc.malloc.arena_max=4"]))
     }
 }
