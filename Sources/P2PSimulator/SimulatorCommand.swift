@@ -37,7 +37,7 @@ struct SimulatorCommand: ParsableCommand {
     var maximumPartners = 16
     @Option(help: "With relays past one hop: most bytes queued in all for a downloader to ask for work (0: off).")
     var totalBacklogBytes = 1_500_000
-    @Option(help: "Seconds a chunk seen at a downloader may take to arrive relayed before it is pulled.")
+    @Option(help: "Seconds per overlay hop a chunk seen at a partner may take to arrive relayed before it is pulled.")
     var relayGrace = Downloader.Configuration().relayGrace.seconds
     @Option(help: "KiB one relay subscriber's queue holds at most.")
     var relayQueueKib = RelayHub().maximumQueuedBytes >> 10

@@ -251,6 +251,12 @@ final class Swarm {
             holding: .full(count: self.chunkCount),
             now: 0
         )
+        // Every downloader is in the view from the start, as on one broadcast domain whose
+        // peers all announced before the crowd was released. The membership this gives
+        // ranks them by id exactly as `overlay` does; the state takes its grace per hop and
+        // whether it has partners from it.
+        let membership = state.see(self.hosts.map(\.id), me: host.id, maximumPartners: self.scenario.maximumPartners)
+        precondition(membership?.overlay == self.overlay, "the engine's membership and the simulator's overlay differ")
         host.state = state
         host.routing.beginDownload(of: self.manifest.id, chunkCount: self.chunkCount)
         let partners = self.overlay.partners(of: host.rank).map { self.hostAtRank[$0] }
@@ -301,7 +307,7 @@ final class Swarm {
         if state.scheduler.workSource == peerID {
             // Partners that have not subscribed yet soon will: what is handed out before
             // they do is forwarded to nobody, and each of them fetches it on its own.
-            let relaying = host.routing.subscriberCount(of: file) > 0 || !self.overlay.partners(of: host.rank).isEmpty
+            let relaying = host.routing.subscriberCount(of: file) > 0 || state.hasRelayPartners
             while link.pipeline.requestsInFlight < pacing.workRequestLimit(relaying: relaying, window: window) {
                 // Past one hop, partners forward others' chunks too: a downloader takes
                 // more work only while its whole relay queue is short as well.
