@@ -245,12 +245,16 @@ final class Swarm {
             have: ChunkBitmap(count: self.chunkCount),
             relayGrace: self.scenario.configuration.relayGrace
         )
-        // The lookup's inventories: the seeder holds the whole file.
+        // The lookup's inventories: the seeder holds the whole file, and the downloaders
+        // that started before this one list their partial copies.
         _ = state.update(
             self.hosts[Self.seeder].id,
             holding: .full(count: self.chunkCount),
             now: 0
         )
+        for other in self.hosts.dropFirst() where other.index != index && other.startedAt != nil {
+            _ = state.update(other.id, holding: ChunkBitmap(count: self.chunkCount), now: 0)
+        }
         // Every downloader is in the view from the start, as on one broadcast domain whose
         // peers all announced before the crowd was released. The membership this gives
         // ranks them by id exactly as `overlay` does; the state takes its grace per hop and

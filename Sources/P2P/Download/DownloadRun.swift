@@ -115,9 +115,9 @@ final class DownloadRun: Sendable {
         self.state.withLock { $0.markTried(peer.id, at: peer.transferAddressDescription) }
     }
 
-    func update(_ peer: PeerID, holding: ChunkBitmap) {
+    func update(_ peer: PeerID, holding: ChunkBitmap, listsFile: Bool = true) {
         let now = self.now
-        self.event { $0.update(peer, holding: holding, now: now) }
+        self.event { $0.update(peer, holding: holding, now: now, listsFile: listsFile) }
     }
 
     func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID) {

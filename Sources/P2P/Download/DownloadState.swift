@@ -52,9 +52,10 @@ package struct DownloadState {
     /// Where this peer stands among the file's downloaders: whom it works with and relays
     /// to. `nil` until the swarm is first seen: then every peer may have a worker.
     package private(set) var membership: RelayMembership? = nil
-    /// Whether the relay overlay gives this peer partners: other downloaders that will
-    /// subscribe to what it is handed, whether or not they have yet.
-    package private(set) var hasRelayPartners = false
+    /// This peer's partners in the relay overlay.
+    private var partners: Set<PeerID> = []
+    /// Peers heard holding part of the file (possibly none of it): other downloaders.
+    private var downloading: Set<PeerID> = []
     /// Peers whose first word of the file was that they hold all of it: seeders, never
     /// counted among the downloaders, even if they go on to hold less (a restart).
     private var seeders: Set<PeerID> = []
@@ -109,7 +110,7 @@ package struct DownloadState {
         let membership = RelayMembership(me: me, downloaders: downloaders, maximumPartners: maximumPartners)
         guard membership != self.membership else { return nil }
         self.membership = membership
-        self.hasRelayPartners = !membership.partners.isEmpty
+        self.partners = membership.partners
         // A chunk handed to a downloader that is not a partner comes through one or more
         // partners in between, each with a queue of its own to wait in.
         self.scheduler.relayGrace = self.relayGracePerHop * Double(membership.overlay.dimensions)
@@ -122,8 +123,16 @@ package struct DownloadState {
     /// the seeder (a seeder busy with a crowd can answer a lookup too late to be counted).
     package func worksWith(_ peer: PeerID) -> Bool {
         guard let membership = self.membership, !membership.worksWith(peer) else { return true }
-        return !self.scheduler.knowsCompleteHolder && !self.heard.contains(peer)
+        if self.seeders.contains(peer) || self.scheduler.holdsAll(peer) { return true }
+        // Without a complete holder, chunks only others' partial copies hold are pulled
+        // from whoever holds them, partner or not.
+        return !self.scheduler.knowsCompleteHolder
     }
+
+    /// Whether other downloaders will subscribe to what this peer is handed: a partner is
+    /// heard downloading the file. Peers that serve other things count in the overlay's
+    /// view but never subscribe, so a partner alone is not enough.
+    package var hasRelayPartners: Bool { !self.partners.isDisjoint(with: self.downloading) }
 
     /// Whether `peer` may have a worker now; records it as working if so.
     package mutating func claimWorker(_ peer: PeerID, now: ContinuousClock.Instant) -> Bool {
@@ -158,9 +167,16 @@ package struct DownloadState {
     // MARK: What peers hold
 
     /// A peer's holdings, from its inventory.
-    package mutating func update(_ peer: PeerID, holding: ChunkBitmap, now: Double) -> Wake {
-        if self.heard.insert(peer).inserted && holding.count == self.scheduler.chunkCount && holding.isComplete {
-            self.seeders.insert(peer)
+    /// - Parameter listsFile: whether the peer's inventory lists the file at all (a peer
+    ///   that does not is serving other things, and holds none of it).
+    package mutating func update(_ peer: PeerID, holding: ChunkBitmap, now: Double, listsFile: Bool = true) -> Wake {
+        if holding.count == self.scheduler.chunkCount {
+            if self.heard.insert(peer).inserted && holding.isComplete { self.seeders.insert(peer) }
+            if listsFile && !holding.isComplete {
+                self.downloading.insert(peer)
+            } else {
+                self.downloading.remove(peer)
+            }
         }
         self.scheduler.update(peer, holding: holding, now: now)
         return .everyone

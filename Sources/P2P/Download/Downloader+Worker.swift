@@ -221,7 +221,11 @@ extension Downloader {
                 case .inventory(let entries):
                     try link.answered(.inventory, bytes: 0)
                     let entry = entries.first { $0.id == file }
-                    run.update(id, holding: entry?.bitmap ?? ChunkBitmap(count: run.manifest.chunkCount))
+                    run.update(
+                        id,
+                        holding: entry?.bitmap ?? ChunkBitmap(count: run.manifest.chunkCount),
+                        listsFile: entry != nil
+                    )
                 case .failure(_, let chunk, let reason, _):
                     switch try link.answeredWithFailure(chunk: chunk) {
                     case .work:

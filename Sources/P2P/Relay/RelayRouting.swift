@@ -177,8 +177,10 @@ package struct RelayRouting {
             self.forwarded[file]?.sources[chunk] = source
         }
         var takers: [UInt64] = []
+        // The overlay picks who takes a chunk's first piece; the rest follow it there even
+        // if the membership changed in between.
         for (id, var subscriber) in self.subscribers
-        where subscriber.file == file && eligible(id) && Self.takes(subscriber.peer, onward) {
+        where subscriber.file == file && eligible(id) && (offset > 0 || Self.takes(subscriber.peer, onward)) {
             if offset == 0 {
                 guard subscriber.queuedBytes + chunkLength <= self.maximumQueuedBytes else { continue }
                 if !completes { subscriber.piecesOpen.insert(chunk) }

@@ -233,9 +233,7 @@ struct DownloadStateTests {
         let membership = try #require(seen)
         #expect(membership.isMember(self.seeder), "not known as a seeder yet: counted")
         let stranger = try #require(crowd.dropFirst(3).first { !membership.partners.contains($0) })
-        #expect(state.worksWith(stranger) && state.worksWith(self.seeder), "unheard peers may be asked")
-        let heardStranger = [crowd[1], crowd[2]].first { !membership.partners.contains($0) }
-        if let heardStranger { #expect(!state.worksWith(heardStranger), "a downloader heard is not the seeder") }
+        #expect(state.worksWith(stranger) && state.worksWith(self.seeder), "without a seeder, everyone may be asked")
         // Its inventory says it holds everything: a seeder, out of the overlay, and the
         // others not heard from are no longer asked.
         _ = state.update(self.seeder, holding: .full(count: chunks), now: 1)
@@ -243,7 +241,27 @@ struct DownloadStateTests {
         let fixed = try #require(corrected)
         #expect(!fixed.isMember(self.seeder) && fixed.members.count == 30)
         #expect(state.worksWith(self.seeder))
-        #expect(!state.worksWith(stranger) || fixed.partners.contains(stranger))
+        let nonPartner = try #require(crowd.dropFirst().first { !fixed.partners.contains($0) })
+        #expect(!state.worksWith(nonPartner), "with the seeder known, only partners and seeders")
+    }
+
+    @Test("a seeder first heard after the view was made is worked with before the view is made again")
+    func lateSeederKeepsItsWorker() throws {
+        let chunks = 8
+        var state = DownloadState(
+            manifest: try self.manifest(chunks: chunks),
+            have: ChunkBitmap(count: chunks),
+            relayGrace: .seconds(1)
+        )
+        let crowd = RelayMembershipTests.peers(30)
+        let me = crowd[0]
+        let seen = state.see(crowd, me: me, maximumPartners: 8)
+        let membership = try #require(seen)
+        // One of the peers counted as downloaders, not a partner, turns out to be the seeder.
+        let seeder = try #require(crowd.dropFirst().first { !membership.partners.contains($0) })
+        _ = state.update(seeder, holding: .full(count: chunks), now: 1)
+        #expect(state.worksWith(seeder), "known whole: a seeder, whatever the stale view says")
+        #expect(state.membership?.isMember(seeder) == true, "the view is made again only by the next look")
     }
 
     @Test("the relay grace grows with the overlay's digits: a chunk may come through a partner in between")
@@ -288,8 +306,18 @@ struct DownloadStateTests {
         #expect(!alone.hasRelayPartners)
         _ = alone.see([self.seeder], me: self.other, maximumPartners: 16)
         #expect(!alone.hasRelayPartners, "just this peer and its seeder")
+        // A third peer in the table that serves other things is no one to relay to.
+        var idleThird = try fresh()
+        _ = idleThird.see([self.seeder, self.third], me: self.other, maximumPartners: 16)
+        #expect(!idleThird.hasRelayPartners)
+        // Its inventory does not list the file: it still is not.
+        _ = idleThird.update(self.third, holding: ChunkBitmap(count: chunks), now: 0, listsFile: false)
+        #expect(!idleThird.hasRelayPartners)
         var crowd = try fresh()
         _ = crowd.see([self.seeder, self.third], me: self.other, maximumPartners: 16)
-        #expect(crowd.hasRelayPartners)
+        _ = crowd.update(self.third, holding: ChunkBitmap(count: chunks), now: 0)
+        #expect(crowd.hasRelayPartners, "the third peer is heard downloading the file")
+        _ = crowd.update(self.third, holding: ChunkBitmap(count: chunks), now: 1, listsFile: false)
+        #expect(!crowd.hasRelayPartners, "it gave the download up")
     }
 }
