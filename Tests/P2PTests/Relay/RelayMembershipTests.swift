@@ -37,6 +37,18 @@ struct RelayMembershipTests {
         return received
     }
 
+    /// The ranks a chunk from `root` reaches by the overlay's own rule.
+    static func reach(_ overlay: RelayOverlay, from root: Int) -> Set<Int> {
+        var reached: Set<Int> = [root]
+        var frontier: [(rank: Int, source: Int?)] = [(root, nil)]
+        while let (rank, source) = frontier.popLast() {
+            for next in overlay.onward(from: rank, receivedFrom: source) where reached.insert(next).inserted {
+                frontier.append((next, rank))
+            }
+        }
+        return reached
+    }
+
     @Test("up to the budget plus one it is a full mesh: work with everyone, forward handed-out chunks to all")
     func smallCrowdIsFullMesh() {
         let peers = Self.peers(17)
@@ -82,9 +94,13 @@ struct RelayMembershipTests {
             for root in peers {
                 let received = Self.spread(from: root, in: views)
                 // Ranks without a downloader are not in the views: a path through one
-                // breaks, and only then may a downloader miss the chunk.
-                let holes = views[root]!.overlay.bases.reduce(1, *) - count
-                if holes == 0 {
+                // breaks, and only then may a downloader miss the chunk. So the views reach
+                // exactly whom the overlay's ranks reach.
+                let overlay = views[root]!.overlay
+                let ranked = views[root]!.members
+                let reference = Self.reach(overlay, from: ranked.firstIndex(of: root)!)
+                #expect(Set(received.keys) == Set(reference.map { ranked[$0] }), "\(count): from \(root)")
+                if overlay.bases.reduce(1, *) == count {
                     #expect(received.count == count, "\(count): from \(root) reached \(received.count)")
                 }
                 #expect(received.values.allSatisfy { $0 == 1 }, "\(count): a downloader got a chunk twice")
