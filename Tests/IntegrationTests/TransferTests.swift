@@ -118,9 +118,9 @@ struct TransferTests {
         }
         let get = try swarm.launch(["get", "survive.bin", "--json", "--progress", "json"], name: "fetch")
         // Kill the first seeder once both have sent chunks: told by a progress line that
-        // counts two active peers, which cannot be missed the way a poll of the partial
-        // record can (on a busy machine a 2-second download ran start to end between two
-        // polls), nor come too early the way a fixed wait after the start did under load.
+        // counts two active peers, which a poll of the partial record can miss (on a busy
+        // machine a 2-second download runs start to end between two polls) and a fixed
+        // wait after the start can come before (a loaded seeder may not have sent yet).
         _ = try await get.waitForLine(
             in: .stdout,
             matching: { $0.contains("\"type\":\"progress\"") && $0.contains("\"peers\":2") },

@@ -5,8 +5,9 @@
 /// The downloaders are ranked by peer id, so every downloader that knows the same peers
 /// derives the same ranks and the same `RelayOverlay`; on one broadcast domain every
 /// downloader hears every peer within an announce interval, and the views agree. A view
-/// that differs for a while costs time, not bytes: a chunk whose path it breaks is fetched
-/// from a holder after the relay grace, as any chunk a relay lost.
+/// that differs for a while costs time and some bytes: a chunk whose path it breaks is
+/// fetched from a holder after the relay grace, as any chunk a relay lost, and one it sends
+/// twice is dropped on arrival.
 ///
 /// Up to `maximumPartners + 1` downloaders the overlay is one full mesh, and the rules are
 /// the flash crowd's: work with every peer, forward what the seeder hands out to every

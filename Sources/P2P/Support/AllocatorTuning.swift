@@ -26,9 +26,8 @@ import Darwin
 ///
 /// The heaps are also limited to two (`M_ARENA_MAX`; glibc's default is eight per core):
 /// each keeps up to `trimThreshold` of freed memory, and a peer's threads (event loops, the
-/// blocking pool, the concurrency pool) would otherwise each take one. In the crowd of 63
-/// (docs/benchmark-log.md, run AE) that took a downloader's median peak RSS from 81.5 to
-/// 68.4 MiB in the same time.
+/// blocking pool, the concurrency pool) would otherwise each take one, and a downloader in
+/// a crowd holds that much more at its peak (docs/benchmark-log.md, probe AF).
 ///
 /// Settings a user made through the environment (`GLIBC_TUNABLES`' `glibc.malloc.*`, or
 /// `MALLOC_MMAP_THRESHOLD_`, `MALLOC_TRIM_THRESHOLD_` and `MALLOC_ARENA_MAX`) are left as

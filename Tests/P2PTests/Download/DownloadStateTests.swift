@@ -20,6 +20,18 @@ struct DownloadStateTests {
         )
     }
 
+    /// A download of `chunks` chunks with nothing held yet, as a crowd's downloader starts
+    /// one; with `seederHeard`, the lookup heard `seeder` hold all of it.
+    func crowdDownload(chunks: Int, seederHeard: Bool) throws -> DownloadState {
+        var state = DownloadState(
+            manifest: try self.manifest(chunks: chunks),
+            have: ChunkBitmap(count: chunks),
+            relayGrace: .seconds(1)
+        )
+        if seederHeard { _ = state.update(self.seeder, holding: .full(count: chunks), now: 0) }
+        return state
+    }
+
     /// A download of `chunks` chunks that three peers hold whole: with more than one full
     /// holder there is no lone seeder to ask for work, so chunks are asked for by number.
     func state(chunks: Int = 4, have: [Int] = []) throws -> DownloadState {
@@ -170,11 +182,7 @@ struct DownloadStateTests {
     @Test("in a crowd past the partner budget a downloader works with its partners and the seeder, no one else")
     func overlayChoosesWorkers() throws {
         let chunks = 8
-        var state = DownloadState(
-            manifest: try self.manifest(chunks: chunks),
-            have: ChunkBitmap(count: chunks),
-            relayGrace: .seconds(1)
-        )
+        var state = try self.crowdDownload(chunks: chunks, seederHeard: false)
         let crowd = RelayMembershipTests.peers(30)
         let me = crowd[0]
         _ = state.update(self.seeder, holding: .full(count: chunks), now: 0)
@@ -202,12 +210,7 @@ struct DownloadStateTests {
         let shrunk = state.see(Array(crowd.prefix(10)) + [self.seeder], me: me, maximumPartners: 8)
         #expect(shrunk == nil, "the view never shrinks within a download")
         // A crowd within the budget is a full mesh; it becomes an overlay as it grows.
-        var growing = DownloadState(
-            manifest: try self.manifest(chunks: chunks),
-            have: ChunkBitmap(count: chunks),
-            relayGrace: .seconds(1)
-        )
-        _ = growing.update(self.seeder, holding: .full(count: chunks), now: 0)
+        var growing = try self.crowdDownload(chunks: chunks, seederHeard: true)
         let fewer = growing.see(Array(crowd.prefix(5)) + [self.seeder], me: me, maximumPartners: 8)
         let few = try #require(fewer)
         #expect(few.isFullMesh && crowd.prefix(5).dropFirst().allSatisfy(growing.worksWith))
@@ -219,11 +222,7 @@ struct DownloadStateTests {
     @Test("with no peer known to hold the whole file, any peer not heard from yet may be the seeder")
     func unheardPeersMayBeTheSeeder() throws {
         let chunks = 8
-        var state = DownloadState(
-            manifest: try self.manifest(chunks: chunks),
-            have: ChunkBitmap(count: chunks),
-            relayGrace: .seconds(1)
-        )
+        var state = try self.crowdDownload(chunks: chunks, seederHeard: false)
         let crowd = RelayMembershipTests.peers(30)
         let me = crowd[0]
         // The lookup heard two other downloaders, not the seeder.
@@ -248,11 +247,7 @@ struct DownloadStateTests {
     @Test("a seeder first heard after the view was made is worked with before the view is made again")
     func lateSeederKeepsItsWorker() throws {
         let chunks = 8
-        var state = DownloadState(
-            manifest: try self.manifest(chunks: chunks),
-            have: ChunkBitmap(count: chunks),
-            relayGrace: .seconds(1)
-        )
+        var state = try self.crowdDownload(chunks: chunks, seederHeard: false)
         let crowd = RelayMembershipTests.peers(30)
         let me = crowd[0]
         let seen = state.see(crowd, me: me, maximumPartners: 8)
@@ -267,11 +262,7 @@ struct DownloadStateTests {
     @Test("the relay grace grows with the overlay's digits: a chunk may come through a partner in between")
     func graceFollowsHops() throws {
         let chunks = 8
-        var state = DownloadState(
-            manifest: try self.manifest(chunks: chunks),
-            have: ChunkBitmap(count: chunks),
-            relayGrace: .seconds(1)
-        )
+        var state = try self.crowdDownload(chunks: chunks, seederHeard: false)
         let crowd = RelayMembershipTests.peers(30)
         _ = state.update(self.seeder, holding: .full(count: chunks), now: 0)
         #expect(state.scheduler.relayGrace == 1)
@@ -293,27 +284,18 @@ struct DownloadStateTests {
     @Test("a downloader with partners paces its work as a relayer before anyone subscribes; one alone does not")
     func partnersMakeARelayer() throws {
         let chunks = 8
-        func fresh() throws -> DownloadState {
-            var state = DownloadState(
-                manifest: try self.manifest(chunks: chunks),
-                have: ChunkBitmap(count: chunks),
-                relayGrace: .seconds(1)
-            )
-            _ = state.update(self.seeder, holding: .full(count: chunks), now: 0)
-            return state
-        }
-        var alone = try fresh()
+        var alone = try self.crowdDownload(chunks: chunks, seederHeard: true)
         #expect(!alone.hasRelayPartners)
         _ = alone.see([self.seeder], me: self.other, maximumPartners: 16)
         #expect(!alone.hasRelayPartners, "just this peer and its seeder")
         // A third peer in the table that serves other things is no one to relay to.
-        var idleThird = try fresh()
+        var idleThird = try self.crowdDownload(chunks: chunks, seederHeard: true)
         _ = idleThird.see([self.seeder, self.third], me: self.other, maximumPartners: 16)
         #expect(!idleThird.hasRelayPartners)
         // Its inventory does not list the file: it still is not.
         _ = idleThird.update(self.third, holding: ChunkBitmap(count: chunks), now: 0, listsFile: false)
         #expect(!idleThird.hasRelayPartners)
-        var crowd = try fresh()
+        var crowd = try self.crowdDownload(chunks: chunks, seederHeard: true)
         _ = crowd.see([self.seeder, self.third], me: self.other, maximumPartners: 16)
         _ = crowd.update(self.third, holding: ChunkBitmap(count: chunks), now: 0)
         #expect(crowd.hasRelayPartners, "the third peer is heard downloading the file")
