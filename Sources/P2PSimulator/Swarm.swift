@@ -47,12 +47,17 @@ final class Swarm {
         case verifiedWhole(Int)
     }
 
-    /// One downloader's connection to a peer, as its worker keeps it.
-    struct Link {
+    /// One downloader's connection to a peer, as its worker keeps it. A class, so that the
+    /// pipeline is changed where it is kept, not copied out and back on every request.
+    final class Link {
         var pipeline: RequestPipeline
         var lastRefresh = -Double.infinity
         var sentHeld = false
         var connected = false
+
+        init(pipeline: RequestPipeline) {
+            self.pipeline = pipeline
+        }
     }
 
     final class Host {
@@ -98,6 +103,9 @@ final class Swarm {
     let overlay: RelayOverlay
     private(set) var hosts: [Host] = []
     private var hostAtRank: [Int] = []
+    private let membership: RelayMembership
+    /// Downloaders that have neither verified their copy nor left.
+    private var remaining: Int
     private var events = EventQueue<Event>()
     private var now = 0.0
     private let epoch = ContinuousClock.now
@@ -135,6 +143,19 @@ final class Swarm {
         let ranked = (1..<hosts.count).sorted { hosts[$0].id < hosts[$1].id }
         for (rank, index) in ranked.enumerated() { hosts[index].rank = rank }
         self.hostAtRank = ranked
+        // The engine's view of the crowd, derived as a downloader derives it from the peer
+        // table: every peer heard, minus the one that holds the whole file.
+        self.membership = RelayMembership(
+            me: hosts[ranked[0]].id,
+            downloaders: ranked.map { hosts[$0].id },
+            maximumPartners: scenario.maximumPartners
+        )
+        precondition(
+            self.membership.overlay == self.overlay
+                && self.membership.members == ranked.map { hosts[$0].id },
+            "the engine's membership and the simulator's overlay differ"
+        )
+        self.remaining = scenario.downloaders
         self.random = random
         self.hosts[Self.seeder].handout = WorkHandout(
             roundIdleTimeout: .nanoseconds(Int64(scenario.roundIdleSeconds * 1e9))
@@ -167,9 +188,7 @@ final class Swarm {
         }
     }
 
-    private var isDone: Bool {
-        self.hosts.dropFirst().allSatisfy { $0.left || $0.verifiedAt != nil }
-    }
+    private var isDone: Bool { self.remaining == 0 }
 
     private func handle(_ event: Event) {
         switch event {
@@ -191,7 +210,10 @@ final class Swarm {
         case .leave(let index):
             self.leave(index)
         case .verifiedWhole(let index):
-            self.hosts[index].verifiedAt = self.now
+            let host = self.hosts[index]
+            guard !host.left, host.verifiedAt == nil else { return }
+            host.verifiedAt = self.now
+            self.remaining -= 1
         }
     }
 
@@ -245,25 +267,26 @@ final class Swarm {
             have: ChunkBitmap(count: self.chunkCount),
             relayGrace: self.scenario.configuration.relayGrace
         )
-        // The lookup's inventories: the seeder holds the whole file, and the downloaders
-        // that started before this one list their partial copies.
+        let partners = self.overlay.partners(of: host.rank).map { self.hostAtRank[$0] }
+        // The lookup's inventories: the seeder holds the whole file, and the partners that
+        // started before this one list their partial copies. (The engine's lookup hears
+        // every peer; an empty copy at a peer that is not a partner changes none of its
+        // decisions, and a crowd of thousands would hold millions of them.)
         _ = state.update(
             self.hosts[Self.seeder].id,
             holding: .full(count: self.chunkCount),
             now: 0
         )
-        for other in self.hosts.dropFirst() where other.index != index && other.startedAt != nil {
-            _ = state.update(other.id, holding: ChunkBitmap(count: self.chunkCount), now: 0)
+        for other in partners where self.hosts[other].startedAt != nil {
+            _ = state.update(self.hosts[other].id, holding: ChunkBitmap(count: self.chunkCount), now: 0)
         }
         // Every downloader is in the view from the start, as on one broadcast domain whose
-        // peers all announced before the crowd was released. The membership this gives
-        // ranks them by id exactly as `overlay` does; the state takes its grace per hop and
-        // whether it has partners from it.
-        let membership = state.see(self.hosts.map(\.id), me: host.id, maximumPartners: self.scenario.maximumPartners)
-        precondition(membership?.overlay == self.overlay, "the engine's membership and the simulator's overlay differ")
+        // peers all announced before the crowd was released: the engine's membership of
+        // them all (checked against `overlay` at the start), each downloader in its place.
+        // The state takes its grace per hop and whether it has partners from it.
+        _ = state.adopt(self.membership.seen(by: host.id))
         host.state = state
         host.routing.beginDownload(of: self.manifest.id, chunkCount: self.chunkCount)
-        let partners = self.overlay.partners(of: host.rank).map { self.hostAtRank[$0] }
         let connectAt = self.now + self.scenario.startupSeconds
         for peer in [Self.seeder] + partners {
             host.links[peer] = Link(pipeline: RequestPipeline(now: self.instant))
@@ -275,11 +298,10 @@ final class Swarm {
 
     private func connected(from: Int, to: Int) {
         let host = self.hosts[from]
-        guard !host.left, !self.hosts[to].left, var link = host.links[to] else { return }
+        guard !host.left, !self.hosts[to].left, let link = host.links[to] else { return }
         link.connected = true
         link.pipeline.expect(.inventory, now: self.instant)
         link.lastRefresh = self.now
-        host.links[to] = link
         self.send(.relayRequest, from: from, to: to)
         self.send(.inventoryRequest, from: from, to: to)
         self.pump(host, to)
@@ -288,7 +310,14 @@ final class Swarm {
     /// What a worker's sending half does: requests as the window, the forwarding backlog
     /// and the scheduler allow (`Downloader.sendRequests`).
     private func pump(_ host: Host, _ peer: Int) {
-        guard var link = host.links[peer], link.connected, var state = host.state, !state.isFinished else { return }
+        guard let link = host.links[peer], link.connected, host.state != nil else { return }
+        // The state is changed where it is kept: a copy would copy the scheduler's tables.
+        let requests = self.requests(host, to: peer, on: link, state: &host.state!)
+        for request in requests { self.send(request, from: host.index, to: peer) }
+    }
+
+    private func requests(_ host: Host, to peer: Int, on link: Link, state: inout DownloadState) -> [Message] {
+        guard !state.isFinished else { return [] }
         let configuration = self.scenario.configuration
         let peerID = self.hosts[peer].id
         let file = self.manifest.id
@@ -340,9 +369,7 @@ final class Swarm {
                 requests.append(.chunkRequest(chunk))
             }
         }
-        host.state = state
-        host.links[peer] = link
-        for request in requests { self.send(request, from: host.index, to: peer) }
+        return requests
     }
 
     private func pumpAll(_ host: Host) {
@@ -538,6 +565,7 @@ final class Swarm {
         let host = self.hosts[index]
         guard !host.left, host.completedAt == nil else { return }
         host.left = true
+        self.remaining -= 1
         for other in self.hosts where other.index != index && !other.left {
             other.uplink.drop(to: index)
             if let subscriber = other.subscriberOfHost.removeValue(forKey: index) {
@@ -545,10 +573,9 @@ final class Swarm {
                 _ = other.routing.unsubscribe(subscriber)
             }
             other.relayedBytes[index] = nil
-            if let link = other.links.removeValue(forKey: index), var state = other.state {
-                for chunk in link.pipeline.chunksInFlight { _ = state.cancel(chunk, from: host.id) }
-                let wake = state.remove(host.id, dropped: false)
-                other.state = state
+            if let link = other.links.removeValue(forKey: index), other.state != nil {
+                for chunk in link.pipeline.chunksInFlight { _ = other.state!.cancel(chunk, from: host.id) }
+                let wake = other.state!.remove(host.id, dropped: false)
                 self.wake(other, wake)
             }
         }

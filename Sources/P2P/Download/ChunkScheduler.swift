@@ -102,7 +102,7 @@ package struct ChunkScheduler {
     /// Whether any held chunk is missing here: the peer is worth a connection.
     package func isUseful(_ peer: PeerID) -> Bool {
         guard let holding = self.holdings[peer] else { return false }
-        return holding.indices.contains { !self.have.contains($0) }
+        return zip(holding.bytes, self.have.bytes).contains { held, had in held & ~had != 0 }
     }
 
     /// Records what a peer holds now.
@@ -119,12 +119,14 @@ package struct ChunkScheduler {
         } else {
             self.completeHolders.remove(peer)
             if holding.setCount > 0 { self.partialHolders.insert(peer) } else { self.partialHolders.remove(peer) }
-            for index in holding.indices where self.firstSeen[index] == .infinity { self.firstSeen[index] = now }
+            holding.forEachIndex { index in
+                if self.firstSeen[index] == .infinity { self.firstSeen[index] = now }
+            }
         }
         if let old = self.holdings[peer] {
-            for index in old.indices { self.availability[index] -= 1 }
+            old.forEachIndex { self.availability[$0] -= 1 }
         }
-        for index in holding.indices { self.availability[index] += 1 }
+        holding.forEachIndex { self.availability[$0] += 1 }
         self.holdings[peer] = holding
     }
 

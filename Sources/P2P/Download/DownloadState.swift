@@ -107,7 +107,14 @@ package struct DownloadState {
         var downloaders = Set(self.membership?.members ?? [])
         downloaders.formUnion(peers)
         downloaders.subtract(self.seeders)
-        let membership = RelayMembership(me: me, downloaders: downloaders, maximumPartners: maximumPartners)
+        return self.adopt(RelayMembership(me: me, downloaders: downloaders, maximumPartners: maximumPartners))
+    }
+
+    /// Takes `membership` as this peer's view (`see` derives it from the peers heard; a
+    /// simulated crowd derives it once for everyone and gives each downloader its own
+    /// place in it).
+    /// - Returns: the membership, if it changed.
+    package mutating func adopt(_ membership: RelayMembership) -> RelayMembership? {
         guard membership != self.membership else { return nil }
         self.membership = membership
         self.partners = membership.partners

@@ -67,7 +67,26 @@ public struct ChunkBitmap: Sendable, Equatable {
     }
 
     /// The chunks held, in order.
-    public var indices: [Int] { (0..<self.count).filter(self.contains) }
+    public var indices: [Int] {
+        var indices: [Int] = []
+        indices.reserveCapacity(self.setCount)
+        self.forEachIndex { indices.append($0) }
+        return indices
+    }
+
+    /// Calls `body` with each chunk held, in order, a byte of the bitmap at a time (an
+    /// empty byte costs one test).
+    public func forEachIndex(_ body: (Int) throws -> Void) rethrows {
+        guard self.setCount > 0 else { return }
+        for (byteIndex, byte) in self.bytes.enumerated() where byte != 0 {
+            var mask = byte
+            while mask != 0 {
+                let bit = mask.leadingZeroBitCount
+                mask &= ~(0x80 >> UInt8(bit))
+                try body(byteIndex << 3 + bit)
+            }
+        }
+    }
 
     /// The chunks not held, in order.
     public var missing: [Int] { (0..<self.count).filter { !self.contains($0) } }

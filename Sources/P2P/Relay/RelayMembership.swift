@@ -38,6 +38,20 @@ package struct RelayMembership: Sendable, Equatable {
         self.ranks = Dictionary(uniqueKeysWithValues: members.enumerated().map { ($1, $0) })
     }
 
+    private init(me: PeerID, members: [PeerID], overlay: RelayOverlay, ranks: [PeerID: Int]) {
+        self.me = me
+        self.members = members
+        self.overlay = overlay
+        self.ranks = ranks
+    }
+
+    /// The same downloaders as seen by `peer`, one of them: its place in the same overlay.
+    /// The ranks are shared, not derived again.
+    package func seen(by peer: PeerID) -> RelayMembership {
+        precondition(self.isMember(peer), "\(peer) is not among the downloaders")
+        return RelayMembership(me: peer, members: self.members, overlay: self.overlay, ranks: self.ranks)
+    }
+
     /// Whether every downloader relays to every other (the crowd fits the partner budget).
     package var isFullMesh: Bool { self.overlay.dimensions == 1 }
 

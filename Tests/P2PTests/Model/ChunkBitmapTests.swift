@@ -25,6 +25,22 @@ struct ChunkBitmapTests {
         #expect(ChunkBitmap.full(count: count).isComplete)
     }
 
+    @Test("forEachIndex visits exactly the chunks held, in order", arguments: [0, 1, 7, 8, 9, 63, 64, 65, 1000])
+    func forEachIndex(count: Int) {
+        var random = SystemRandomNumberGenerator()
+        var bitmap = ChunkBitmap(count: count)
+        var expected: [Int] = []
+        for index in 0..<count where Bool.random(using: &random) || index == count - 1 {
+            bitmap.insert(index)
+            expected.append(index)
+        }
+        var visited: [Int] = []
+        bitmap.forEachIndex { visited.append($0) }
+        #expect(visited == expected)
+        #expect(bitmap.indices == expected)
+        #expect(ChunkBitmap.full(count: count).indices == Array(0..<count))
+    }
+
     @Test("chunk 0 is the high bit of byte 0")
     func bitOrder() {
         var bitmap = ChunkBitmap(count: 10)

@@ -108,6 +108,18 @@ struct RelayMembershipTests {
         }
     }
 
+    @Test("one membership seen by each downloader is the membership that downloader derives itself")
+    func seenByEachEqualsDerived() {
+        let peers = Self.peers(40)
+        let shared = RelayMembership(me: peers[5], downloaders: peers, maximumPartners: 8)
+        for (me, derived) in Self.views(of: peers, maximumPartners: 8) {
+            let seen = shared.seen(by: me)
+            #expect(seen == derived)
+            #expect(seen.partners == derived.partners)
+            #expect(seen.onward(receivedFrom: nil) == derived.onward(receivedFrom: nil))
+        }
+    }
+
     @Test("a chunk relayed by a peer outside the view goes no further")
     func strangerSourceStops() {
         let peers = Self.peers(30)
