@@ -61,6 +61,8 @@ struct SimulatorCommand: ParsableCommand {
     var seed: UInt64 = 1
     @Flag(help: "Print the figures as one JSON object.")
     var json = false
+    @Flag(help: "Report progress on standard error every million events.")
+    var progress = false
 
     mutating func validate() throws {
         guard self.downloaders >= 1 && self.downloaders <= 100_000 else {
@@ -101,7 +103,14 @@ struct SimulatorCommand: ParsableCommand {
         scenario.unitBytes = self.unitKib << 10
         scenario.seed = self.seed
         let swarm = try Swarm(scenario)
-        swarm.run()
+        swarm.run(
+            progress: self.progress
+                ? { seconds, done, events in
+                    let line =
+                        "p2p-sim: \(events / 1_000_000)M events, \((seconds * 100).rounded() / 100) s simulated, \(done) of \(scenario.downloaders) done\n"
+                    _ = line.withCString { write(2, $0, strlen($0)) }
+                } : nil
+        )
         let report = swarm.report()
         print(self.json ? report.json : report.text)
         if report.completed < report.expected { throw ExitCode(1) }

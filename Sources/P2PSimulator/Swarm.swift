@@ -104,6 +104,7 @@ final class Swarm {
     private(set) var hosts: [Host] = []
     private var hostAtRank: [Int] = []
     private let membership: RelayMembership
+    private var indexOfID: [PeerID: Int] = [:]
     /// Downloaders that have neither verified their copy nor left.
     private var remaining: Int
     private var events = EventQueue<Event>()
@@ -157,6 +158,7 @@ final class Swarm {
         )
         self.remaining = scenario.downloaders
         self.random = random
+        for host in hosts { self.indexOfID[host.id] = host.index }
         self.hosts[Self.seeder].handout = WorkHandout(
             roundIdleTimeout: .nanoseconds(Int64(scenario.roundIdleSeconds * 1e9))
         )
@@ -170,7 +172,9 @@ final class Swarm {
     // MARK: Running
 
     /// Runs until every downloader that stays has the file, or the time limit.
-    func run() {
+    /// - Parameter progress: called every million events with the virtual time, the
+    ///   downloaders done and the events so far.
+    func run(progress: ((_ seconds: Double, _ done: Int, _ events: UInt64) -> Void)? = nil) {
         for index in 1..<self.hosts.count {
             let delay = Double.random(in: 0...max(0, self.scenario.joinSpreadSeconds), using: &self.random)
             self.events.schedule(.start(index), at: delay)
@@ -183,6 +187,9 @@ final class Swarm {
             guard time <= self.scenario.timeLimitSeconds else { break }
             self.now = time
             self.processedEvents += 1
+            if let progress, self.processedEvents % 1_000_000 == 0 {
+                progress(time, self.scenario.downloaders - self.remaining, self.processedEvents)
+            }
             self.handle(event)
             if self.isDone { break }
         }
@@ -399,7 +406,7 @@ final class Swarm {
         switch message {
         case .relayRequest:
             guard server.subscriberOfHost[client] == nil else { return }
-            let (subscriber, missed) = server.routing.subscribe(to: self.manifest.id)
+            let (subscriber, missed) = server.routing.subscribe(to: self.manifest.id, from: self.hosts[client].id)
             server.subscriberOfHost[client] = subscriber
             server.hostOfSubscriber[subscriber] = client
             if let missed, missed.setCount > 0 { self.send(.unrelayed(missed), from: server.index, to: client) }
@@ -523,7 +530,7 @@ final class Swarm {
         from host: Host,
         to eligible: Set<UInt64>
     ) {
-        let takers = host.routing.route(
+        let (takers, dropped) = host.routing.route(
             chunk: chunk,
             of: self.manifest.id,
             offset: offset,
@@ -532,6 +539,14 @@ final class Swarm {
             eligible: { eligible.contains($0) }
         )
         if offset == 0 { host.relayDrops += eligible.count - takers.count }
+        if !dropped.isEmpty {
+            var notice = ChunkBitmap(count: self.chunkCount)
+            notice.insert(chunk)
+            for subscriber in dropped.sorted() {
+                guard let target = host.hostOfSubscriber[subscriber] else { continue }
+                self.send(.unrelayed(notice), from: host.index, to: target)
+            }
+        }
         for subscriber in takers.sorted() {
             guard let target = host.hostOfSubscriber[subscriber] else { continue }
             self.send(
@@ -551,6 +566,13 @@ final class Swarm {
             return .nobody
         }
         host.arrivals[arrival, default: 0] += 1
+        if arrival == .pulled, let relayer = host.state!.relayOwed(chunk), let source = self.indexOfID[relayer] {
+            // Fetched in place of a relayer's forward: it goes on as that forward would have.
+            let onward = self.onward(host, receivedFrom: source)
+            if !onward.isEmpty {
+                self.forward(chunk, offset: 0, length: length, chunkLength: length, from: host, to: onward)
+            }
+        }
         let wake = host.state!.completed(chunk, bytes: length, from: peer, as: arrival)
         if host.state!.isComplete && host.completedAt == nil {
             host.completedAt = self.now

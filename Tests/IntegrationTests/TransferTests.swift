@@ -395,13 +395,13 @@ struct TransferTests {
     }
 
     @Test(
-        "a peer whose notice of unrelayed chunks is malformed or repeated is dropped; the download completes",
+        "a peer whose notice of unrelayed chunks is malformed or names a chunk twice is dropped; the download completes",
         arguments: [LyingPeer.Lie.misfitUnrelayedNotice, .repeatedUnrelayedNotice]
     )
     func badUnrelayedNotices(lie: LyingPeer.Lie) async throws {
         let expected =
             lie == .misfitUnrelayedNotice
-            ? "unrelayed chunks that do not fit the file" : "a second notice of unrelayed chunks"
+            ? "unrelayed chunks that do not fit the file" : "a chunk named twice as unrelayed"
         try await self.downloadBesideLiar(lie, chunks: 6, uploadRate: "2M") { liar, _, summary, process in
             // Each connection to the liar ends at its notice, before any chunk.
             #expect(summary?.bytesFromPeers[liar.id.description] == nil)

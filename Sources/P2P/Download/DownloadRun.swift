@@ -147,6 +147,10 @@ final class DownloadRun: Sendable {
         self.state.withLock { $0.claimChunk(chunk, from: peer) }
     }
 
+    func relayOwed(_ chunk: Int) -> PeerID? {
+        self.state.withLock { $0.relayOwed(chunk) }
+    }
+
     func completed(_ chunk: Int, bytes: Int, from peer: PeerID, as arrival: ChunkArrival) {
         self.event { $0.completed(chunk, bytes: bytes, from: peer, as: arrival) }
     }

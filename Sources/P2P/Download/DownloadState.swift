@@ -56,6 +56,10 @@ package struct DownloadState {
     private var partners: Set<PeerID> = []
     /// Peers heard holding part of the file (possibly none of it): other downloaders.
     private var downloading: Set<PeerID> = []
+    /// The chunks a relayer said it will not forward here, and which relayer: fetched
+    /// instead, each goes on from here as if it had come relayed from that relayer, since
+    /// the partners the overlay reaches through this peer expect it from here.
+    private var owedRelays: [Int: PeerID] = [:]
     /// Peers whose first word of the file was that they hold all of it: seeders, never
     /// counted among the downloaders, even if they go on to hold less (a restart).
     private var seeders: Set<PeerID> = []
@@ -192,6 +196,9 @@ package struct DownloadState {
     /// A relayer's notice of chunks it will not forward.
     package mutating func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID, now: Double) -> Wake {
         self.scheduler.unrelayed(chunks, by: peer, now: now)
+        chunks.forEachIndex { chunk in
+            if !self.scheduler.have.contains(chunk) && !self.writing.contains(chunk) { self.owedRelays[chunk] = peer }
+        }
         return .everyone
     }
 
@@ -234,6 +241,13 @@ package struct DownloadState {
         return true
     }
 
+    /// The relayer whose forward of `chunk` this peer stands in for, if a relayer said it
+    /// will not forward it: a claimed chunk that came any other way goes on as if relayed
+    /// from it.
+    package func relayOwed(_ chunk: Int) -> PeerID? {
+        self.owedRelays[chunk]
+    }
+
     /// A claimed chunk could not be written.
     package mutating func unclaim(_ chunk: Int, from peer: PeerID) {
         self.writing.remove(chunk)
@@ -243,6 +257,7 @@ package struct DownloadState {
     /// A claimed chunk is written: it is held from now on.
     package mutating func completed(_ chunk: Int, bytes: Int, from peer: PeerID, as arrival: ChunkArrival) -> Wake {
         self.writing.remove(chunk)
+        self.owedRelays[chunk] = nil
         if self.scheduler.completed(chunk, from: peer) {
             self.bytesHeld += Int64(bytes)
             self.arrivals[arrival, default: 0] += 1

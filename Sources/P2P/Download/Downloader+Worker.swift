@@ -155,9 +155,11 @@ extension Downloader {
         defer { for chunk in assigned.openChunks { self.relayHub.abort(chunk, of: file) } }
         try await withThrowingTaskGroup(of: Void.self) { writers in
             var writing = 0
-            // The one notice of chunks the peer will not forward, sent as it takes this
-            // connection's relay request; a second is a peer trying to steer the scheduler.
-            var toldUnrelayed = false
+            // The chunks the peer has said it will not forward: those forwarded before it
+            // took this connection's relay request, then each one its queue to here had no
+            // room for. A relayer forwards a chunk once, so a chunk named twice is a peer
+            // trying to steer the scheduler.
+            var toldUnrelayed = ChunkBitmap(count: run.manifest.chunkCount)
             func write(
                 _ bytes: ByteBuffer,
                 chunk: Int,
@@ -210,12 +212,11 @@ extension Downloader {
                 case .relayAbort(let fileID, let chunk) where fileID == file:
                     relayedPieces.drop(chunk)
                 case .unrelayed(let fileID, let bytes) where fileID == file:
-                    guard !toldUnrelayed else {
-                        throw P2PError(code: .protocolViolation, "a second notice of unrelayed chunks")
-                    }
-                    toldUnrelayed = true
                     guard let chunks = ChunkBitmap(bytes: bytes, count: run.manifest.chunkCount) else {
                         throw P2PError(code: .protocolViolation, "unrelayed chunks that do not fit the file")
+                    }
+                    guard toldUnrelayed.insert(contentsOf: chunks) else {
+                        throw P2PError(code: .protocolViolation, "a chunk named twice as unrelayed")
                     }
                     run.unrelayed(chunks, by: id)
                 case .inventory(let entries):
@@ -299,6 +300,10 @@ extension Downloader {
             }
         }
         guard run.claimChunk(chunk, from: id) else { return }
+        if arrival == .pulled, let relayer = run.relayOwed(chunk) {
+            // Fetched in place of a relayer's forward: it goes on as that forward would have.
+            self.relayHub.forward(bytes, chunk: chunk, of: run.manifest.id, receivedFrom: relayer)
+        }
         try await self.write(bytes, chunk: chunk, from: id, run: run, as: arrival)
     }
 

@@ -56,6 +56,18 @@ public struct ChunkBitmap: Sendable, Equatable {
         return true
     }
 
+    /// Marks every chunk `other` holds as held.
+    /// - Returns: false, changing nothing, if any of them was held already (or the counts
+    ///   differ).
+    public mutating func insert(contentsOf other: ChunkBitmap) -> Bool {
+        guard other.count == self.count,
+            !zip(self.bytes, other.bytes).contains(where: { $0 & $1 != 0 })
+        else { return false }
+        for index in self.bytes.indices { self.bytes[index] |= other.bytes[index] }
+        self.setCount += other.setCount
+        return true
+    }
+
     /// Marks chunk `index` not held.
     /// - Returns: true if it was held before.
     @discardableResult

@@ -154,7 +154,9 @@ package struct RelayRouting {
     ///     out here.
     ///   - eligible: which subscribers may take the chunk at all (the simulator's own
     ///     overlay); all of them by default.
-    /// - Returns: the subscribers to deliver it to.
+    /// - Returns: the subscribers to deliver it to, and at a first piece the subscribers the
+    ///   chunk was for that had no room for it and named themselves (`dropped`): they are
+    ///   told it will not come, so that they fetch it at once instead of waiting for it.
     package mutating func route(
         chunk: Int,
         of file: FileID,
@@ -163,7 +165,7 @@ package struct RelayRouting {
         chunkLength: Int,
         receivedFrom source: PeerID? = nil,
         eligible: (UInt64) -> Bool = { _ in true }
-    ) -> [UInt64] {
+    ) -> (takers: [UInt64], dropped: [UInt64]) {
         let completes = offset + length >= chunkLength
         let onward: Set<PeerID>?
         if let membership = self.forwarded[file]?.membership {
@@ -177,12 +179,17 @@ package struct RelayRouting {
             self.forwarded[file]?.sources[chunk] = source
         }
         var takers: [UInt64] = []
+        var dropped: [UInt64] = []
         // The overlay picks who takes a chunk's first piece; the rest follow it there even
         // if the membership changed in between.
         for (id, var subscriber) in self.subscribers
         where subscriber.file == file && eligible(id) && (offset > 0 || Self.takes(subscriber.peer, onward)) {
             if offset == 0 {
-                guard subscriber.queuedBytes + chunkLength <= self.maximumQueuedBytes else { continue }
+                guard subscriber.queuedBytes + chunkLength <= self.maximumQueuedBytes else {
+                    // A subscriber that did not name itself may not expect a notice here.
+                    if subscriber.peer != nil { dropped.append(id) }
+                    continue
+                }
                 if !completes { subscriber.piecesOpen.insert(chunk) }
             } else {
                 guard subscriber.piecesOpen.contains(chunk) else { continue }
@@ -192,7 +199,12 @@ package struct RelayRouting {
             self.subscribers[id] = subscriber
             takers.append(id)
         }
-        return takers
+        return (takers, dropped)
+    }
+
+    /// How many chunks `file`, downloaded here, has; `nil` if it is not downloaded here.
+    package func chunkCount(of file: FileID) -> Int? {
+        self.forwarded[file]?.chunks.count
     }
 
     /// `chunk` will not be completed.

@@ -21,7 +21,8 @@ struct LyingPeer {
         /// Answers a relay request with a notice of unrelayed chunks whose bitmap does not
         /// fit the file.
         case misfitUnrelayedNotice
-        /// Answers a relay request with two notices of unrelayed chunks.
+        /// Answers a relay request with two notices of unrelayed chunks that name the same
+        /// chunk.
         case repeatedUnrelayedNotice
         /// Lists every file in its inventory as `good.bin`, whatever its manifest names it.
         case renamedInInventory

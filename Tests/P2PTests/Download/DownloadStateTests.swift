@@ -58,6 +58,26 @@ struct DownloadStateTests {
         #expect(given == [0, 1])
     }
 
+    @Test("a chunk a relayer will not forward is owed by it until it completes: fetched, it goes on as if relayed")
+    func unrelayedChunksAreOwed() throws {
+        var state = try self.crowdDownload(chunks: 8, seederHeard: true)
+        var notice = ChunkBitmap(count: 8)
+        notice.insert(2)
+        notice.insert(5)
+        _ = state.unrelayed(notice, by: self.other, now: 1)
+        #expect(state.relayOwed(2) == self.other && state.relayOwed(5) == self.other)
+        #expect(state.relayOwed(3) == nil)
+        let claimed = state.claimChunk(2, from: self.third)
+        #expect(claimed)
+        _ = state.completed(2, bytes: Self.chunk, from: self.third, as: .pulled)
+        #expect(state.relayOwed(2) == nil)
+        // A chunk held already is owed by nobody.
+        var again = ChunkBitmap(count: 8)
+        again.insert(2)
+        _ = state.unrelayed(again, by: self.third, now: 2)
+        #expect(state.relayOwed(2) == nil)
+    }
+
     @Test("a peer that sends bad chunks three times is dropped and never gets a worker again")
     func badChunksDropAPeer() throws {
         var state = try self.state()

@@ -17,7 +17,7 @@ struct RelayRoutingTests {
         routing.beginDownload(of: self.file, chunkCount: 4)
         let first = routing.subscribe(to: self.file)
         #expect(first.missed?.setCount == 0)
-        let firstTakers = routing.route(chunk: 2, of: self.file, offset: 0, length: 100, chunkLength: 100)
+        let firstTakers = routing.route(chunk: 2, of: self.file, offset: 0, length: 100, chunkLength: 100).takers
         #expect(Set(firstTakers).contains(first.id))
         #expect(routing.hasForwarded(2, of: self.file))
         let late = routing.subscribe(to: self.file)
@@ -33,26 +33,45 @@ struct RelayRoutingTests {
         let full = routing.subscribe(to: self.file).id
         let elsewhere = routing.subscribe(to: self.other).id
         // Fill one queue: 250 of its 300 bytes.
-        let wholeTakers = routing.route(chunk: 0, of: self.file, offset: 0, length: 250, chunkLength: 250)
+        let wholeTakers = routing.route(chunk: 0, of: self.file, offset: 0, length: 250, chunkLength: 250).takers
         #expect(Set(wholeTakers) == [roomy, full])
         _ = routing.written(250, by: roomy)
         #expect(routing.backlog(of: self.file) == 250)
         // A 200-byte chunk in two pieces: the first goes only where 200 fits.
-        let pieceTakers = routing.route(chunk: 1, of: self.file, offset: 0, length: 100, chunkLength: 200)
+        let pieceTakers = routing.route(chunk: 1, of: self.file, offset: 0, length: 100, chunkLength: 200).takers
         #expect(pieceTakers == [roomy])
         // The rest follows to the same subscriber, even past the queue's bound.
         _ = routing.written(0, by: full)
-        let takers = routing.route(chunk: 1, of: self.file, offset: 100, length: 100, chunkLength: 200)
+        let takers = routing.route(chunk: 1, of: self.file, offset: 100, length: 100, chunkLength: 200).takers
         #expect(takers == [roomy])
         // Both have room for a small chunk; the other file's subscriber gets none of it. An
         // abort reaches only those with its pieces open, once.
-        let smallTakers = routing.route(chunk: 2, of: self.file, offset: 0, length: 10, chunkLength: 20)
+        let smallTakers = routing.route(chunk: 2, of: self.file, offset: 0, length: 10, chunkLength: 20).takers
         #expect(Set(smallTakers) == [roomy, full] && !smallTakers.contains(elsewhere))
         let told = routing.abort(2, of: self.file)
         #expect(Set(told) == [roomy, full])
         let toldAgain = routing.abort(2, of: self.file)
         #expect(toldAgain.isEmpty)
         #expect(routing.subscriberCount(of: self.file) == 2)
+    }
+
+    @Test("a subscriber that named itself and has no room for a chunk is named as dropped; one that did not is not")
+    func droppedAreNamed() {
+        var routing = RelayRouting(maximumQueuedBytes: 300)
+        routing.beginDownload(of: self.file, chunkCount: 4)
+        let named = routing.subscribe(to: self.file, from: PeerID(high: 1, low: 1)).id
+        let anonymous = routing.subscribe(to: self.file).id
+        let first = routing.route(chunk: 0, of: self.file, offset: 0, length: 250, chunkLength: 250)
+        #expect(Set(first.takers) == [named, anonymous] && first.dropped.isEmpty)
+        // Neither has room for 200 more: only the one that named itself is told.
+        let second = routing.route(chunk: 1, of: self.file, offset: 0, length: 100, chunkLength: 200)
+        #expect(second.takers.isEmpty)
+        #expect(second.dropped == [named])
+        // Later pieces of a chunk nobody took drop nothing more.
+        let rest = routing.route(chunk: 1, of: self.file, offset: 100, length: 100, chunkLength: 200)
+        #expect(rest.takers.isEmpty && rest.dropped.isEmpty)
+        #expect(routing.chunkCount(of: self.file) == 4)
+        #expect(routing.chunkCount(of: self.other) == nil)
     }
 
     @Test("a backlog waiter is released when the longest queue falls below its level, or its subscriber goes")
@@ -62,7 +81,7 @@ struct RelayRoutingTests {
         let b = routing.subscribe(to: self.file).id
         let waits = routing.wait(1, untilBacklogOf: self.file, isBelow: 100)
         #expect(!waits)
-        _ = routing.route(chunk: 0, of: self.file, offset: 0, length: 300, chunkLength: 300)
+        _ = routing.route(chunk: 0, of: self.file, offset: 0, length: 300, chunkLength: 300).takers
         let waitsNow = routing.wait(1, untilBacklogOf: self.file, isBelow: 100)
         #expect(waitsNow)
         // Below 400 already: nothing to wait for.
@@ -95,7 +114,7 @@ struct RelayRoutingTests {
         let strangerSub = routing.subscribe(to: self.file, from: stranger).id
         let anonymous = routing.subscribe(to: self.file).id
         // Handed out here: to partners only.
-        let rootTakers = routing.route(chunk: 0, of: self.file, offset: 0, length: 100, chunkLength: 100)
+        let rootTakers = routing.route(chunk: 0, of: self.file, offset: 0, length: 100, chunkLength: 100).takers
         #expect(rootTakers == [partnerSub])
         #expect(!rootTakers.contains(strangerSub) && !rootTakers.contains(anonymous))
         // Relayed from the partner: on to the partners in the lower digits, never back.
@@ -108,7 +127,7 @@ struct RelayRoutingTests {
             length: 100,
             chunkLength: 100,
             receivedFrom: partner
-        )
+        ).takers
         #expect(!relayedTakers.contains(partnerSub))
         #expect(routing.hasForwarded(0, of: self.file))
         #expect(routing.hasForwarded(1, of: self.file))
@@ -136,10 +155,10 @@ struct RelayRoutingTests {
             length: 10,
             chunkLength: 10,
             receivedFrom: source
-        )
+        ).takers
         #expect(relayed == [])
         #expect(!routing.hasForwarded(0, of: self.file))
-        let handedOut = routing.route(chunk: 1, of: self.file, offset: 0, length: 10, chunkLength: 10)
+        let handedOut = routing.route(chunk: 1, of: self.file, offset: 0, length: 10, chunkLength: 10).takers
         #expect(handedOut == [subscriber])
     }
 }
