@@ -252,6 +252,7 @@ public final class Downloader: Sendable {
                 "file.id": "\(manifest.id.short)", "file.path": "\(path)", "seconds": "\(seconds)",
                 "chunks.pulled": "\(arrivals[.pulled] ?? 0)", "chunks.relayed": "\(arrivals[.relayed] ?? 0)",
                 "chunks.assigned": "\(arrivals[.assigned] ?? 0)",
+                "relay.queued.peak": "\(self.relayHub.peakQueuedBytes)",
             ]
         )
         return DownloadResult(

@@ -223,6 +223,10 @@ public final class RelayHub: Sendable {
         }
     }
 
+    /// The most bytes queued for all subscribers at once so far. A chunk queued for several
+    /// subscribers counts once per subscriber, though they share its bytes.
+    public var peakQueuedBytes: Int { self.state.withLock { $0.routing.peakQueuedBytes } }
+
     /// How many peers are subscribed to `file` here.
     public func subscriberCount(of file: FileID) -> Int {
         self.state.withLock { $0.routing.subscriberCount(of: file) }

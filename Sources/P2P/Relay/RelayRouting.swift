@@ -42,6 +42,10 @@ package struct RelayRouting {
     private var subscribers: [UInt64: Subscriber] = [:]
     private var waiters: [Waiter] = []
     private var forwarded: [FileID: Record] = [:]
+    /// Bytes queued for all subscribers now, and the most there have been: what forwarding
+    /// holds in memory.
+    package private(set) var queuedBytes = 0
+    package private(set) var peakQueuedBytes = 0
 
     package init(maximumQueuedBytes: Int) {
         self.maximumQueuedBytes = maximumQueuedBytes
@@ -79,6 +83,7 @@ package struct RelayRouting {
     /// - Returns: whether it was subscribed, and the waiters its going released.
     package mutating func unsubscribe(_ id: UInt64) -> (wasSubscribed: Bool, released: [UInt64]) {
         guard let subscriber = self.subscribers.removeValue(forKey: id) else { return (false, []) }
+        self.queuedBytes -= subscriber.queuedBytes
         return (true, self.releaseWaiters(for: subscriber.file))
     }
 
@@ -87,6 +92,7 @@ package struct RelayRouting {
     package mutating func written(_ bytes: Int, by id: UInt64) -> [UInt64] {
         guard var subscriber = self.subscribers[id] else { return [] }
         subscriber.queuedBytes -= bytes
+        self.queuedBytes -= bytes
         self.subscribers[id] = subscriber
         return self.releaseWaiters(for: subscriber.file)
     }
@@ -199,6 +205,8 @@ package struct RelayRouting {
             self.subscribers[id] = subscriber
             takers.append(id)
         }
+        self.queuedBytes += length * takers.count
+        self.peakQueuedBytes = max(self.peakQueuedBytes, self.queuedBytes)
         return (takers, dropped)
     }
 

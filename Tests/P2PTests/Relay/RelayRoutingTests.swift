@@ -72,6 +72,11 @@ struct RelayRoutingTests {
         #expect(rest.takers.isEmpty && rest.dropped.isEmpty)
         #expect(routing.chunkCount(of: self.file) == 4)
         #expect(routing.chunkCount(of: self.other) == nil)
+        // What is queued in all, and its peak: chunk 0 for both.
+        #expect(routing.queuedBytes == 500 && routing.peakQueuedBytes == 500)
+        _ = routing.written(250, by: named)
+        _ = routing.unsubscribe(anonymous)
+        #expect(routing.queuedBytes == 0 && routing.peakQueuedBytes == 500)
     }
 
     @Test("a backlog waiter is released when the longest queue falls below its level, or its subscriber goes")
