@@ -69,7 +69,8 @@ struct Report {
             latency \(Self.format(s.latency * 1000, 1)) ms, seed \(s.seed)
             overlay    \(self.overlay.dimensions) digit(s) of bases \(self.overlay.bases.map(String.init).joined(separator: " x ")): \
             at most \(self.overlay.maximumPartners) relay partners; relay queues \(s.relayQueueBytes >> 10) KiB, \
-            grace \(Self.format(s.configuration.relayGrace.seconds, 2)) s a hop, round idle \(Self.format(s.roundIdleSeconds, 1)) s
+            grace \(Self.format(s.configuration.relayGrace.seconds, 2)) s a hop, round idle \(Self.format(s.roundIdleSeconds, 1)) s\
+            \(s.dropNotices ? ", drop notices" : "")
             done       \(self.completed) of \(self.expected)\(s.leavers > 0 ? " (\(s.leavers) left at \(s.leaveAtSeconds) s)" : "")
             last       \(Self.format(self.last)) s = \(Self.format(ratio, 3)) x payload bound \
             (\(Self.format(self.payloadBound)) s), \(Self.format(nominal, 3)) x nominal (\(Self.format(s.bound)) s)

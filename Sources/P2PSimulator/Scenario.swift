@@ -33,6 +33,10 @@ struct Scenario: Sendable {
     var totalBacklogLimit = 1_500_000
     /// The most bytes one relay subscriber's queue holds (`RelayHub`'s bound by default).
     var relayQueueBytes = RelayHub().maximumQueuedBytes
+    /// Whether a relay with no room for a chunk tells the subscriber at once (`unrelayed`),
+    /// so that it fetches the chunk without waiting out the grace: a design the engine does
+    /// not use (on the testbed it cost more than it saved), modelled to weigh it.
+    var dropNotices = false
     /// Downloaders that leave, and when (seconds).
     var leavers = 0
     var leaveAtSeconds = 5.0

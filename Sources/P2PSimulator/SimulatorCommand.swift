@@ -41,6 +41,8 @@ struct SimulatorCommand: ParsableCommand {
     var relayGrace = Downloader.Configuration().relayGrace.seconds
     @Option(help: "KiB one relay subscriber's queue holds at most.")
     var relayQueueKib = RelayHub().maximumQueuedBytes >> 10
+    @Flag(help: "A relay with no room for a chunk tells the subscriber at once (not what the engine does).")
+    var dropNotices = false
     @Option(help: "Seconds without a work request that end the seeder's round.")
     var roundIdle = Double(WorkDispenser.defaultRoundIdleTimeout.nanoseconds) / 1e9
     @Option(help: "Downloaders start spread over this many seconds.")
@@ -94,6 +96,7 @@ struct SimulatorCommand: ParsableCommand {
         scenario.roundIdleSeconds = self.roundIdle
         scenario.configuration.relayGrace = .nanoseconds(Int64(self.relayGrace * 1e9))
         scenario.relayQueueBytes = self.relayQueueKib << 10
+        scenario.dropNotices = self.dropNotices
         scenario.joinSpreadSeconds = self.joinSpread
         scenario.startupSeconds = self.startup
         scenario.leavers = self.leavers

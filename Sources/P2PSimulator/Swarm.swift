@@ -539,7 +539,7 @@ final class Swarm {
             eligible: { eligible.contains($0) }
         )
         if offset == 0 { host.relayDrops += eligible.count - takers.count }
-        if !dropped.isEmpty {
+        if self.scenario.dropNotices && !dropped.isEmpty {
             var notice = ChunkBitmap(count: self.chunkCount)
             notice.insert(chunk)
             for subscriber in dropped.sorted() {

@@ -370,6 +370,7 @@ class CrowdMeter:
         self.procs = []
         self.tcp = []  # one list a sample: the connections of each downloader, then the seeder's
         self.peers = []  # the same, from the processes' own stats (None where they have none)
+        self.anon = []  # the same, each process's private memory (RssAnon, KiB)
         self.sample_seconds = []  # how long each sample took
         self.sampler_cpu = 0.0
         self._stop = threading.Event()
@@ -393,6 +394,7 @@ class CrowdMeter:
             t = time.monotonic()
             self.tcp.append([tcp_established(p.pid) for p in self.procs])
             self.peers.append([_stats_peers(p) for p in self.procs])
+            self.anon.append([proc_status(p.pid, "RssAnon") for p in self.procs])
             self.sample_seconds.append(time.monotonic() - t)
             next_t = max(next_t + self.interval, time.monotonic())
             self._stop.wait(next_t - time.monotonic())
@@ -410,6 +412,9 @@ class CrowdMeter:
         self.busy_cores = busy_cores(self.cpu0, cpu_snap())
         self.seconds = time.monotonic() - self.t0
         self.vmhwm = [proc_status(p.pid, "VmHWM") for p in self.procs]
+        # Code and libraries mapped from files: the same pages in every process, counted in
+        # each one's RSS.
+        self.rss_file = [proc_status(p.pid, "RssFile") for p in self.procs]
         self.cpu = [proc_cpu(p.pid) for p in self.procs]
         t = os.times()
         self.own_cpu = t.user + t.system - self.own_cpu0
@@ -419,6 +424,7 @@ class CrowdMeter:
         med = lambda xs: statistics.median(known(xs)) if known(xs) else None
         n = len(self.procs) - (1 if self.seeder else 0)
         vmhwm, cpu = self.vmhwm[:n], self.cpu[:n]
+        anon_peaks = [max(known([s[k] for s in self.anon]), default=None) for k in range(len(self.procs))]
         seeder_cpu = None
         if self.seeder and self.cpu[n] is not None and self.seeder_cpu0 is not None:
             seeder_cpu = round(self.cpu[n] - self.seeder_cpu0, 2)
@@ -426,6 +432,11 @@ class CrowdMeter:
             "downloader_vmhwm_kib": vmhwm,
             "downloader_vmhwm_max_kib": max(known(vmhwm), default=None),
             "downloader_vmhwm_median_kib": med(vmhwm),
+            # Private memory: each process's largest RssAnon sample (1 s apart, so a peak
+            # shorter than that may be missed), and its file-backed RSS at the end.
+            "downloader_anon_peak_max_kib": max(known(anon_peaks[:n]), default=None),
+            "downloader_anon_peak_median_kib": med(anon_peaks[:n]),
+            "downloader_rss_file_median_kib": med(self.rss_file[:n]),
             "seeder_vmhwm_kib": self.vmhwm[n] if self.seeder else None,
             "downloader_cpu_s": [round(c, 2) if c is not None else None for c in cpu],
             "crowd_cpu_s": round(sum(known(cpu)), 2) if known(cpu) else None,

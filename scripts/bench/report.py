@@ -284,7 +284,12 @@ def crowd_rows(results, cr):
     def side(v):
         return {
             "rss": (f"downloaders max {mib(v['downloader_vmhwm_max_kib'])}, median "
-                    f"{mib(v['downloader_vmhwm_median_kib'])}; seeder {mib(v['seeder_vmhwm_kib'])}"),
+                    f"{mib(v['downloader_vmhwm_median_kib'])}; seeder {mib(v['seeder_vmhwm_kib'])}"
+                    + (f"; of it private (RssAnon, peak of 1 s samples): downloaders max "
+                       f"{mib(v['downloader_anon_peak_max_kib'])}, median {mib(v['downloader_anon_peak_median_kib'])}; "
+                       f"mapped from files (code, libraries; shared by every process): median "
+                       f"{mib(v['downloader_rss_file_median_kib'])}"
+                       if v.get("downloader_anon_peak_max_kib") else "")),
             "cpu": (f"{n} downloaders {fmt_mr(v['crowd_cpu_s'])} together"
                     + (f" = {v['crowd_cpu_s']['median'] / delivered_gib:.2f} s per GiB received"
                        if v.get("crowd_cpu_s") else "")

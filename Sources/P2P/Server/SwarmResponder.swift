@@ -9,8 +9,8 @@ import NIOCore
 /// payload) ends that connection. A client that downloads a file may ask, once per file,
 /// for the chunks this peer is handed by a seeder: they are written to it on the same
 /// connection, between answers, as relayed pieces (or pushed chunks, for chunks handed out
-/// whole); and it is told at once which of them were forwarded before it asked, and later
-/// each one its queue had no room for (`unrelayed`), so that it fetches those itself. A work request that asks for pieces is
+/// whole); and it is told at once which of them were forwarded before it asked
+/// (`unrelayed`), so that it fetches those itself. A work request that asks for pieces is
 /// answered with the chunk in pieces of that length, so that the downloader can forward
 /// each as it arrives.
 public struct SwarmResponder: TransferResponder {
@@ -161,8 +161,6 @@ public struct SwarmResponder: TransferResponder {
                                     )
                                 case .abort:
                                     .relayAbort(relayed.file, chunk: relayed.chunk)
-                                case .dropped:
-                                    .unrelayed(relayed.file, chunks: Array(relayed.bytes.readableBytesView))
                                 }
                             try await channel.writeAndFlush(message.frame())
                             subscription.written(relayed)

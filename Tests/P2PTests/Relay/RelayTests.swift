@@ -65,32 +65,6 @@ struct RelayTests {
         #expect(hub.subscriberCount(of: self.file) == 0)
     }
 
-    @Test("a subscriber that named itself is told of a chunk its full queue could not take; the notice is no backlog")
-    func hubTellsOfDrops() async {
-        let hub = RelayHub(maximumQueuedBytes: 500)
-        hub.beginDownload(of: self.file, chunkCount: 12)
-        let named = hub.subscribe(to: self.file, from: PeerID(high: 3, low: 3))
-        let anonymous = hub.subscribe(to: self.file)
-        let bytes = ByteBuffer(bytes: [UInt8](repeating: 5, count: 400))
-        #expect(hub.forward(bytes, chunk: 1, of: self.file) == 2)
-        #expect(hub.forward(bytes, chunk: 9, of: self.file) == 0)
-        var iterator = named.chunks.makeAsyncIterator()
-        let chunk = await iterator.next()
-        #expect(chunk?.kind == .chunk && chunk?.chunk == 1)
-        let notice = await iterator.next()
-        #expect(notice?.kind == .dropped && notice?.chunk == 9)
-        let told = notice.flatMap { ChunkBitmap(bytes: Array($0.bytes.readableBytesView), count: 12) }
-        #expect(told?.indices == [9])
-        named.written(chunk!)
-        named.written(notice!)
-        // The named queue is empty; the anonymous one still holds chunk 1 and was told nothing.
-        anonymous.cancel()
-        #expect(hub.backlog(of: self.file) == 0)
-        var anonymousChunks: [RelayHub.Relayed] = []
-        for await relayed in anonymous.chunks { anonymousChunks.append(relayed) }
-        #expect(anonymousChunks.map(\.kind) == [.chunk])
-    }
-
     @Test("a subscriber learns which chunks of a file downloaded here were forwarded before it came")
     func hubTellsLateSubscribersWhatTheyMissed() {
         let hub = RelayHub()
