@@ -22,12 +22,15 @@ public enum TransferConnection {
         }
     }
 
-    /// Reads of up to 1 MiB: a 256 KiB chunk frame then arrives in one or two reads
-    /// rather than many of NIO's default 64 KiB, which saves decode passes and copies.
+    /// Reads of up to 256 KiB, a chunk frame's size: a chunk arrives in one or two reads
+    /// rather than many of NIO's default 64 KiB, which saves decode passes and copies. Not
+    /// larger: a read's buffer stays alive while a partial frame waits in it for the next
+    /// read, so a downloader with a worker per partner held a megabyte per connection
+    /// (docs/benchmark-log.md, probe AH).
     public static let receiveAllocator = AdaptiveRecvByteBufferAllocator(
         minimum: 64 * 1024,
         initial: 256 * 1024,
-        maximum: 1024 * 1024
+        maximum: 256 * 1024
     )
 
     /// Reads of a served connection: 16 KiB to begin with, up to 256 KiB. It receives
