@@ -2,6 +2,15 @@ import P2P
 
 /// What a run measured, against the bound.
 struct Report {
+    /// What the shared cores did, from the release to the end of the run.
+    struct CPU {
+        let cores: Int
+        /// CPU-seconds spent.
+        let seconds: Double
+        /// Cores busy on average.
+        let busyCores: Double
+    }
+
     let scenario: Scenario
     let overlay: RelayOverlay
     let chunkSize: Int
@@ -24,6 +33,8 @@ struct Report {
     let duplicates: [ChunkArrival: Int]
     /// Chunks a relayer could not queue for an onward partner (its queue was full).
     let relayDrops: Int
+    /// With shared cores, what they did.
+    var cpu: CPU? = nil
 
     /// The bound with the wire's header overhead: what the payload can do on these links.
     var payloadBound: Double { self.scenario.bound / self.scenario.wireEfficiency }
@@ -62,6 +73,17 @@ struct Report {
         let s = self.scenario
         let ratio = self.last.map { $0 / self.payloadBound }
         let nominal = self.last.map { $0 / s.bound }
+        var cpu = ""
+        if let c = self.cpu {
+            let received = Double(self.completed) * Double(s.fileSize) / 1_073_741_824
+            cpu = """
+
+                cpu        \(c.cores) core(s) shared by all hosts, \(Self.format(s.cpuSecondsPerGiB, 2)) CPU-s per GiB moved, \
+                \(Self.format(s.readBackCPUSecondsPerGiB, 2)) per GiB read back: \(Self.format(c.seconds, 1)) CPU-s \
+                (\(Self.format(received > 0 ? c.seconds / received : nil, 2)) per GiB received), \
+                \(Self.format(c.busyCores, 2)) of \(c.cores) busy from the release to the end
+                """
+        }
         return """
             crowd      1 + \(s.downloaders), \(Self.format(Double(s.fileSize) / 1_048_576, 0)) MiB in \
             \(self.chunkSize >> 10) KiB chunks, uplinks \(Self.megabits(s.uplinkBitsPerSecond)) \
@@ -81,7 +103,7 @@ struct Report {
             duplicates \(Self.format(self.duplicateShare * 100, 2)) % of bytes received
             chunks     \(Self.kinds(self.arrivals)); duplicates \(Self.kinds(self.duplicates)); \
             \(self.relayDrops) relays dropped at full queues
-            events     \(self.events)
+            events     \(self.events)\(cpu)
             """
     }
 
@@ -94,7 +116,7 @@ struct Report {
     var json: String {
         let s = self.scenario
         func number(_ value: Double?) -> String { value.map { "\($0)" } ?? "null" }
-        let fields: [(String, String)] = [
+        var fields: [(String, String)] = [
             ("downloaders", "\(s.downloaders)"),
             ("fileBytes", "\(s.fileSize)"),
             ("chunkBytes", "\(self.chunkSize)"),
@@ -125,6 +147,15 @@ struct Report {
             ("totalConnections", "\(self.totalConnections)"),
             ("events", "\(self.events)"),
         ]
+        if let c = self.cpu {
+            fields += [
+                ("sharedCores", "\(c.cores)"),
+                ("cpuSecondsPerGiB", "\(s.cpuSecondsPerGiB)"),
+                ("readBackCPUSecondsPerGiB", "\(s.readBackCPUSecondsPerGiB)"),
+                ("cpuSeconds", number(c.seconds)),
+                ("cpuBusyCores", number(c.busyCores)),
+            ]
+        }
         return "{" + fields.map { "\"\($0.0)\": \($0.1)" }.joined(separator: ", ") + "}"
     }
 }

@@ -51,9 +51,27 @@ struct Scenario: Sendable {
     var readBackBytesPerSecond = 350e6
     /// Stop after this much virtual time.
     var timeLimitSeconds = 3_600.0
+    /// Cores that every host shares, as the testbed's peers share one machine's (`CPUPool`);
+    /// zero for a CPU of each host's own that never holds anything up.
+    var sharedCores = 0
+    /// With shared cores: the CPU-seconds one GiB moved from host to host costs, the
+    /// sender's, the receiver's and the kernel's path between them together.
+    var cpuSecondsPerGiB = 0.0
+    /// With shared cores: the CPU-seconds a finished download's read-back costs per GiB
+    /// (direct reads and a fingerprint per chunk: 0.14 CPU-s for 1 GiB on the testbed's
+    /// machine, `DirectReadBack`). Its time on the disk stays `readBackBytesPerSecond`'s.
+    var readBackCPUSecondsPerGiB = 0.14
 
     var readBackSeconds: Double {
         self.readBackBytesPerSecond > 0 ? Double(self.fileSize) / self.readBackBytesPerSecond : 0
+    }
+
+    /// With shared cores: the CPU-seconds one byte moved from host to host costs.
+    var cpuSecondsPerByte: Double { self.cpuSecondsPerGiB / 1_073_741_824 }
+
+    /// With shared cores: the CPU-seconds one read-back costs.
+    var readBackCPUSeconds: Double {
+        self.readBackBytesPerSecond > 0 ? Double(self.fileSize) / 1_073_741_824 * self.readBackCPUSecondsPerGiB : 0
     }
 
     var seederUplink: Double { self.seederUplinkBitsPerSecond ?? self.uplinkBitsPerSecond }

@@ -17,7 +17,15 @@ struct SimulatorCommand: ParsableCommand {
             One seeder and N downloaders released together (spread over --join-spread). \
             Reports the last download against the Kumar-Ross bound, p50 and p99, the \
             seeder's upload per copy, and connections per peer.
+            Every host has a CPU of its own that never holds anything up, unless \
+            --shared-cores K puts them all on K cores, as the testbed's peers share one \
+            machine's: then every unit an uplink sends needs --cpu-seconds-per-gib of CPU \
+            for its bytes on the core that frees first, and leaves at the later of its link \
+            time and its CPU time; each read-back needs --read-back-cpu-seconds-per-gib. \
+            The testbed's machine (2 cores) spends about 16 CPU-s per GiB moved \
+            (docs/scale.md, "Against the testbed, with its CPU").
             Example: p2p-sim --downloaders 63 --size-mib 128 --uplink-mbit 25
+            Example: p2p-sim --downloaders 15 --shared-cores 2 --cpu-seconds-per-gib 16
             """
     )
 
@@ -61,6 +69,12 @@ struct SimulatorCommand: ParsableCommand {
     var unitKib = 64
     @Option(help: "Seed of every random choice.")
     var seed: UInt64 = 1
+    @Option(help: "Cores shared by every host (0: each host has a CPU of its own that holds nothing up).")
+    var sharedCores = 0
+    @Option(help: "With --shared-cores: CPU-seconds per GiB moved host to host, sender, receiver and kernel together.")
+    var cpuSecondsPerGib: Double? = nil
+    @Option(help: "With --shared-cores: CPU-seconds per GiB of a finished download's read-back.")
+    var readBackCpuSecondsPerGib = Scenario().readBackCPUSecondsPerGiB
     @Flag(help: "Print the figures as one JSON object.")
     var json = false
     @Flag(help: "Report progress on standard error every million events.")
@@ -80,6 +94,18 @@ struct SimulatorCommand: ParsableCommand {
             throw ValidationError("--relay-grace must be at least 0 and --relay-queue-kib at least 1")
         }
         guard self.unitKib >= 1 else { throw ValidationError("--unit-kib must be at least 1") }
+        guard self.sharedCores >= 0 && self.sharedCores <= 4096 else {
+            throw ValidationError("--shared-cores must be 0 to 4096")
+        }
+        guard self.sharedCores > 0 || self.cpuSecondsPerGib == nil else {
+            throw ValidationError("--cpu-seconds-per-gib needs --shared-cores")
+        }
+        guard self.sharedCores == 0 || (self.cpuSecondsPerGib ?? -1) >= 0 else {
+            throw ValidationError("--shared-cores needs --cpu-seconds-per-gib (at least 0)")
+        }
+        guard self.readBackCpuSecondsPerGib >= 0 else {
+            throw ValidationError("--read-back-cpu-seconds-per-gib must be at least 0")
+        }
     }
 
     func run() throws {
@@ -105,6 +131,9 @@ struct SimulatorCommand: ParsableCommand {
         scenario.readBackBytesPerSecond = self.readBackMBps * 1e6
         scenario.unitBytes = self.unitKib << 10
         scenario.seed = self.seed
+        scenario.sharedCores = self.sharedCores
+        scenario.cpuSecondsPerGiB = self.cpuSecondsPerGib ?? 0
+        scenario.readBackCPUSecondsPerGiB = self.readBackCpuSecondsPerGib
         let swarm = try Swarm(scenario)
         swarm.run(
             progress: self.progress

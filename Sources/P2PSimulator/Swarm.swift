@@ -112,6 +112,8 @@ final class Swarm {
     private let epoch = ContinuousClock.now
     private var random: SeededRandom
     private(set) var processedEvents: UInt64 = 0
+    /// The cores every host shares, if the scenario has them.
+    private var cpu: CPUPool?
 
     static let seeder = 0
 
@@ -159,6 +161,7 @@ final class Swarm {
         self.remaining = scenario.downloaders
         self.random = random
         for host in hosts { self.indexOfID[host.id] = host.index }
+        self.cpu = scenario.sharedCores > 0 ? CPUPool(cores: scenario.sharedCores) : nil
         self.hosts[Self.seeder].handout = WorkHandout(
             roundIdleTimeout: .nanoseconds(Int64(scenario.roundIdleSeconds * 1e9))
         )
@@ -234,7 +237,7 @@ final class Swarm {
     }
 
     private func startUplink(_ host: Host) {
-        guard let (seconds, starting) = host.uplink.startNext() else { return }
+        guard let (seconds, unitBytes, starting) = host.uplink.startNext() else { return }
         // A relayed piece leaves the relay queue once it goes to the socket.
         if case .relayedPiece(_, _, let length, let subscriber) = starting {
             _ = host.routing.written(length, by: subscriber)
@@ -243,7 +246,13 @@ final class Swarm {
                 self.pumpAll(host)
             }
         }
-        self.events.schedule(.unitSent(host.index), at: self.now + seconds)
+        // With shared cores the unit also needs its CPU (both ends and the kernel's path
+        // between them), and leaves at the later of its link time and its CPU time.
+        var sent = self.now + seconds
+        if self.cpu != nil {
+            sent = max(sent, self.cpu!.run(Double(unitBytes) * self.scenario.cpuSecondsPerByte, at: self.now))
+        }
+        self.events.schedule(.unitSent(host.index), at: sent)
     }
 
     private func unitSent(_ index: Int) {
@@ -576,7 +585,12 @@ final class Swarm {
         let wake = host.state!.completed(chunk, bytes: length, from: peer, as: arrival)
         if host.state!.isComplete && host.completedAt == nil {
             host.completedAt = self.now
-            self.events.schedule(.verifiedWhole(host.index), at: self.now + self.scenario.readBackSeconds)
+            // The read-back waits on the disk, and with shared cores on its CPU too.
+            var verified = self.now + self.scenario.readBackSeconds
+            if self.cpu != nil, self.scenario.readBackCPUSeconds > 0 {
+                verified = max(verified, self.cpu!.run(self.scenario.readBackCPUSeconds, at: self.now))
+            }
+            self.events.schedule(.verifiedWhole(host.index), at: verified)
         }
         return wake
     }
@@ -638,7 +652,12 @@ final class Swarm {
             events: self.processedEvents,
             arrivals: downloaders.reduce(into: [:]) { $0.merge($1.arrivals, uniquingKeysWith: +) },
             duplicates: downloaders.reduce(into: [:]) { $0.merge($1.duplicatesByArrival, uniquingKeysWith: +) },
-            relayDrops: downloaders.reduce(0) { $0 + $1.relayDrops }
+            relayDrops: downloaders.reduce(0) { $0 + $1.relayDrops },
+            cpu: self.cpu.map { cpu in
+                // The run ends at the last copy, or where the time limit stopped it.
+                let busy = cpu.busySeconds(until: self.now)
+                return Report.CPU(cores: cpu.cores, seconds: busy, busyCores: self.now > 0 ? busy / self.now : 0)
+            }
         )
     }
 }

@@ -36,16 +36,16 @@ struct Uplink<Message> {
     }
 
     /// Puts the next unit on the wire.
-    /// - Returns: how long it takes, and the message it starts, if it is the first unit of
-    ///   one; `nil` if nothing waits.
-    mutating func startNext() -> (seconds: Double, starting: Message?)? {
+    /// - Returns: how long it takes on the link, its bytes, and the message it starts, if it
+    ///   is the first unit of one; `nil` if nothing waits.
+    mutating func startNext() -> (seconds: Double, length: Int, starting: Message?)? {
         guard !self.isBusy, let destination = self.turns.popFirst(), let head = self.queues[destination]?.first else {
             return nil
         }
         let length = min(self.unit, head.remaining)
         self.current = (destination, length)
         self.isBusy = true
-        return (Double(length) / self.bytesPerSecond, head.remaining == head.size ? head.message : nil)
+        return (Double(length) / self.bytesPerSecond, length, head.remaining == head.size ? head.message : nil)
     }
 
     /// The unit on the wire has gone.

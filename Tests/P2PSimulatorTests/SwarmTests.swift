@@ -82,6 +82,77 @@ struct SwarmTests {
         #expect(report.completed == 9)
     }
 
+    @Test("on shared cores, a crowd whose bytes need more CPU than the cores give takes that CPU over the cores")
+    func sharedCoresBind() throws {
+        // 8 copies of 16 MiB at 80 CPU-s per GiB: at least 10 CPU-s, against about 1.5 s
+        // of the links' time. No read-back, which would wait behind all the work queued
+        // before it: the time must come from the units themselves.
+        let needed = 8.0 * 16 / 1024 * 80
+        var lasts: [Double] = []
+        for cores in [1, 2] {
+            let report = try self.run {
+                $0.downloaders = 8
+                $0.sharedCores = cores
+                $0.cpuSecondsPerGiB = 80
+                $0.readBackBytesPerSecond = 0
+            }
+            #expect(report.completed == 8)
+            let last = try #require(report.last)
+            let cpu = try #require(report.cpu)
+            #expect(last >= needed / Double(cores), "\(last) s on \(cores) core(s)")
+            // Every byte moved is charged: copies, requests and any duplicates.
+            #expect(cpu.seconds >= needed)
+            #expect(cpu.busyCores <= Double(cores) + 1e-9 && cpu.busyCores >= 0.9 * Double(cores))
+            lasts.append(last)
+        }
+        #expect(lasts[1] < lasts[0] * 0.6, "two cores: \(lasts[1]) s, one: \(lasts[0]) s")
+    }
+
+    @Test("without shared cores nothing changes; with a core free for every unit, faster than the links, no time does")
+    func sharedCoresOff() throws {
+        let crowd: (inout Scenario) -> Void = {
+            $0.downloaders = 12
+            $0.maximumPartners = 4
+        }
+        let plain = try self.run(crowd)
+        let costOnly = try self.run {
+            crowd(&$0)
+            $0.cpuSecondsPerGiB = 1_000
+            $0.readBackCPUSecondsPerGiB = 1_000
+        }
+        #expect(plain.cpu == nil && costOnly.cpu == nil)
+        #expect(costOnly.json == plain.json && costOnly.text == plain.text)
+        // A unit of 64 KiB at 1 CPU-s per GiB takes 61 µs, under its 5.5 ms on the link;
+        // each host holds at most one unit and one read-back on the cores at a time.
+        let roomy = try self.run {
+            crowd(&$0)
+            $0.sharedCores = 2 * 13
+            $0.cpuSecondsPerGiB = 1
+        }
+        #expect(roomy.completionTimes == plain.completionTimes)
+        #expect(roomy.events == plain.events)
+        let cpu = try #require(roomy.cpu)
+        #expect(cpu.seconds > 12.0 * 16 / 1024 && cpu.busyCores < 1)
+    }
+
+    @Test("on shared cores, the same seed gives the same run")
+    func sharedCoresDeterministic() throws {
+        let scenario: (inout Scenario) -> Void = {
+            $0.downloaders = 20
+            $0.maximumPartners = 6
+            $0.joinSpreadSeconds = 0.5
+            $0.sharedCores = 2
+            $0.cpuSecondsPerGiB = 40
+            $0.seed = 7
+        }
+        let first = try self.run(scenario)
+        let second = try self.run(scenario)
+        #expect(first.completed == 20)
+        #expect(first.json == second.json)
+        #expect(first.json.contains("\"cpuBusyCores\""))
+        #expect(first.events == second.events)
+    }
+
     @Test("the bound: the seeder's uplink for one downloader, the crowd's summed uplinks for many")
     func bound() {
         var one = Scenario()
