@@ -52,18 +52,25 @@ struct SwarmTests {
         #expect(last <= report.payloadBound * 1.5, "\(last) s against \(report.payloadBound) s")
     }
 
-    @Test("the same seed gives the same run; another seed another one")
-    func deterministic() throws {
+    @Test(
+        "the same seed gives the same run, on the hosts' own cores or on shared ones; another seed another one",
+        arguments: [0, 2]
+    )
+    func deterministic(sharedCores: Int) throws {
         let scenario: (inout Scenario) -> Void = {
             $0.downloaders = 20
             $0.maximumPartners = 6
             $0.joinSpreadSeconds = 0.5
+            $0.sharedCores = sharedCores
+            $0.cpuSecondsPerGiB = sharedCores > 0 ? 40 : 0
             $0.seed = 7
         }
         let first = try self.run(scenario)
         let second = try self.run(scenario)
+        #expect(first.completed == 20)
         #expect(first.json == second.json)
         #expect(first.events == second.events)
+        #expect(first.json.contains("\"cpuBusyCores\"") == (sharedCores > 0))
         let other = try self.run {
             scenario(&$0)
             $0.seed = 8
@@ -133,24 +140,6 @@ struct SwarmTests {
         #expect(roomy.events == plain.events)
         let cpu = try #require(roomy.cpu)
         #expect(cpu.seconds > 12.0 * 16 / 1024 && cpu.busyCores < 1)
-    }
-
-    @Test("on shared cores, the same seed gives the same run")
-    func sharedCoresDeterministic() throws {
-        let scenario: (inout Scenario) -> Void = {
-            $0.downloaders = 20
-            $0.maximumPartners = 6
-            $0.joinSpreadSeconds = 0.5
-            $0.sharedCores = 2
-            $0.cpuSecondsPerGiB = 40
-            $0.seed = 7
-        }
-        let first = try self.run(scenario)
-        let second = try self.run(scenario)
-        #expect(first.completed == 20)
-        #expect(first.json == second.json)
-        #expect(first.json.contains("\"cpuBusyCores\""))
-        #expect(first.events == second.events)
     }
 
     @Test("the bound: the seeder's uplink for one downloader, the crowd's summed uplinks for many")
