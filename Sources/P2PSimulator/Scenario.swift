@@ -35,7 +35,7 @@ struct Scenario: Sendable {
     var relayQueueBytes = RelayHub().maximumQueuedBytes
     /// Whether a relay with no room for a chunk tells the subscriber at once (`unrelayed`),
     /// so that it fetches the chunk without waiting out the grace: a design the engine does
-    /// not use (on the testbed it cost more than it saved), modelled to weigh it.
+    /// not use (on the testbed it is not shown to help), modelled to weigh it.
     var dropNotices = false
     /// Downloaders that leave, and when (seconds).
     var leavers = 0

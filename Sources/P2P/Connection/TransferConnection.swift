@@ -25,8 +25,8 @@ public enum TransferConnection {
     /// Reads of up to 256 KiB, a chunk frame's size: a chunk arrives in one or two reads
     /// rather than many of NIO's default 64 KiB, which saves decode passes and copies. Not
     /// larger: a read's buffer stays alive while a partial frame waits in it for the next
-    /// read, so a downloader with a worker per partner held a megabyte per connection
-    /// (docs/benchmark-log.md, probe AH).
+    /// read, and a downloader in a crowd has a connection per partner, each of which could
+    /// hold that much (docs/benchmark-log.md, probes AH–AK).
     public static let receiveAllocator = AdaptiveRecvByteBufferAllocator(
         minimum: 64 * 1024,
         initial: 256 * 1024,

@@ -11,8 +11,8 @@ import Synchronization
 /// server side of that connection subscribes here and writes what is forwarded back on
 /// it. Each subscriber has its own queue, so one slow peer does not hold up the others,
 /// and a queue that grows past `maximumQueuedBytes` drops what it cannot take (that peer
-/// fetches those chunks itself after the relay grace). The longest queue of a file is its forwarding
-/// backlog: a downloader asks the seeder for more work only while it is short.
+/// fetches those chunks itself after the relay grace). The longest queue of a file is its
+/// forwarding backlog: a downloader asks the seeder for more work only while it is short.
 ///
 /// Chunks handed out in pieces are forwarded piece by piece as they arrive, so a chunk's
 /// forwarding starts after its first 64 KiB rather than its whole 256 KiB (SPEC §7: the
@@ -192,9 +192,9 @@ public final class RelayHub: Sendable {
                 chunkLength: chunkLength,
                 receivedFrom: source
             )
-            // A subscriber whose queue had no room fetches the chunk itself after the relay
-            // grace: told at once, it fetched it at once from the relayer whose uplink was
-            // the one backed up, which cost the testbed's crowd of 63 more than it saved.
+            // A subscriber whose queue had no room is not told: it fetches the chunk itself
+            // after the relay grace. Told at once, it would fetch it at once, most likely from
+            // this relayer, whose uplink to it is the one backed up.
             for id in takers { state.streams[id]?.yield(relayed) }
             return takers.count
         }

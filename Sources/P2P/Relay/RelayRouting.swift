@@ -161,8 +161,9 @@ package struct RelayRouting {
     ///   - eligible: which subscribers may take the chunk at all (the simulator's own
     ///     overlay); all of them by default.
     /// - Returns: the subscribers to deliver it to, and at a first piece the subscribers the
-    ///   chunk was for that had no room for it and named themselves (`dropped`): they are
-    ///   told it will not come, so that they fetch it at once instead of waiting for it.
+    ///   chunk was for that had no room for it and named themselves (`dropped`): the ones a
+    ///   notice that it will not come could go to (the simulator's `--drop-notices`; the
+    ///   hub sends none).
     package mutating func route(
         chunk: Int,
         of file: FileID,
