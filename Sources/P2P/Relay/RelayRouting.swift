@@ -211,11 +211,6 @@ package struct RelayRouting {
         return (takers, dropped)
     }
 
-    /// How many chunks `file`, downloaded here, has; `nil` if it is not downloaded here.
-    package func chunkCount(of file: FileID) -> Int? {
-        self.forwarded[file]?.chunks.count
-    }
-
     /// `chunk` will not be completed.
     /// - Returns: the subscribers that took its first pieces, to be told.
     package mutating func abort(_ chunk: Int, of file: FileID) -> [UInt64] {
