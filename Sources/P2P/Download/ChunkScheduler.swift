@@ -139,7 +139,7 @@ package struct ChunkScheduler {
     package mutating func unrelayed(_ chunks: ChunkBitmap, by peer: PeerID, now: Double = 0) {
         guard chunks.count == self.chunkCount else { return }
         var holding = self.holdings[peer] ?? ChunkBitmap(count: self.chunkCount)
-        for index in chunks.indices {
+        chunks.forEachIndex { index in
             self.firstSeen[index] = -.infinity
             holding.insert(index)
         }
@@ -153,7 +153,7 @@ package struct ChunkScheduler {
         self.completeHolders.remove(peer)
         self.partialHolders.remove(peer)
         if let old = self.holdings.removeValue(forKey: peer) {
-            for index in old.indices { self.availability[index] -= 1 }
+            old.forEachIndex { self.availability[$0] -= 1 }
         }
         for (chunk, peers) in self.requested where peers.contains(peer) {
             self.cancel(chunk, from: peer)
@@ -258,10 +258,7 @@ package struct ChunkScheduler {
     /// The peer said it does not hold a chunk it claimed: it is no longer counted for it.
     package mutating func lacks(_ chunk: Int, peer: PeerID) {
         self.cancel(chunk, from: peer)
-        guard var holding = self.holdings[peer], holding.contains(chunk) else { return }
-        var fresh = ChunkBitmap(count: holding.count)
-        for index in holding.indices where index != chunk { fresh.insert(index) }
-        holding = fresh
+        guard var holding = self.holdings[peer], holding.remove(chunk) else { return }
         self.update(peer, holding: holding)
     }
 }
